@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install jamsim and everything it needs on a fresh Debian machine.
+#   scripts/install.sh          runtime only
+#   scripts/install.sh --dev    + test, lint and notebook tools
+# Idempotent: a second run only checks. Uses the interpreter in $PYTHON
+# (default python3); an active virtualenv is respected.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "jamsim needs Python >= 3.11 (found: $("$PYTHON" --version 2>&1))." >&2
+  echo "Install it (Debian: apt-get install python3.11) or set PYTHON=/path/to/python3.11." >&2
+  exit 1
+fi
+stamp=".install-stamp${extras:+-dev}"
+if [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]] && "$PYTHON" -c 'import jamsim' 2>/dev/null; then
+  exit 0
+fi
+echo "Installing jamsim${extras} (pip, editable)..." >&2
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".${extras}"
+touch "$stamp"
