@@ -1,0 +1,7 @@
+"""jamsim: simulate and testnet the JAMNP-S connection layer.
+
+One sans-IO connection core (:mod:`jamsim.core`) runs over SimPy virtual time
+(:mod:`jamsim.sim`) or real aioquic sockets (:mod:`jamsim.net`).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""Actions the :class:`~jamsim.core.manager.ConnectionManager` asks its driver to do.
+
+Like the events, actions are slotted values that nobody mutates; they are not
+``frozen`` only because frozen construction is 5x slower (see events.py).
+
+Drivers execute them in order and report the outcome back as events. Timers are not
+actions: like aioquic's ``get_timer()``, the manager exposes one
+``next_deadline()`` and the driver calls ``handle_timer(now)`` when it passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jamsim.core.types import ConnectionId, Direction, PeerKey, Side, TelemetryKind
+from jamsim.identity import PeerAddress
+
+__all__ = [
+    "AcceptInbound",
+    "Action",
+    "CloseConnection",
+    "Dial",
+    "EmitTelemetry",
+]
+
+
+@dataclass(slots=True)
+class Dial:
+    """Open an outbound connection ``conn_id`` to ``peer`` at ``address``.
+
+    The driver must report exactly one of ``ConnectionEstablished`` or
+    ``DialFailed`` for ``conn_id`` (unless the manager closes it first). The driver
+    enforces ``timeout`` seconds on the handshake.
+    """
+
+    conn_id: ConnectionId
+    peer: PeerKey
+    address: PeerAddress
+    attempt: int
+    timeout: float
+
+
+@dataclass(slots=True)
+class AcceptInbound:
+    """Keep inbound connection ``conn_id`` from ``peer``: it is now the live one."""
+
+    conn_id: ConnectionId
+    peer: PeerKey
+
+
+@dataclass(slots=True)
+class CloseConnection:
+    """Close ``conn_id`` (or abandon the dial) with a human-readable reason.
+
+    The driver should not report ``ConnectionLost`` for a connection the manager
+    closed; if it does, the manager ignores it.
+    """
+
+    conn_id: ConnectionId
+    reason: str
+
+
+@dataclass(slots=True)
+class EmitTelemetry:
+    """One JIP-3 networking event for the telemetry collector.
+
+    ``event_id`` numbers this node's events from 0 (JIP-3 implicit ids);
+    ``ref_event_id`` is the id of the "connecting" event an outcome refers to.
+    """
+
+    kind: TelemetryKind
+    event_id: int
+    peer: PeerKey | None = None
+    conn_id: ConnectionId | None = None
+    direction: Direction | None = None
+    address: PeerAddress | None = None
+    reason: str = ""
+    attempt: int = 0
+    ref_event_id: int | None = None
+    side: Side | None = None
+
+
+Action = Dial | AcceptInbound | CloseConnection | EmitTelemetry

@@ -1,0 +1,702 @@
+"""ConnectionManager: the sans-IO supervisor of one node's validator connections.
+
+Shape borrowed from aioquic's ``QuicConnection``: the driver calls
+``handle(event, now)`` and ``handle_timer(now)``, reads actions with
+``next_action()``/``drain_actions()``, and sleeps until ``next_deadline()``. The
+manager never reads a clock, never touches a socket and owns every timer (retry,
+reconnect, fallback) in one heap, so a SimPy driver needs one process per *node*,
+not per connection, and unit tests pass ``now`` by hand.
+
+What it guarantees (tested with hypothesis in tests/core):
+
+* Exactly one transport connection per peer survives once events stop, and both
+  ends agree on which (``DuplicateRule.PREFERRED_INITIATOR``).
+* Retry delays always lie within the policy's ``[min_retry, max_retry]``.
+* Events about unknown or already-closed connections are ignored, so a driver can
+  report late without corrupting state.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jamsim.core.actions import AcceptInbound, Action, CloseConnection, Dial, EmitTelemetry
+from jamsim.core.connection import (
+    ConnectionInfo,
+    ConnectionPhase,
+    ConnectionState,
+    PeerSnapshot,
+)
+from jamsim.core.errors import UsageError
+from jamsim.core.events import (
+    ConnectionEstablished,
+    ConnectionLost,
+    DialFailed,
+    Event,
+    InboundConnecting,
+    InboundFailed,
+    InboundHandshake,
+    PeerMisbehaved,
+    Shutdown,
+    ValidatorSetChanged,
+)
+from jamsim.core.policy import ConnectionPolicy, DuplicateRule
+from jamsim.core.types import (
+    CloseReason,
+    ConnectionId,
+    ConnectionStatus,
+    Direction,
+    PeerEndpoint,
+    PeerKey,
+    PeerRole,
+    Side,
+    TelemetryKind,
+)
+from jamsim.identity import KEY_SIZE, PeerAddress
+
+__all__ = ["ConnectionManager"]
+
+_LOCAL_CLOSE = Side.LOCAL
+# Module-level aliases: the hot paths below run millions of times per simulation.
+_OUT, _IN = Direction.OUTBOUND, Direction.INBOUND
+_LIVE = ConnectionPhase.LIVE
+_CONNECTED = ConnectionStatus.CONNECTED
+_K_CONNECTING_OUT = TelemetryKind.CONNECTING_OUT
+_K_CONNECTED_OUT = TelemetryKind.CONNECTED_OUT
+_K_CONNECTING_IN = TelemetryKind.CONNECTING_IN
+_K_CONNECTED_IN = TelemetryKind.CONNECTED_IN
+
+
+class ConnectionManager:
+    """Starts, supervises, retries and shuts down one connection per remote peer.
+
+    ``rng_seed`` seeds the jitter; together with the local key it makes every
+    node's random choices reproducible and independent of the others.
+    """
+
+    def __init__(
+        self,
+        local_key: PeerKey,
+        policy: ConnectionPolicy | None = None,
+        *,
+        rng_seed: int = 0,
+        emit_telemetry: bool = True,
+    ) -> None:
+        if len(local_key) != KEY_SIZE:
+            raise UsageError(f"local_key must be {KEY_SIZE} bytes")
+        self.local_key = local_key
+        self.policy = policy or ConnectionPolicy.preset("jamnp-s")
+        self._rng = random.Random(rng_seed * 1_000_003 + int.from_bytes(local_key[:8], "little"))
+        self._emit_telemetry = emit_telemetry
+        self._peers: dict[PeerKey, ConnectionInfo] = {}
+        self._conns: dict[ConnectionId, ConnectionState] = {}
+        self._actions: deque[Action] = deque()
+        # Timers: a heap of distinct deadlines, each with a bucket of (peer key,
+        # generation) entries. Many peers share a deadline (every fallback timer
+        # set by one validator-set change), so this is far fewer heap operations
+        # than one entry per peer. Entries are cancelled lazily by generation.
+        self._timer_heap: list[float] = []
+        self._timer_buckets: dict[float, list[tuple[PeerKey, int]]] = {}
+        self._next_conn_id = 1
+        self._next_event_id = 0
+        self._non_validators = 0
+        self._shut_down = False
+        # Serial dialling (Jamixir): one dial in flight, everything else waits.
+        self._busy_dial: ConnectionId | None = None
+        self._dial_queue: deque[PeerKey] = deque()
+        self._backlog: deque[Event] = deque()
+
+    # ================================================================ driver API
+
+    def allocate_connection_id(self) -> ConnectionId:
+        """A fresh id for a transport connection (the driver's inbound ones too)."""
+        conn_id = self._next_conn_id
+        self._next_conn_id += 1
+        return conn_id
+
+    def handle(self, event: Event, now: float) -> None:
+        """Feed one observed event; resulting actions queue up for ``next_action``."""
+        if self._shut_down:
+            return
+        if self._busy_dial is not None and not self._is_busy_dial_outcome(event):
+            self._backlog.append(event)
+            return
+        self._dispatch(event, now)
+        self._after_busy_dial(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer whose deadline is ``<= now``."""
+        if self._shut_down or self._busy_dial is not None:
+            return
+        heap, buckets, peers = self._timer_heap, self._timer_buckets, self._peers
+        while heap and heap[0] <= now:
+            deadline = heap[0]
+            bucket = buckets[deadline]
+            while bucket:
+                key, generation = bucket.pop()
+                peer = peers.get(key)
+                if peer is None or peer.timer_generation != generation:
+                    continue  # cancelled
+                peer.retry_at = None
+                self._on_dial_timer(peer, now)
+                if self._busy_dial is not None:
+                    return  # serial dialling: the rest waits for this dial
+            heapq.heappop(heap)
+            del buckets[deadline]
+
+    def next_deadline(self) -> float | None:
+        """Earliest pending timer, or ``None``; stale entries are pruned here."""
+        if self._busy_dial is not None or self._shut_down:
+            return None
+        heap, buckets, peers = self._timer_heap, self._timer_buckets, self._peers
+        while heap:
+            deadline = heap[0]
+            bucket = buckets[deadline]
+            while bucket:
+                key, generation = bucket[-1]
+                peer = peers.get(key)
+                if peer is not None and peer.timer_generation == generation:
+                    return deadline
+                bucket.pop()
+            heapq.heappop(heap)
+            del buckets[deadline]
+        return None
+
+    def next_action(self) -> Action | None:
+        return self._actions.popleft() if self._actions else None
+
+    def drain_actions(self) -> list[Action]:
+        actions = list(self._actions)
+        self._actions.clear()
+        return actions
+
+    # ================================================================ queries
+
+    def connections(self) -> dict[PeerKey, PeerSnapshot]:
+        """Snapshot of every peer the manager tracks (``get_connections``)."""
+        return {key: info.snapshot() for key, info in self._peers.items()}
+
+    def peer(self, key: PeerKey) -> PeerSnapshot | None:
+        info = self._peers.get(key)
+        return info.snapshot() if info else None
+
+    def status(self, key: PeerKey) -> ConnectionStatus | None:
+        info = self._peers.get(key)
+        return info.status if info else None
+
+    def live_connection(self, key: PeerKey) -> ConnectionId | None:
+        info = self._peers.get(key)
+        return info.live if info else None
+
+    def live_peers(self) -> set[PeerKey]:
+        return {key for key, info in self._peers.items() if info.live is not None}
+
+    def connection(self, conn_id: ConnectionId) -> ConnectionState | None:
+        return self._conns.get(conn_id)
+
+    def open_connection_ids(self) -> set[ConnectionId]:
+        """Every transport connection the manager has not closed or lost."""
+        return set(self._conns)
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut_down
+
+    # ================================================================ dispatch
+
+    def _dispatch(self, event: Event, now: float) -> None:
+        # A type-keyed table rather than a match statement: this runs a few million
+        # times in a 1023-validator simulation and isinstance chains add up.
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise UsageError(f"not a ConnectionManager event: {event!r}")
+        handler(self, event, now)
+
+    def _handle_established(self, event: ConnectionEstablished, now: float) -> None:
+        self._on_established(event.conn_id, event.peer, now)
+
+    def _handle_dial_failed(self, event: DialFailed, now: float) -> None:
+        self._on_dial_failed(event.conn_id, event.reason, now)
+
+    def _handle_inbound_connecting(self, event: InboundConnecting, now: float) -> None:
+        self._on_inbound_connecting(event.conn_id, event.address, now)
+
+    def _handle_inbound_failed(self, event: InboundFailed, now: float) -> None:
+        self._on_inbound_failed(event.conn_id, event.reason)
+
+    def _handle_lost(self, event: ConnectionLost, now: float) -> None:
+        self._on_lost(event.conn_id, event.reason, event.side, now)
+
+    def _handle_misbehaved(self, event: PeerMisbehaved, now: float) -> None:
+        self._on_misbehaved(event.conn_id, event.reason)
+
+    def _handle_shutdown(self, event: Shutdown, now: float) -> None:
+        self._on_shutdown(now)
+
+    def _is_busy_dial_outcome(self, event: Event) -> bool:
+        return (
+            isinstance(event, ConnectionEstablished | DialFailed | ConnectionLost)
+            and event.conn_id == self._busy_dial
+        ) or isinstance(event, Shutdown)
+
+    def _after_busy_dial(self, now: float) -> None:
+        """Once a serial dial ends, start the next queued one, then drain backlog."""
+        while self._busy_dial is None and not self._shut_down:
+            if self._dial_queue:
+                key = self._dial_queue.popleft()
+                peer = self._peers.get(key)
+                if peer is not None and self._wants_dial(peer):
+                    self._start_dial(peer, now)
+                continue
+            if self._backlog:
+                self._dispatch(self._backlog.popleft(), now)
+                continue
+            break
+
+    # ================================================================ validator set
+
+    def _on_validator_set(self, event: ValidatorSetChanged, now: float) -> None:
+        local = self.local_key
+        wanted: dict[PeerKey, PeerEndpoint] = {}
+        for group in (event.previous, event.next, event.current):
+            for endpoint in group:
+                wanted[endpoint.key] = endpoint
+        wanted.pop(local, None)
+        current = {e.key for e in event.current}
+
+        for key in [k for k, p in self._peers.items()
+                    if p.role is PeerRole.VALIDATOR and k not in wanted]:
+            self._forget_peer(self._peers[key], CloseReason.NOT_IN_VALIDATOR_SET.value)
+
+        peers = self._peers
+        validator = PeerRole.VALIDATOR
+        local_high = local[31] > 127
+        for key, endpoint in wanted.items():
+            peer = peers.get(key)
+            if peer is None:
+                preferred = (local_high != (key[31] > 127)) != (local < key)
+                peer = ConnectionInfo(key, endpoint.address, validator, preferred, now)
+                peers[key] = peer
+                peer.in_current_set = key in current
+                if preferred:
+                    self._request_dial(peer, now)
+                else:
+                    self._wait_inbound(peer, now)
+                continue
+            peer.address = endpoint.address
+            peer.in_current_set = key in current
+            if peer.role is PeerRole.NON_VALIDATOR:
+                # A builder-slot peer became a validator: it no longer uses a slot.
+                peer.role = PeerRole.VALIDATOR
+                self._non_validators -= 1
+            if peer.status is ConnectionStatus.GIVEN_UP:
+                # A fresh announcement of the set is a reason to try again.
+                peer.attempts = 0
+                peer.give_up_clock = None
+                self._set_status(peer, ConnectionStatus.DISCONNECTED, now)
+                self._begin_connecting(peer, now)
+
+    def _begin_connecting(self, peer: ConnectionInfo, now: float) -> None:
+        """Initial intent towards a validator we are not connected to."""
+        if peer.live is not None or peer.pending_dial is not None:
+            return
+        if peer.we_are_preferred:
+            self._request_dial(peer, now)
+        else:
+            self._wait_inbound(peer, now)
+
+    def _wait_inbound(self, peer: ConnectionInfo, now: float) -> None:
+        self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
+        if self.policy.non_preferred_dials:
+            self._schedule(peer, now + self.policy.fallback_after)
+        else:
+            self._cancel_timer(peer)
+
+    def _forget_peer(self, peer: ConnectionInfo, reason: str) -> None:
+        """Drop a peer entirely (left the validator sets), closing its connections."""
+        self._cancel_timer(peer)
+        for conn_id in [c for c, s in self._conns.items() if s.peer == peer.key]:
+            conn = self._conns.pop(conn_id)
+            if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
+                self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
+                                direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            self._actions.append(CloseConnection(conn_id, reason))
+        if peer.role is PeerRole.NON_VALIDATOR:
+            self._non_validators -= 1
+        if peer.key in self._dial_queue:
+            self._dial_queue.remove(peer.key)
+        del self._peers[peer.key]
+
+    # ================================================================ dialling
+
+    def _wants_dial(self, peer: ConnectionInfo) -> bool:
+        return (
+            peer.role is PeerRole.VALIDATOR
+            and peer.live is None
+            and peer.pending_dial is None
+            and peer.status is not ConnectionStatus.GIVEN_UP
+        )
+
+    def _request_dial(self, peer: ConnectionInfo, now: float) -> None:
+        if not self._wants_dial(peer):
+            return
+        if self.policy.serial_dials and self._busy_dial is not None:
+            self._set_status(peer, ConnectionStatus.CONNECTING, now)
+            if peer.key not in self._dial_queue:
+                self._dial_queue.append(peer.key)
+            return
+        self._start_dial(peer, now)
+
+    def _start_dial(self, peer: ConnectionInfo, now: float) -> None:
+        if peer.address is None:
+            return  # nowhere to dial; wait for the peer or a set update
+        self._cancel_timer(peer)
+        conn_id = self._next_conn_id
+        self._next_conn_id = conn_id + 1
+        peer.total_attempts += 1
+        attempt = peer.attempts + 1
+        event_id = self._next_event_id
+        self._next_event_id = event_id + 1
+        if self._emit_telemetry:
+            self._actions.append(EmitTelemetry(_K_CONNECTING_OUT, event_id, peer.key, conn_id,
+                                               _OUT, peer.address, "", attempt, None, None))
+        self._conns[conn_id] = ConnectionState(conn_id, _OUT, ConnectionPhase.DIALING, now,
+                                               event_id, peer.key)
+        peer.pending_dial = conn_id
+        if peer.live is None:
+            self._set_status(peer, ConnectionStatus.CONNECTING, now)
+        if self.policy.serial_dials:
+            self._busy_dial = conn_id
+        self._actions.append(
+            Dial(conn_id, peer.key, peer.address, attempt, self.policy.connect_timeout)
+        )
+
+    def _on_dial_timer(self, peer: ConnectionInfo, now: float) -> None:
+        if peer.live is not None or peer.pending_dial is not None:
+            return
+        self._request_dial(peer, now)
+
+    def _schedule_retry(self, peer: ConnectionInfo, now: float) -> None:
+        """After a failed dial: back off, or give up per policy."""
+        policy = self.policy
+        if policy.give_up_clock_resets or peer.give_up_clock is None:
+            peer.give_up_clock = now
+        if (
+            policy.give_up_after is not None
+            and not (policy.give_up_spares_current_set and peer.in_current_set)
+            and now - peer.give_up_clock >= policy.give_up_after
+        ):
+            self._cancel_timer(peer)
+            self._set_status(peer, ConnectionStatus.GIVEN_UP, now)
+            return
+        delay = policy.retry_delay(max(1, peer.attempts), self._rng)
+        self._set_status(peer, ConnectionStatus.RETRYING, now)
+        self._schedule(peer, now + delay)
+
+    # ================================================================ outcomes
+
+    def _on_established(self, conn_id: ConnectionId, key: PeerKey, now: float) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.phase is not ConnectionPhase.DIALING:
+            return
+        if self._busy_dial == conn_id:
+            self._busy_dial = None
+        peer = self._peers.get(conn.peer) if conn.peer else None
+        if peer is None or key != conn.peer:
+            # The driver verified a different key than we dialled: refuse it.
+            self._conns.pop(conn_id)
+            self._actions.append(CloseConnection(conn_id, "unexpected peer key"))
+            return
+        peer.pending_dial = None
+        conn.phase = _LIVE
+        event_id = self._next_event_id
+        self._next_event_id = event_id + 1
+        if self._emit_telemetry:
+            self._actions.append(EmitTelemetry(_K_CONNECTED_OUT, event_id, key, conn_id, _OUT,
+                                               None, "", 0, conn.connecting_event_id, None))
+        self._install_live(peer, conn, now)
+
+    def _on_dial_failed(self, conn_id: ConnectionId, reason: str, now: float) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.phase is not ConnectionPhase.DIALING:
+            return
+        if self._busy_dial == conn_id:
+            self._busy_dial = None
+        del self._conns[conn_id]
+        self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer, conn_id=conn_id,
+                        direction=Direction.OUTBOUND, reason=reason,
+                        ref_event_id=conn.connecting_event_id)
+        peer = self._peers.get(conn.peer) if conn.peer else None
+        if peer is None or peer.pending_dial != conn_id:
+            return
+        peer.pending_dial = None
+        if peer.live is not None:
+            return  # an inbound connection won meanwhile
+        peer.attempts += 1
+        self._schedule_retry(peer, now)
+
+    def _on_inbound_connecting(
+        self, conn_id: ConnectionId, address: PeerAddress | None, now: float
+    ) -> None:
+        if conn_id in self._conns:
+            return
+        event_id = self._next_event_id
+        self._next_event_id = event_id + 1
+        if self._emit_telemetry:
+            self._actions.append(EmitTelemetry(_K_CONNECTING_IN, event_id, None, conn_id, _IN,
+                                               address, "", 0, None, None))
+        self._conns[conn_id] = ConnectionState(conn_id, _IN, ConnectionPhase.HANDSHAKING, now,
+                                               event_id)
+
+    def _on_inbound_handshake(self, event: InboundHandshake, now: float) -> None:
+        conn_id, key = event.conn_id, event.peer
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            self._on_inbound_connecting(conn_id, event.address, now)
+            conn = self._conns[conn_id]
+        if conn.phase is not ConnectionPhase.HANDSHAKING or conn.direction is not Direction.INBOUND:
+            return
+        conn.peer = key
+        peer = self._peers.get(key)
+        refusal: str | None = None
+        if key == self.local_key:
+            refusal = CloseReason.SELF.value
+        elif peer is None:
+            if self.policy.validators_only:
+                refusal = CloseReason.NOT_IN_VALIDATOR_SET.value
+            elif self._non_validators >= self.policy.non_validator_slots:
+                refusal = CloseReason.NO_SLOT.value
+        elif peer.role is PeerRole.NON_VALIDATOR and peer.live is not None:
+            # A second connection from a slot holder is a plain duplicate.
+            pass
+        if refusal is not None:
+            del self._conns[conn_id]
+            self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=key, conn_id=conn_id,
+                            direction=Direction.INBOUND, reason=refusal,
+                            ref_event_id=conn.connecting_event_id)
+            self._actions.append(CloseConnection(conn_id, refusal))
+            return
+        if peer is None:
+            peer = ConnectionInfo(key, event.address, PeerRole.NON_VALIDATOR,
+                                  _we_are_preferred(self.local_key, key), now)
+            self._peers[key] = peer
+            self._non_validators += 1
+        conn.phase = _LIVE
+        event_id = self._next_event_id
+        self._next_event_id = event_id + 1
+        if self._emit_telemetry:
+            self._actions.append(EmitTelemetry(_K_CONNECTED_IN, event_id, key, conn_id, _IN,
+                                               None, "", 0, conn.connecting_event_id, None))
+        self._install_live(peer, conn, now)
+
+    def _install_live(self, peer: ConnectionInfo, conn: ConnectionState, now: float) -> None:
+        """Make ``conn`` the peer's live connection unless the duplicate rule says no."""
+        existing_id = peer.live
+        if existing_id is not None:
+            existing = self._conns[existing_id]
+            if self._new_wins(peer, existing, conn):
+                self._close_duplicate(peer, existing)
+            else:
+                self._close_duplicate(peer, conn)
+                return
+        peer.live = conn.conn_id
+        peer.direction = conn.direction
+        peer.attempts = 0
+        peer.give_up_clock = None
+        peer.connected_at = now
+        peer.timer_generation += 1  # cancels any retry/fallback timer
+        peer.retry_at = None
+        if self._dial_queue and peer.key in self._dial_queue:
+            self._dial_queue.remove(peer.key)
+        if peer.status is not _CONNECTED:
+            peer.status = _CONNECTED
+            peer.last_change = now
+        if conn.direction is _IN:
+            self._actions.append(AcceptInbound(conn.conn_id, peer.key))
+
+    def _new_wins(
+        self, peer: ConnectionInfo, existing: ConnectionState, new: ConnectionState
+    ) -> bool:
+        rule = self.policy.duplicate_rule
+        if rule is DuplicateRule.KEEP_OLDER:
+            return False
+        if rule is DuplicateRule.KEEP_NEWER:
+            return True
+        # Both ends know who opened each connection and who the preferred
+        # initiator is, so both pick the same survivor without talking.
+        def by_preferred(conn: ConnectionState) -> bool:
+            opened_by_us = conn.direction is Direction.OUTBOUND
+            return opened_by_us == peer.we_are_preferred
+
+        existing_preferred, new_preferred = by_preferred(existing), by_preferred(new)
+        if existing_preferred != new_preferred:
+            return new_preferred
+        return True  # same initiator: it redialled because it thinks the old one died
+
+    def _close_duplicate(self, peer: ConnectionInfo, conn: ConnectionState) -> None:
+        reason = CloseReason.DUPLICATE.value
+        del self._conns[conn.conn_id]
+        if conn.conn_id == peer.live:
+            peer.live = None
+        # The loser was reported connected (in or out) a moment ago; close it the
+        # same way any connection ends so per-connection timelines stay complete.
+        self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn.conn_id,
+                        direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+        self._actions.append(CloseConnection(conn.conn_id, reason))
+
+    def _on_inbound_failed(self, conn_id: ConnectionId, reason: str) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.phase is not ConnectionPhase.HANDSHAKING:
+            return
+        del self._conns[conn_id]
+        self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=conn.peer, conn_id=conn_id,
+                        direction=Direction.INBOUND, reason=reason,
+                        ref_event_id=conn.connecting_event_id)
+
+    def _on_lost(
+        self, conn_id: ConnectionId, reason: str, side: Side | None, now: float
+    ) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return
+        if conn.phase is ConnectionPhase.DIALING:
+            self._on_dial_failed(conn_id, reason, now)
+            return
+        if conn.phase is ConnectionPhase.HANDSHAKING:
+            self._on_inbound_failed(conn_id, reason)
+            return
+        del self._conns[conn_id]
+        peer = self._peers.get(conn.peer) if conn.peer else None
+        self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
+                        direction=conn.direction, reason=reason, side=side)
+        if peer is None or peer.live != conn_id:
+            return
+        peer.live = None
+        peer.direction = None
+        peer.disconnects += 1
+        if peer.role is PeerRole.NON_VALIDATOR:
+            self._forget_peer(peer, reason)
+            return
+        if peer.pending_dial is not None:
+            self._set_status(peer, ConnectionStatus.CONNECTING, now)
+            return  # a dial is already under way
+        self._set_status(peer, ConnectionStatus.DISCONNECTED, now)
+        self._after_loss(peer, conn.direction, now)
+
+    def _after_loss(self, peer: ConnectionInfo, lost: Direction, now: float) -> None:
+        """Decide how to get a lost connection back."""
+        policy = self.policy
+        if not peer.we_are_preferred:
+            # Whichever way the lost connection went, the preferred side redials
+            # first; we fall back after the grace period if the policy allows.
+            self._wait_inbound(peer, now)
+            return
+        if lost is Direction.INBOUND and not policy.redial_lost_inbound:
+            self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
+            return
+        if policy.reconnect_after_loss is not None:
+            delay = policy.reconnect_after_loss
+        else:
+            delay = policy.retry_delay(1, self._rng)
+        self._set_status(peer, ConnectionStatus.RETRYING, now)
+        self._schedule(peer, now + delay)
+
+    def _on_misbehaved(self, conn_id: ConnectionId, reason: str) -> None:
+        conn = self._conns.get(conn_id)
+        key = conn.peer if conn else None
+        peer = self._peers.get(key) if key else None
+        if peer is not None:
+            peer.misbehaviour += 1
+        self._telemetry(TelemetryKind.PEER_MISBEHAVED, peer=key, conn_id=conn_id, reason=reason)
+
+    def _on_shutdown(self, now: float) -> None:
+        reason = CloseReason.SHUTDOWN.value
+        for conn_id, conn in list(self._conns.items()):
+            if conn.phase is ConnectionPhase.LIVE:
+                self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
+                                direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            self._actions.append(CloseConnection(conn_id, reason))
+        self._conns.clear()
+        for peer in self._peers.values():
+            peer.live = None
+            peer.pending_dial = None
+            peer.timer_generation += 1
+            self._set_status(peer, ConnectionStatus.DISCONNECTED, now)
+        self._timer_heap.clear()
+        self._timer_buckets.clear()
+        self._dial_queue.clear()
+        self._backlog.clear()
+        self._busy_dial = None
+        self._shut_down = True
+
+    # ================================================================ helpers
+
+    def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
+        if peer.status is not status:
+            peer.status = status
+            peer.last_change = now
+
+    def _schedule(self, peer: ConnectionInfo, at: float) -> None:
+        generation = peer.timer_generation + 1
+        peer.timer_generation = generation
+        peer.retry_at = at
+        bucket = self._timer_buckets.get(at)
+        if bucket is None:
+            self._timer_buckets[at] = bucket = []
+            heapq.heappush(self._timer_heap, at)
+        bucket.append((peer.key, generation))
+
+    def _cancel_timer(self, peer: ConnectionInfo) -> None:
+        peer.timer_generation += 1
+        peer.retry_at = None
+
+    def _telemetry(
+        self,
+        kind: TelemetryKind,
+        *,
+        peer: PeerKey | None = None,
+        conn_id: ConnectionId | None = None,
+        direction: Direction | None = None,
+        address: PeerAddress | None = None,
+        reason: str = "",
+        attempt: int = 0,
+        ref_event_id: int | None = None,
+        side: Side | None = None,
+    ) -> int:
+        event_id = self._next_event_id
+        self._next_event_id += 1
+        if self._emit_telemetry:
+            self._actions.append(EmitTelemetry(kind, event_id, peer, conn_id, direction,
+                                               address, reason, attempt, ref_event_id, side))
+        return event_id
+
+    # ================================================================ bulk helpers
+
+    def handle_all(self, events: Iterable[Event], now: float) -> list[Action]:
+        """Handle several events at one instant and return every resulting action."""
+        for event in events:
+            self.handle(event, now)
+        return self.drain_actions()
+
+
+_HANDLERS: dict[type, Callable[[ConnectionManager, Any, float], None]] = {
+    ValidatorSetChanged: ConnectionManager._on_validator_set,
+    ConnectionEstablished: ConnectionManager._handle_established,
+    DialFailed: ConnectionManager._handle_dial_failed,
+    InboundConnecting: ConnectionManager._handle_inbound_connecting,
+    InboundHandshake: ConnectionManager._on_inbound_handshake,
+    InboundFailed: ConnectionManager._handle_inbound_failed,
+    ConnectionLost: ConnectionManager._handle_lost,
+    PeerMisbehaved: ConnectionManager._handle_misbehaved,
+    Shutdown: ConnectionManager._handle_shutdown,
+}
+
+
+def _we_are_preferred(local: PeerKey, remote: PeerKey) -> bool:
+    """JAMNP-S preferred-initiator rule without argument checks (keys are known
+    to be 32 bytes here); identical to :func:`jamsim.identity.is_preferred_initiator`."""
+    return ((local[31] > 127) != (remote[31] > 127)) != (local < remote)

@@ -1,0 +1,207 @@
+"""ConnectionPolicy: every decision the manager makes that reasonable nodes disagree on.
+
+Two presets matter:
+
+``jamixir``
+    The reference Elixir client, reproduced with its weaknesses so scenarios can show
+    what each one costs: only the preferred initiator ever dials; failed dials back
+    off 2, 2, 4, 8, 16, 32, 32 s; a 300 s give-up whose clock restarts at every failed
+    attempt (so it never fires); dials run serially inside the manager (10 s connect
+    timeout each, the manager handles nothing else meanwhile); a lost outbound
+    connection is redialled after a fixed 5 s, a lost inbound one is left to the
+    peer; a duplicate inbound is refused (the older connection is kept); QUIC idle
+    timeout disabled, so a silently dead peer is never noticed.
+
+``jamnp-s``
+    jamsim's recommendation: exponential backoff with full jitter (de-synchronises
+    1023 nodes redialling after a partition heals), a fallback dial by the
+    non-preferred side after a 5 s grace period (the text allows it), no permanent
+    give-up for current-set validators, duplicates resolved by a rule both ends
+    compute identically (the connection opened by the preferred initiator wins,
+    then the newer), parallel dials, and an idle timeout with keep-alives so a dead
+    peer is noticed in seconds.
+
+Every field can be overridden: ``ConnectionPolicy.preset("jamixir", idle_timeout=10)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from jamsim.core.errors import UsageError
+
+__all__ = ["PRESETS", "ConnectionPolicy", "DuplicateRule", "Jitter"]
+
+
+class Jitter(enum.Enum):
+    """How a backoff delay is randomised (AWS architecture blog terminology)."""
+
+    NONE = "none"  # exactly the exponential delay
+    FULL = "full"  # uniform in [floor, delay]
+    EQUAL = "equal"  # delay/2 + uniform(0, delay/2)
+
+
+class DuplicateRule(enum.Enum):
+    """Which connection survives when a pair ends up with two."""
+
+    KEEP_OLDER = "keep_older"  # Jamixir: refuse the newcomer
+    KEEP_NEWER = "keep_newer"
+    PREFERRED_INITIATOR = "preferred_initiator"  # opened by P(a, b) wins; then newer
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    """All tunables of dialling, retrying, giving up and de-duplicating.
+
+    Times are seconds. ``None`` disables the feature it names.
+    """
+
+    name: str = "custom"
+    # --- who dials
+    non_preferred_dials: bool = True
+    """The non-preferred side dials after ``fallback_after`` if still unconnected."""
+    fallback_after: float = 5.0
+    redial_lost_inbound: bool = True
+    """After losing an inbound connection, dial back (preferred side: at once with
+    backoff; non-preferred: after ``fallback_after``). Jamixir waits forever."""
+    serial_dials: bool = False
+    """Dial one peer at a time and process nothing else meanwhile (Jamixir's
+    synchronous ``connect`` inside the GenServer)."""
+    # --- backoff
+    initial_retry: float = 1.0
+    retry_multiplier: float = 2.0
+    max_retry: float = 32.0
+    min_retry: float = 0.1
+    """Floor of any retry delay, jitter included."""
+    initial_retry_repeats: int = 1
+    """How many failed attempts use ``initial_retry`` before it starts growing
+    (Jamixir's observed 2, 2, 4, ... sequence is 2)."""
+    jitter: Jitter = Jitter.FULL
+    reconnect_after_loss: float | None = None
+    """Fixed delay before redialling a lost outbound connection; ``None`` means
+    use the backoff schedule from attempt 1."""
+    # --- give-up
+    give_up_after: float | None = None
+    give_up_clock_resets: bool = False
+    """Restart the give-up clock at every failed attempt (Jamixir's bug: it then
+    never fires)."""
+    give_up_spares_current_set: bool = True
+    """Never give up on a validator of the current epoch."""
+    # --- duplicates, slots
+    duplicate_rule: DuplicateRule = DuplicateRule.PREFERRED_INITIATOR
+    non_validator_slots: int = 20
+    validators_only: bool = False
+    # --- transport (read by drivers)
+    connect_timeout: float = 5.0
+    idle_timeout: float | None = 15.0
+    keep_alive_interval: float | None = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.initial_retry <= 0:
+            problems.append("initial_retry must be > 0")
+        if self.min_retry < 0 or self.min_retry > self.initial_retry:
+            problems.append("min_retry must be in [0, initial_retry]")
+        if self.max_retry < self.initial_retry:
+            problems.append("max_retry must be >= initial_retry")
+        if self.retry_multiplier < 1:
+            problems.append("retry_multiplier must be >= 1")
+        if self.initial_retry_repeats < 1:
+            problems.append("initial_retry_repeats must be >= 1")
+        if self.fallback_after < 0:
+            problems.append("fallback_after must be >= 0")
+        if self.connect_timeout <= 0:
+            problems.append("connect_timeout must be > 0")
+        if self.non_validator_slots < 0:
+            problems.append("non_validator_slots must be >= 0")
+        for name in ("reconnect_after_loss", "give_up_after", "idle_timeout",
+                     "keep_alive_interval"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                problems.append(f"{name} must be >= 0 or None")
+        if problems:
+            raise UsageError(f"invalid ConnectionPolicy {self.name!r}: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ presets
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ConnectionPolicy:
+        """A named preset with any field overridden; unknown names/fields fail."""
+        try:
+            base = PRESETS[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown policy preset {name!r}; choose one of {sorted(PRESETS)}"
+            ) from None
+        return base.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> ConnectionPolicy:
+        known = {f.name: f for f in fields(self)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise UsageError(f"unknown policy field(s) {unknown}; known: {sorted(known)}")
+        coerced: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key == "jitter" and isinstance(value, str):
+                value = Jitter(value)
+            elif key == "duplicate_rule" and isinstance(value, str):
+                value = DuplicateRule(value)
+            coerced[key] = value
+        return replace(self, **coerced)
+
+    # ------------------------------------------------------------------ backoff
+
+    def backoff_ceiling(self, attempt: int) -> float:
+        """The un-jittered delay before retry number ``attempt`` (1-based), capped."""
+        if attempt < 1:
+            raise UsageError(f"attempt numbers start at 1, got {attempt}")
+        exponent = max(0, attempt - self.initial_retry_repeats)
+        # Cap the exponent before exponentiating: attempt may be in the thousands.
+        if self.retry_multiplier > 1:
+            limit = 0
+            delay = self.initial_retry
+            while limit < exponent and delay < self.max_retry:
+                delay *= self.retry_multiplier
+                limit += 1
+        else:
+            delay = self.initial_retry
+        return min(delay, self.max_retry)
+
+    def retry_delay(self, attempt: int, rng: random.Random) -> float:
+        """Delay before retry ``attempt``; always within [min_retry, max_retry]."""
+        ceiling = self.backoff_ceiling(attempt)
+        if self.jitter is Jitter.FULL:
+            delay = rng.uniform(self.min_retry, ceiling)
+        elif self.jitter is Jitter.EQUAL:
+            delay = ceiling / 2 + rng.uniform(0.0, ceiling / 2)
+        else:
+            delay = ceiling
+        return min(self.max_retry, max(self.min_retry, delay))
+
+
+PRESETS: dict[str, ConnectionPolicy] = {
+    "jamixir": ConnectionPolicy(
+        name="jamixir",
+        non_preferred_dials=False,
+        redial_lost_inbound=False,
+        serial_dials=True,
+        initial_retry=2.0,
+        retry_multiplier=2.0,
+        max_retry=32.0,
+        min_retry=2.0,
+        initial_retry_repeats=2,
+        jitter=Jitter.NONE,
+        reconnect_after_loss=5.0,
+        give_up_after=300.0,
+        give_up_clock_resets=True,
+        give_up_spares_current_set=False,
+        duplicate_rule=DuplicateRule.KEEP_OLDER,
+        connect_timeout=10.0,
+        idle_timeout=None,
+        keep_alive_interval=None,
+    ),
+    "jamnp-s": ConnectionPolicy(name="jamnp-s", give_up_after=900.0),
+}

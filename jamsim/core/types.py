@@ -1,0 +1,97 @@
+"""Small value types shared by the sans-IO core: ids, enums and the peer record."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from jamsim.identity import PeerAddress
+
+__all__ = [
+    "CloseReason",
+    "ConnectionId",
+    "ConnectionStatus",
+    "Direction",
+    "PeerKey",
+    "PeerRole",
+    "Side",
+    "TelemetryKind",
+]
+
+PeerKey = bytes
+"""A peer's 32-byte Ed25519 public key: the one identity JAMNP-S knows."""
+
+ConnectionId = int
+"""Identifies one transport connection (one QUIC connection or dial attempt).
+
+Allocated by :meth:`ConnectionManager.allocate_connection_id` for both directions,
+so an id is unique within one node for the node's whole life.
+"""
+
+
+class Direction(enum.Enum):
+    OUTBOUND = "out"
+    INBOUND = "in"
+
+
+class Side(enum.IntEnum):
+    """Who closed a connection (JIP-3 ``Connection Side``)."""
+
+    LOCAL = 0
+    REMOTE = 1
+
+
+class ConnectionStatus(enum.Enum):
+    """Where the manager is with one remote peer (mirrors Jamixir's statuses)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RETRYING = "retrying"
+    WAITING_INBOUND = "waiting_inbound"
+    GIVEN_UP = "given_up"
+
+
+class PeerRole(enum.Enum):
+    """Why the manager cares about a peer."""
+
+    VALIDATOR = "validator"  # in the previous, current or next epoch's set
+    NON_VALIDATOR = "non_validator"  # e.g. a work-package builder, in a bounded slot
+
+
+class CloseReason(enum.Enum):
+    """Why the manager closes or refuses a connection; values are the wire reasons."""
+
+    DUPLICATE = "duplicate connection"
+    NOT_IN_VALIDATOR_SET = "peer not in validator set"
+    NO_SLOT = "no non-validator slot free"
+    SHUTDOWN = "shutting down"
+    SELF = "connection to self"
+
+
+class TelemetryKind(enum.IntEnum):
+    """JIP-3 networking event discriminators the connection layer emits."""
+
+    STATUS = 10
+    CONNECTION_REFUSED = 20
+    CONNECTING_IN = 21
+    CONNECT_IN_FAILED = 22
+    CONNECTED_IN = 23
+    CONNECTING_OUT = 24
+    CONNECT_OUT_FAILED = 25
+    CONNECTED_OUT = 26
+    DISCONNECTED = 27
+    PEER_MISBEHAVED = 28
+
+    @property
+    def label(self) -> str:
+        """snake_case name used in event tables (``connected_out``)."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEndpoint:
+    """A peer the manager should be connected to: key plus published address."""
+
+    key: PeerKey
+    address: PeerAddress

@@ -1,0 +1,34 @@
+"""Shared builders for pure-core tests: keys, endpoints, managers, loopbacks."""
+
+from __future__ import annotations
+
+from jamsim.core.events import ValidatorSetChanged
+from jamsim.core.loopback import Loopback
+from jamsim.core.manager import ConnectionManager
+from jamsim.core.policy import ConnectionPolicy
+from jamsim.core.types import PeerEndpoint
+from jamsim.identity import PeerAddress, ValidatorIdentity, is_preferred_initiator
+
+
+def keys(count: int, seed: int = 0) -> list[bytes]:
+    return [ValidatorIdentity.generate_dev(seed, i).public_key for i in range(count)]
+
+
+def endpoints(node_keys: list[bytes]) -> tuple[PeerEndpoint, ...]:
+    return tuple(PeerEndpoint(k, PeerAddress("127.0.0.1", 40000 + i))
+                 for i, k in enumerate(node_keys))
+
+
+def ordered_pair(seed: int = 0) -> tuple[bytes, bytes]:
+    """Two keys, the first being the preferred initiator of the pair."""
+    a, b = keys(2, seed)
+    return (a, b) if is_preferred_initiator(a, b) else (b, a)
+
+
+def loopback(node_keys: list[bytes], policy: ConnectionPolicy, start: bool = True) -> Loopback:
+    managers = {k: ConnectionManager(k, policy, rng_seed=1) for k in node_keys}
+    lb = Loopback(managers)
+    if start:
+        change = ValidatorSetChanged(current=endpoints(node_keys))
+        lb.start((k, change) for k in node_keys)
+    return lb
