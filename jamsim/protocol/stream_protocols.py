@@ -1,0 +1,364 @@
+"""Sans-IO state machines for one JAMNP-S stream each (UP 0, CE 128).
+
+Both the simulator's aioquic-fidelity driver and the real aioquic node use these,
+so the bytes on a simulated stream are the bytes on a real one. A machine never
+touches a socket: the driver passes stream data in (``receive(data, end_stream)``)
+and performs the returned actions (``SendData``, ``ResetStream``) on its QUIC
+stream; ``MessageReceived``, ``StreamCompleted`` and ``StreamFailed`` are for the
+application / telemetry.
+
+Kind byte convention: a machine created by the stream *initiator* writes the kind
+byte itself (in :meth:`open`). On the *acceptor* side the driver reads the first
+byte to choose the machine (see :func:`split_kind`) and feeds the rest.
+
+Reset codes are QUIC application error codes; JAMNP-S does not assign any, so the
+values in :class:`ResetCode` are jamsim's own and only the fact of a reset matters
+to the peer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
+from jamsim.protocol.framing import DEFAULT_MAX_MESSAGE_SIZE, MessageDecoder, encode_message
+from jamsim.protocol.messages import (
+    Announcement,
+    Block,
+    BlockRequest,
+    Handshake,
+    decode_announcement,
+    decode_block,
+    decode_block_request,
+    decode_handshake,
+)
+from jamsim.protocol.streams import StreamKind, is_up
+
+__all__ = [
+    "CE128Client",
+    "CE128Server",
+    "MessageReceived",
+    "ResetCode",
+    "ResetStream",
+    "SendData",
+    "StreamAction",
+    "StreamCompleted",
+    "StreamFailed",
+    "UP0Stream",
+    "UpStreamRegistry",
+    "split_kind",
+]
+
+
+class ResetCode(enum.IntEnum):
+    PROTOCOL_ERROR = 1  # the peer sent malformed/disallowed data
+    REJECTED = 2  # acceptor cannot or will not satisfy the request
+    CANCELLED = 3  # initiator no longer wants the response
+    DUPLICATE = 4  # a newer stream of the same UP kind replaced this one
+    CLOSED = 5  # local application closed the stream
+
+
+@dataclass(frozen=True, slots=True)
+class SendData:
+    """Write ``data`` on the stream; ``end_stream`` sets FIN after it."""
+
+    data: bytes
+    end_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResetStream:
+    """Abort the stream in both directions (RESET_STREAM + STOP_SENDING)."""
+
+    code: ResetCode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A complete, decoded message from the peer."""
+
+    message: Handshake | Announcement | BlockRequest | Block
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCompleted:
+    """The exchange finished cleanly; ``blocks`` is the CE 128 response, if any."""
+
+    blocks: tuple[Block, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailed:
+    """The stream is over without success.
+
+    ``misbehaved`` is True when the peer broke the protocol (emit JIP-3 "peer
+    misbehaved"); a reset by the peer or a cancellation is not misbehaviour.
+    """
+
+    reason: str
+    misbehaved: bool = False
+
+
+StreamAction = SendData | ResetStream | MessageReceived | StreamCompleted | StreamFailed
+
+
+def split_kind(data: bytes) -> tuple[int, bytes]:
+    """Acceptor side: split a new stream's first chunk into ``(kind, rest)``."""
+    if not data:
+        raise PeerProtocolError("stream ended before its kind byte")
+    return data[0], data[1:]
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    OPEN = "open"
+    DONE = "done"
+
+
+class _Machine:
+    """Shared bookkeeping: state and protocol-error to reset translation."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self._decoder = MessageDecoder(max_message_size)
+        self._state = _State.IDLE
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE
+
+    def _require_open(self, what: str) -> None:
+        if self._state is not _State.OPEN:
+            raise ProtocolUsageError(f"{what} on a stream that is {self._state.value}")
+
+    def _protocol_error(self, exc: PeerProtocolError) -> list[StreamAction]:
+        self._state = _State.DONE
+        return [
+            ResetStream(ResetCode.PROTOCOL_ERROR, exc.reason),
+            StreamFailed(exc.reason, misbehaved=True),
+        ]
+
+    def reset_by_peer(self, code: int) -> list[StreamAction]:
+        """The peer reset/stopped the stream."""
+        if self._state is _State.DONE:
+            return []
+        self._state = _State.DONE
+        return [StreamFailed(self._reset_reason(code))]
+
+    def _reset_reason(self, code: int) -> str:
+        return f"stream reset by peer (code {code})"
+
+    def cancel(self, reason: str = "cancelled") -> list[StreamAction]:
+        """Local side abandons the stream."""
+        if self._state is _State.DONE:
+            return []
+        self._state = _State.DONE
+        return [ResetStream(ResetCode.CANCELLED, reason), StreamFailed(reason)]
+
+
+class UP0Stream(_Machine):
+    """One UP 0 block-announcement stream, either side.
+
+    Both sides send their handshake at once; the first message received must be
+    the peer's handshake, every later one an announcement. A FIN from the peer
+    ends the stream: ``StreamCompleted`` if we closed first, otherwise
+    ``StreamFailed`` without blame (closing a stream is allowed by the protocol).
+    """
+
+    def __init__(
+        self,
+        handshake: Handshake,
+        *,
+        initiator: bool,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        super().__init__(max_message_size)
+        self.initiator = initiator
+        self._handshake = handshake
+        self.peer_handshake: Handshake | None = None
+        self._fin_sent = False
+
+    def open(self) -> list[StreamAction]:
+        """Send our handshake (preceded by the kind byte on the initiator side)."""
+        if self._state is not _State.IDLE:
+            raise ProtocolUsageError("UP 0 stream already opened")
+        self._state = _State.OPEN
+        prefix = bytes((StreamKind.BLOCK_ANNOUNCEMENT,)) if self.initiator else b""
+        return [SendData(prefix + encode_message(self._handshake.encode()))]
+
+    def announce(self, announcement: Announcement) -> list[StreamAction]:
+        self._require_open("announce")
+        if self._fin_sent:
+            raise ProtocolUsageError("announce after close() on the UP 0 stream")
+        return [SendData(encode_message(announcement.encode()))]
+
+    def close(self) -> list[StreamAction]:
+        """Finish our sending half; the stream completes when the peer's FIN arrives."""
+        self._require_open("close")
+        if self._fin_sent:
+            return []
+        self._fin_sent = True
+        return [SendData(b"", end_stream=True)]
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
+        if self._state is _State.DONE:
+            return []
+        if self._state is _State.IDLE:
+            raise ProtocolUsageError("open() the UP 0 stream before feeding it data")
+        out: list[StreamAction] = []
+        try:
+            for raw in self._decoder.feed(data):
+                if self.peer_handshake is None:
+                    self.peer_handshake = decode_handshake(raw)
+                    out.append(MessageReceived(self.peer_handshake))
+                else:
+                    out.append(MessageReceived(decode_announcement(raw)))
+            self._decoder.check()
+            if end_stream:
+                self._decoder.end_of_stream()
+                self._state = _State.DONE
+                if self._fin_sent:
+                    out.append(StreamCompleted())
+                else:
+                    out.append(StreamFailed("peer closed the UP 0 stream"))
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+        return out
+
+
+class CE128Client(_Machine):
+    """Initiator of a CE 128 block request.
+
+    ``open()`` writes kind byte, request and FIN. Blocks are reported as they
+    arrive; a peer FIN completes the request, a peer reset is a rejection. More
+    blocks than ``max_blocks`` is misbehaviour.
+    """
+
+    def __init__(
+        self, request: BlockRequest, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
+        super().__init__(max_message_size)
+        self.request = request
+        self.blocks: list[Block] = []
+
+    def open(self) -> list[StreamAction]:
+        if self._state is not _State.IDLE:
+            raise ProtocolUsageError("CE 128 request already sent")
+        self._state = _State.OPEN
+        data = bytes((StreamKind.BLOCK_REQUEST,)) + encode_message(self.request.encode())
+        return [SendData(data, end_stream=True)]
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
+        if self._state is _State.DONE:
+            return []
+        if self._state is _State.IDLE:
+            raise ProtocolUsageError("open() the CE 128 stream before feeding it data")
+        out: list[StreamAction] = []
+        try:
+            for raw in self._decoder.feed(data):
+                if len(self.blocks) >= self.request.max_blocks:
+                    raise PeerProtocolError(
+                        f"CE 128: peer sent more than the {self.request.max_blocks} blocks asked"
+                    )
+                block = decode_block(raw)
+                self.blocks.append(block)
+                out.append(MessageReceived(block))
+            self._decoder.check()
+            if end_stream:
+                self._decoder.end_of_stream()
+                self._state = _State.DONE
+                out.append(StreamCompleted(tuple(self.blocks)))
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+        return out
+
+    def _reset_reason(self, code: int) -> str:
+        return f"block request rejected by peer (code {code})"
+
+
+BlockSource = Callable[[BlockRequest], Sequence[Block] | None]
+"""Answers a request with blocks in response order, or ``None`` if it cannot."""
+
+
+class CE128Server(_Machine):
+    """Acceptor of a CE 128 block request (kind byte already consumed).
+
+    Collects exactly one request message until the peer's FIN, asks
+    ``block_source``, then sends each block as its own message and FIN. An
+    unsatisfiable request is answered with a reset, as the protocol prescribes.
+    """
+
+    def __init__(
+        self,
+        block_source: BlockSource,
+        *,
+        max_message_size: int = 4096,
+    ) -> None:
+        super().__init__(max_message_size)
+        self._source = block_source
+        self._state = _State.OPEN
+        self.request: BlockRequest | None = None
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
+        if self._state is _State.DONE:
+            return []
+        out: list[StreamAction] = []
+        try:
+            for raw in self._decoder.feed(data):
+                if self.request is not None:
+                    raise PeerProtocolError("CE 128: more than one request message")
+                self.request = decode_block_request(raw)
+                out.append(MessageReceived(self.request))
+            self._decoder.check()
+            if not end_stream:
+                return out
+            self._decoder.end_of_stream()
+            if self.request is None:
+                raise PeerProtocolError("CE 128: stream finished without a request")
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+            return out
+        self._state = _State.DONE
+        blocks = self._source(self.request)
+        if blocks is None:
+            reason = "cannot satisfy block request"
+            return [*out, ResetStream(ResetCode.REJECTED, reason), StreamFailed(reason)]
+        blocks = tuple(blocks)[: self.request.max_blocks]
+        payload = b"".join(encode_message(b.encode()) for b in blocks)
+        return [*out, SendData(payload, end_stream=True), StreamCompleted(blocks)]
+
+
+class UpStreamRegistry:
+    """Acceptor-side UP de-duplication: keep the greatest QUIC stream id per kind.
+
+    ``simple.md``: an acceptor may see several open streams of one UP kind (e.g.
+    after loss, a close and reopen); it keeps the stream with the greatest id and
+    resets/stops the others. :meth:`register` returns the ids to reset.
+    """
+
+    __slots__ = ("_current",)
+
+    def __init__(self) -> None:
+        self._current: dict[int, int] = {}
+
+    def register(self, kind: int, stream_id: int) -> list[int]:
+        if not is_up(kind):
+            raise ProtocolUsageError(f"kind {kind} is not a UP kind")
+        existing = self._current.get(kind)
+        if existing is None or existing == stream_id:
+            self._current[kind] = stream_id
+            return []
+        if stream_id > existing:
+            self._current[kind] = stream_id
+            return [existing]
+        return [stream_id]
+
+    def remove(self, kind: int, stream_id: int) -> None:
+        """Forget ``stream_id`` if it is the current stream of ``kind``."""
+        if self._current.get(kind) == stream_id:
+            del self._current[kind]
+
+    def current(self, kind: int) -> int | None:
+        return self._current.get(kind)
