@@ -1,0 +1,88 @@
+"""The one event-table format every runtime writes and every analysis reads.
+
+The simulator, the real-node collector and the Docker testnet all produce rows of
+:class:`EventRecord`; ``events.parquet`` is exactly these columns in this order.
+Keeping the schema in one place is what lets one notebook analyse a simulation and a
+testnet side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+__all__ = [
+    "CONNECTIVITY_COLUMNS",
+    "EVENT_COLUMNS",
+    "ConnectivitySample",
+    "EventRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One telemetry event as seen by ``node``.
+
+    ``time`` is seconds since the run started (virtual time in simulation, wall
+    time relative to the run start on a testnet). ``node``/``peer`` are validator
+    indices (``peer`` is -1 when the peer is unknown or not a validator);
+    ``node_key``/``peer_key`` are hex Ed25519 keys so rows stay meaningful across
+    epochs whose indices differ. ``event`` is the JIP-3 event name in snake_case
+    (``connected_out``), ``kind`` its JIP-3 discriminator.
+    """
+
+    time: float
+    node: int
+    peer: int
+    event: str
+    kind: int
+    direction: str = ""  # "out" | "in" | ""
+    reason: str = ""
+    attempt: int = 0
+    conn_id: int = -1
+    event_id: int = -1
+    ref_event_id: int = -1
+    side: int = -1  # JIP-3 Connection Side: 0 local, 1 remote, -1 unknown
+    node_key: str = ""
+    peer_key: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectivitySample:
+    """A periodic sample of the whole network's connection graph.
+
+    ``links_up`` counts unordered validator pairs with a live connection that both
+    ends consider theirs; ``links_expected`` is the number of pairs that should be
+    connected (V*(V-1)/2 for a single epoch); ``half_open`` counts pairs where only
+    one end believes it is connected; ``duplicates`` counts pairs holding more than
+    one live connection; ``components`` is the number of connected components
+    among nodes that are up.
+    """
+
+    time: float
+    links_up: int
+    links_expected: int
+    nodes_up: int
+    half_open: int = 0
+    duplicates: int = 0
+    components: int = 1
+
+    @property
+    def full_mesh(self) -> bool:
+        return self.links_up >= self.links_expected
+
+    def as_dict(self) -> dict[str, object]:
+        row = asdict(self)
+        row["full_mesh"] = self.full_mesh
+        return row
+
+
+CONNECTIVITY_COLUMNS: tuple[str, ...] = (
+    *(f.name for f in fields(ConnectivitySample)),
+    "full_mesh",
+)
