@@ -1,0 +1,402 @@
+"""The ``model`` fidelity: an abstract QUIC connection over the simulated network.
+
+A transport is one QUIC connection between a dialer and an acceptor. Its handshake
+is three packets, as in QUIC's 1-RTT handshake with TLS 1.3:
+
+1. client Initial -> server (the server allocates an inbound id: "connecting in");
+2. server Initial+Handshake flight -> client: the client is *established* after one
+   RTT and reports ``ConnectionEstablished``;
+3. client Finished -> server: the server verifies the client certificate and
+   reports ``InboundHandshake`` after 1.5 RTT.
+
+Loss is recovered like RFC 9002 before an RTT sample exists: the client
+retransmits its Initial after a probe timeout (PTO) of 1 s that doubles every time,
+until the dial's ``timeout``; the Finished is retransmitted with an RTT-based PTO
+(3 RTT + 25 ms max_ack_delay). Timers are only created when a packet is lost, so a
+loss-free handshake costs three network events and nothing else.
+
+An established connection carries no modelled traffic. Its loss is noticed:
+
+* when the peer closes it: after one-way latency, if the CONNECTION_CLOSE packet is
+  not lost; otherwise by idle timeout;
+* by idle timeout (``policy.idle_timeout``; ``None`` = never, like Jamixir) when the
+  peer stops being reachable (partition, crash, pause) or has silently dropped its
+  end (crash, its own idle timeout). Keep-alives are assumed to keep a reachable
+  connection alive: random loss does not kill established connections (at 1% loss
+  losing every keep-alive of a 15 s idle period has negligible probability).
+
+Not modelled: stateless resets (a restarted node's peers would learn about the
+lost state from a reset instead of the idle timeout), stream traffic, congestion
+control, handshake amplification limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from jamsim.core.events import (
+    ConnectionEstablished,
+    ConnectionLost,
+    DialFailed,
+    Event,
+    InboundConnecting,
+    InboundFailed,
+    InboundHandshake,
+)
+
+if TYPE_CHECKING:
+    from jamsim.sim.simulation import SimNode, Simulation
+
+__all__ = ["INITIAL_PTO", "MAX_ACK_DELAY", "ModelTransport"]
+
+INITIAL_PTO = 1.0
+"""RFC 9002: kInitialRtt 333 ms gives a first PTO of ~1 s, doubling per probe."""
+MAX_ACK_DELAY = 0.025
+
+# Client (dialer) end phases.
+C_PENDING, C_ESTABLISHED, C_CLOSED = 0, 1, 2
+# Server (acceptor) end phases.
+S_NONE, S_HANDSHAKING, S_LIVE, S_CLOSED = 0, 1, 2, 3
+
+
+class ModelTransport:
+    """One abstract QUIC connection; both ends and the handshake in flight."""
+
+    __slots__ = (
+        "a", "a_broken", "a_cid", "a_gen", "a_live", "a_phase",
+        "b", "b_broken", "b_cid", "b_gen", "b_live", "b_phase",
+        "deadline", "deadline_armed", "initial_sent", "pto", "pto_for", "rtt", "sim", "tid",
+    )
+
+    def __init__(self, sim: Simulation, tid: int, a: SimNode, cid: int, b: SimNode,
+                 timeout: float) -> None:
+        self.sim = sim
+        self.tid = tid
+        self.a = a.index
+        self.a_gen = a.generation
+        self.a_cid = cid
+        self.a_phase = C_PENDING
+        self.a_live = False
+        self.a_broken: float | None = None
+        self.b = b.index
+        self.b_gen = b.generation
+        self.b_cid = -1
+        self.b_phase = S_NONE
+        self.b_live = False
+        self.b_broken: float | None = None
+        now = sim.env.now
+        self.deadline = now + timeout
+        self.deadline_armed = False
+        self.initial_sent = now
+        self.pto = INITIAL_PTO
+        self.pto_for = -1.0
+        self.rtt = 0.0
+
+    # ---------------------------------------------------------------- helpers
+
+    def live_ends(self) -> int:
+        return int(self.a_live) + int(self.b_live)
+
+    def _set_live(self, client: bool, value: bool) -> None:
+        old = self.live_ends()
+        if client:
+            self.a_live = value
+        else:
+            self.b_live = value
+        self.sim.links.change(self.a, self.b, old, self.live_ends())
+
+    def _node_ok(self, client: bool) -> SimNode | None:
+        """The end's node if it is still the same process (not crashed/restarted)."""
+        node = self.sim.nodes[self.a if client else self.b]
+        gen = self.a_gen if client else self.b_gen
+        if node.generation != gen or not node.alive:
+            return None
+        return node
+
+    def _feed(self, client: bool, event: Event) -> None:
+        node = self._node_ok(client)
+        if node is not None:
+            self.sim.feed(node, event)
+
+    def _arm_deadline(self) -> None:
+        """Start the handshake timers; only needed once something went wrong."""
+        if self.deadline_armed:
+            return
+        self.deadline_armed = True
+        self.sim.call_for(self.a, self.a_gen, max(0.0, self.deadline - self.sim.env.now),
+                          self._client_deadline)
+        if self.b_phase == S_HANDSHAKING:
+            self._arm_server_deadline()
+
+    def _arm_server_deadline(self) -> None:
+        """The acceptor gives up on a handshake one connect timeout after the dialer."""
+        server_deadline = self.deadline + self.sim.policy.connect_timeout
+        self.sim.network.call_later(max(0.0, server_deadline - self.sim.env.now),
+                                    self._server_deadline)
+
+    def _done(self) -> None:
+        if self.a_phase == C_CLOSED and self.b_phase in (S_NONE, S_CLOSED):
+            self.sim.transports.pop(self.tid, None)
+
+    # ---------------------------------------------------------------- handshake
+
+    def start(self) -> None:
+        self._send_initial()
+
+    def _send_initial(self) -> None:
+        self.initial_sent = self.sim.env.now
+        self.sim.network.send(self.a, self.b, self._server_got_initial, on_drop=self._lost_initial)
+
+    def _lost_initial(self) -> None:
+        if self.pto_for == self.initial_sent:
+            return  # one probe per flight, however many of its packets were lost
+        self.pto_for = self.initial_sent
+        self._arm_deadline()
+        self.sim.call_for(self.a, self.a_gen,
+                          max(0.0, self.initial_sent + self.pto - self.sim.env.now),
+                          self._client_pto)
+
+    def _client_pto(self) -> None:
+        if self.a_phase != C_PENDING or self.sim.env.now >= self.deadline:
+            return
+        self.pto *= 2
+        self._send_initial()
+
+    def _server_got_initial(self) -> None:
+        node = self.sim.nodes[self.b]
+        if not node.alive or node.manager is None:
+            return
+        if self.b_phase != S_NONE and node.generation != self.b_gen:
+            return
+        if self.b_phase == S_NONE:
+            if self.a_phase == C_CLOSED:
+                return  # the dialer gave up; its retransmission was still in flight
+            self.b_phase = S_HANDSHAKING
+            self.b_gen = node.generation
+            self.b_cid = node.manager.allocate_connection_id()
+            node.ends[self.b_cid] = self
+            if self.deadline_armed:
+                self._arm_server_deadline()
+            self.sim.feed(node, InboundConnecting(self.b_cid, self.sim.nodes[self.a].address))
+        if self.b_phase == S_HANDSHAKING:
+            self.sim.network.send(self.b, self.a, self._client_got_flight,
+                                  on_drop=self._lost_initial)
+
+    def _client_got_flight(self) -> None:
+        node = self._node_ok(True)
+        if node is None or self.a_phase != C_PENDING:
+            return
+        now = self.sim.env.now
+        self.rtt = max(1e-6, now - self.initial_sent)
+        self.a_phase = C_ESTABLISHED
+        self._set_live(True, True)  # the manager's CloseConnection undoes this
+        self._send_finished()
+        self.sim.feed(node, ConnectionEstablished(self.a_cid, self.sim.nodes[self.b].key))
+
+    def _send_finished(self) -> None:
+        self.sim.network.send(self.a, self.b, self._server_got_finished,
+                              on_drop=self._lost_finished)
+
+    def _lost_finished(self) -> None:
+        self._arm_deadline()
+        delay = 3 * self.rtt + MAX_ACK_DELAY
+        self.sim.call_for(self.a, self.a_gen, delay, self._retransmit_finished)
+
+    def _retransmit_finished(self) -> None:
+        if self.a_phase == C_ESTABLISHED and self.b_phase == S_HANDSHAKING:
+            self._send_finished()
+
+    def _server_got_finished(self) -> None:
+        node = self._node_ok(False)
+        if node is None or self.b_phase != S_HANDSHAKING:
+            return
+        self.b_phase = S_LIVE
+        client = self.sim.nodes[self.a]
+        self.sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
+
+    def _client_deadline(self) -> None:
+        if self.a_phase != C_PENDING:
+            return
+        self.a_phase = C_CLOSED
+        node = self._node_ok(True)
+        if node is not None:
+            node.ends.pop(self.a_cid, None)
+            self.sim.feed(node, DialFailed(self.a_cid, "timeout"))
+        self._done()
+
+    def _server_deadline(self) -> None:
+        if self.b_phase != S_HANDSHAKING:
+            return
+        self._server_gone(InboundFailed(self.b_cid, "handshake timeout"))
+
+    def _server_gone(self, event: Event) -> None:
+        self.b_phase = S_CLOSED
+        if self.b_live:
+            self._set_live(False, False)
+        node = self._node_ok(False)
+        if node is not None:
+            node.ends.pop(self.b_cid, None)
+            self.sim.feed(node, event)
+        self._done()
+
+    def _client_gone(self, event: Event) -> None:
+        self.a_phase = C_CLOSED
+        if self.a_live:
+            self._set_live(True, False)
+        node = self._node_ok(True)
+        if node is not None:
+            node.ends.pop(self.a_cid, None)
+            self.sim.feed(node, event)
+        self._done()
+
+    # ---------------------------------------------------------------- manager actions
+
+    def accept(self) -> None:
+        """The acceptor's manager kept this inbound connection."""
+        if self.b_phase == S_LIVE and not self.b_live:
+            self._set_live(False, True)
+
+    def close(self, node: SimNode, reason: str) -> None:
+        """``node``'s manager closed its end: tell the other end with a close packet."""
+        client = node.index == self.a and node.generation == self.a_gen and \
+            self.a_cid in node.ends and node.ends[self.a_cid] is self
+        if client:
+            node.ends.pop(self.a_cid, None)
+            if self.a_live:
+                self._set_live(True, False)
+            was = self.a_phase
+            self.a_phase = C_CLOSED
+            if was == C_PENDING:
+                self._arm_deadline()  # the server end may be left handshaking
+            if self.b_phase in (S_HANDSHAKING, S_LIVE):
+                self._send_close(False, reason)
+        else:
+            node.ends.pop(self.b_cid, None)
+            if self.b_live:
+                self._set_live(False, False)
+            self.b_phase = S_CLOSED
+            if self.a_phase in (C_PENDING, C_ESTABLISHED):
+                self._send_close(True, reason)
+        self._done()
+
+    def _send_close(self, to_client: bool, reason: str) -> None:
+        src, dst = (self.b, self.a) if to_client else (self.a, self.b)
+
+        def deliver() -> None:
+            self._remote_closed(to_client, reason)
+
+        def dropped() -> None:
+            self._orphaned(to_client)
+
+        self.sim.network.send(src, dst, deliver, on_drop=dropped)
+
+    def _remote_closed(self, client: bool, reason: str) -> None:
+        if client:
+            if self.a_phase == C_PENDING:
+                self._client_gone(DialFailed(self.a_cid, f"closed by peer: {reason}"))
+            elif self.a_phase == C_ESTABLISHED:
+                self._client_gone(ConnectionLost(self.a_cid, reason, self.sim.remote_side))
+        elif self.b_phase == S_HANDSHAKING:
+            self._server_gone(InboundFailed(self.b_cid, f"closed by peer: {reason}"))
+        elif self.b_phase == S_LIVE:
+            self._server_gone(ConnectionLost(self.b_cid, reason, self.sim.remote_side))
+
+    # ---------------------------------------------------------------- idle timeout
+
+    def _open(self, client: bool) -> bool:
+        if client:
+            return self.a_phase == C_ESTABLISHED
+        return self.b_phase == S_LIVE
+
+    def _orphaned(self, client: bool) -> None:
+        """The other end vanished without a word: only the idle timeout can tell."""
+        if not self._open(client):
+            return
+        now = self.sim.env.now
+        if client:
+            if self.a_broken is None:
+                self.a_broken = now
+        elif self.b_broken is None:
+            self.b_broken = now
+        self._schedule_idle(client)
+
+    def _schedule_idle(self, client: bool) -> None:
+        idle = self.sim.policy.idle_timeout
+        if idle is None:
+            return
+        gen = self.a_gen if client else self.b_gen
+
+        def check() -> None:
+            self._idle_check(client)
+
+        self.sim.call_for(self.a if client else self.b, gen, idle, check)
+
+    def _idle_check(self, client: bool) -> None:
+        idle = self.sim.policy.idle_timeout
+        since = self.a_broken if client else self.b_broken
+        if idle is None or since is None or not self._open(client):
+            return
+        if self.sim.env.now + 1e-9 < since + idle:
+            return  # a newer break re-armed a later check
+        if client:
+            self._client_gone(ConnectionLost(self.a_cid, "idle timeout", None))
+        else:
+            self._server_gone(ConnectionLost(self.b_cid, "idle timeout", None))
+        self._orphaned(not client)
+
+    def reassess(self) -> None:
+        """Topology changed: start/cancel idle timers, arm stuck handshakes' deadlines."""
+        a_open = self.a_phase == C_ESTABLISHED
+        b_open = self.b_phase == S_LIVE
+        if self.a_phase == C_PENDING or self.b_phase == S_HANDSHAKING:
+            self._arm_deadline()
+        net = self.sim.network
+        now = self.sim.env.now
+        for client, open_, peer_open in ((True, a_open, b_open), (False, b_open, a_open)):
+            if not open_:
+                continue
+            src, dst = (self.b, self.a) if client else (self.a, self.b)
+            peer_alive = self._node_ok(not client) is not None
+            hears = peer_open and peer_alive and net.path_open(src, dst)
+            broken = self.a_broken if client else self.b_broken
+            if hears:
+                if broken is not None and peer_open and peer_alive:
+                    self._set_broken(client, None)
+            elif broken is None:
+                self._set_broken(client, now)
+                self._schedule_idle(client)
+
+    def _set_broken(self, client: bool, value: float | None) -> None:
+        if client:
+            self.a_broken = value
+        else:
+            self.b_broken = value
+
+    def node_died(self, client: bool) -> None:
+        """This end's process crashed: its state is gone, silently."""
+        if client:
+            if self.a_live:
+                self._set_live(True, False)
+            self.a_phase = C_CLOSED
+        else:
+            if self.b_live:
+                self._set_live(False, False)
+            self.b_phase = S_CLOSED
+        self._orphaned(not client)
+        self._done()
+
+    def paused_too_long(self, client: bool, paused_for: float) -> bool:
+        """On resume: did this end's own idle timer expire while the process slept?"""
+        idle = self.sim.policy.idle_timeout
+        return idle is not None and paused_for >= idle and self._open(client)
+
+    def expire(self, client: bool) -> None:
+        if client:
+            self._client_gone(ConnectionLost(self.a_cid, "idle timeout", None))
+        else:
+            self._server_gone(ConnectionLost(self.b_cid, "idle timeout", None))
+        self._orphaned(not client)
+
+
+Callback = Callable[[], None]
