@@ -1,0 +1,1 @@
+"""Real-network side of jamsim: the asyncio JAMNP-S node and its plug-ins."""

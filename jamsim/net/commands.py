@@ -1,0 +1,133 @@
+"""``jamsim node``: run one real JAMNP-S node until SIGINT/SIGTERM.
+
+A typer-compatible function; jamsim/cli.py (another contributor's file) registers
+it with ``app.command("node")(node_command)``. The command line is the contract
+used by :func:`jamsim.testnet.local.node_argv`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jamsim.core.errors import UsageError
+from jamsim.core.policy import ConnectionPolicy
+from jamsim.net.node import Node
+
+log = logging.getLogger(__name__)
+
+
+def parse_policy_sets(items: list[str]) -> dict[str, Any]:
+    """``name=value`` overrides: numbers become floats, ``none`` becomes None."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--policy-set takes name=value, got {item!r}")
+        value: Any
+        if raw.lower() == "none":
+            value = None
+        elif raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+        out[name] = value
+    return out
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"expected HOST:PORT, got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+async def run_node(
+    keys: Path,
+    index: int,
+    port: int | None,
+    telemetry: tuple[str, int] | None,
+    policy: ConnectionPolicy,
+    control_port: int | None,
+) -> None:
+    """Start node ``index`` of ``keys`` (+ control channel), wait for a signal, stop."""
+    from jamsim.net.control import ControlServer
+    from jamsim.net.impairment import DatagramImpairment
+    from jamsim.testnet.keys import load_keys
+
+    genesis, vset, identities = load_keys(keys)
+    if not 0 <= index < len(identities):
+        raise UsageError(f"--index {index} out of range (0..{len(identities) - 1})")
+    info = vset[index]
+    client = None
+    if telemetry is not None:
+        from jamsim.telemetry.collector import TelemetryClient
+        from jamsim.telemetry.jip3 import NodeInfo
+
+        client = TelemetryClient(
+            telemetry[0], telemetry[1], NodeInfo(info.key, info.address, genesis)
+        )
+    impairment = DatagramImpairment(seed=index)
+    node = Node(
+        identities[index],
+        vset,
+        genesis,
+        port=port if port is not None else info.address.port,
+        host=info.address.host,
+        policy=policy,
+        telemetry=client,
+        impairment=impairment,
+        rng_seed=index,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    control = None
+    if control_port is not None:
+        control = ControlServer(impairment, node.status, port=control_port)
+        await control.start()
+    log.info("node %d listening on %s:%d", index, node.host, node.port)
+    try:
+        await stop.wait()
+    finally:
+        if control is not None:
+            await control.stop()
+        await node.stop()
+
+
+def node_command(
+    keys: Annotated[Path, typer.Option(help="Keys/validator-set file from `jamsim keys`.")],
+    index: Annotated[int, typer.Option(help="Which validator of the file this node is.")],
+    port: Annotated[
+        int | None, typer.Option(help="UDP port (default: the file's port for --index).")
+    ] = None,
+    telemetry: Annotated[
+        str | None, typer.Option(help="JIP-3 telemetry collector HOST:PORT.")
+    ] = None,
+    policy: Annotated[str, typer.Option(help="Connection policy preset.")] = "jamnp-s",
+    policy_set: Annotated[
+        list[str] | None, typer.Option(help="Policy override name=value (repeatable).")
+    ] = None,
+    control_port: Annotated[
+        int | None, typer.Option(help="Loopback TCP port of the control channel.")
+    ] = None,
+) -> None:
+    """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        pol = ConnectionPolicy.preset(policy, **parse_policy_sets(policy_set or []))
+        tel = parse_host_port(telemetry) if telemetry else None
+        asyncio.run(run_node(keys, index, port, tel, pol, control_port))
+    except (UsageError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

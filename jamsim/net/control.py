@@ -1,0 +1,254 @@
+"""Local control channel: the harness changes a running node's impairment and asks its status.
+
+JSON lines over TCP on 127.0.0.1 (one request object per line, one response per
+line).  Why TCP-on-loopback and not signals/files: requests need answers
+(status), and the same channel works from docker (published on the container's
+loopback-only port) and from a local harness.
+
+Requests (``op`` selects)::
+
+    {"op": "ping"}
+    {"op": "status"}                                  -> {"ok": true, "status": {...}}
+    {"op": "set_link", "addrs": [["h", p], ...], "latency": s, "jitter": s,
+     "loss": p, "burst_loss": [g2b, b2g, loss_bad] | null, "direction": "out"|"in"}
+    {"op": "partition", "addrs": [...], "outgoing": true, "incoming": true}
+    {"op": "isolate", "addrs": [...]}                  (both directions)
+    {"op": "heal"}                                     (blocks removed, link rules stay)
+    {"op": "clear"}                                    (everything removed)
+
+Every response has ``ok``; failures carry ``error`` and never stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from jamsim.net.impairment import Addr, DatagramImpairment, LinkRule
+
+StatusCallback = Callable[[], dict[str, Any]]
+MAX_LINE = 1 << 20
+
+
+class ControlError(RuntimeError):
+    """A control request failed (bad request, node answered an error, or unreachable)."""
+
+
+def _addrs(request: dict[str, Any]) -> list[Addr]:
+    raw = request.get("addrs")
+    if not isinstance(raw, list):
+        raise ControlError("'addrs' must be a list of [host, port]")
+    out: list[Addr] = []
+    for item in raw:
+        if (
+            not isinstance(item, list | tuple)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], int)
+        ):
+            raise ControlError(f"bad address {item!r}: expected [host, port]")
+        out.append((item[0], item[1]))
+    return out
+
+
+def _float(request: dict[str, Any], name: str) -> float:
+    value = request.get(name, 0.0)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ControlError(f"'{name}' must be a number")
+    return float(value)
+
+
+def handle_request(
+    request: object, impairment: DatagramImpairment, status: StatusCallback | None
+) -> dict[str, Any]:
+    """Apply one decoded request; pure apart from mutating ``impairment`` (testable without I/O)."""
+    try:
+        if not isinstance(request, dict):
+            raise ControlError("request must be a JSON object")
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True}
+        if op == "status":
+            body = status() if status is not None else {}
+            body = dict(body)
+            body["blocked_out"] = sorted(list(a) for a in impairment.blocked_out)
+            body["blocked_in"] = sorted(list(a) for a in impairment.blocked_in)
+            body["dropped"] = impairment.dropped
+            return {"ok": True, "status": body}
+        if op == "set_link":
+            burst = request.get("burst_loss")
+            if burst is not None and (
+                not isinstance(burst, list)
+                or len(burst) != 3
+                or not all(isinstance(p, int | float) for p in burst)
+            ):
+                raise ControlError("'burst_loss' must be [g2b, b2g, loss_in_bad]")
+            direction = request.get("direction", "out")
+            if direction not in ("out", "in"):
+                raise ControlError("'direction' must be 'out' or 'in'")
+            rule = LinkRule(
+                latency=_float(request, "latency"),
+                jitter=_float(request, "jitter"),
+                loss=_float(request, "loss"),
+                burst_loss=(float(burst[0]), float(burst[1]), float(burst[2])) if burst else None,
+            )
+            for addr in _addrs(request):
+                impairment.set_link(addr, rule, direction=direction)
+            return {"ok": True}
+        if op == "partition":
+            outgoing = request.get("outgoing", True)
+            incoming = request.get("incoming", True)
+            if not isinstance(outgoing, bool) or not isinstance(incoming, bool):
+                raise ControlError("'outgoing'/'incoming' must be booleans")
+            impairment.block(_addrs(request), outgoing=outgoing, incoming=incoming)
+            return {"ok": True}
+        if op == "isolate":
+            impairment.block(_addrs(request))
+            return {"ok": True}
+        if op == "heal":
+            impairment.heal()
+            return {"ok": True}
+        if op == "clear":
+            impairment.clear()
+            return {"ok": True}
+        raise ControlError(f"unknown op {op!r}")
+    except (ControlError, ValueError, TypeError) as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+class ControlServer:
+    """Runs inside the node process (asyncio); serves :func:`handle_request` on loopback."""
+
+    def __init__(
+        self,
+        impairment: DatagramImpairment,
+        status: StatusCallback | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.impairment = impairment
+        self.status = status
+        self._host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self._host, self._port, limit=MAX_LINE
+        )
+
+    @property
+    def address(self) -> Addr:
+        if self._server is None:
+            raise ControlError("control server not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return (str(host), int(port))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            # Closing client transports ends their read loops normally; cancelling the
+            # handler tasks instead makes asyncio log the cancellation at loop close.
+            for writer in list(self._writers):
+                writer.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 2.0)
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        self._idle.clear()
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    writer.write(b'{"ok": false, "error": "request line too long"}\n')
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    response: dict[str, Any] = {"ok": False, "error": f"malformed JSON: {exc}"}
+                else:
+                    response = handle_request(request, self.impairment, self.status)
+                writer.write(json.dumps(response).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._writers.discard(writer)
+            if not self._writers:
+                self._idle.set()
+
+
+def control_request(addr: Addr, request: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+    """Harness side (blocking): send one request, return the response; raise on failure.
+
+    Raises :class:`ControlError` if the node is unreachable, answers garbage or
+    answers ``ok: false``.
+    """
+    try:
+        with socket.create_connection(addr, timeout=timeout) as sock:
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError as exc:
+        raise ControlError(f"control channel {addr[0]}:{addr[1]} unreachable: {exc}") from exc
+    return _parse_response(addr, request, buf)
+
+
+def _parse_response(addr: Addr, request: dict[str, Any], raw: bytes) -> dict[str, Any]:
+    """One reply line -> the response dict; a node's error or garbage -> ControlError."""
+    try:
+        response = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ControlError(f"control channel {addr[0]}:{addr[1]} answered garbage") from exc
+    if not isinstance(response, dict) or not response.get("ok"):
+        error = response.get("error") if isinstance(response, dict) else response
+        raise ControlError(f"control request {request.get('op')!r} failed: {error}")
+    return response
+
+
+async def control_request_async(
+    addr: Addr, request: dict[str, Any], timeout: float = 2.0
+) -> dict[str, Any]:
+    """Async twin of :func:`control_request` for asyncio harnesses."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        finally:
+            writer.close()
+    except (OSError, TimeoutError) as exc:
+        raise ControlError(f"control channel {addr[0]}:{addr[1]} unreachable: {exc}") from exc
+    return _parse_response(addr, request, line)

@@ -1,0 +1,506 @@
+"""The asyncio JAMNP-S node: a thin driver around the sans-IO ConnectionManager.
+
+One UDP socket serves both listening and dialling; datagrams are routed to
+QuicConnection objects by destination connection id. All decisions (whom to dial,
+which of two simultaneous connections wins, retries) are the manager's; this module
+only performs its actions on real sockets and reports what happened, and verifies
+peers with :mod:`jamsim.quic.verify`. One ``loop.call_at`` timer follows
+``manager.next_deadline()`` and one per QUIC connection follows ``get_timer()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.quic import events
+from aioquic.quic.packet import QuicPacketType, pull_quic_header
+
+from jamsim.core.actions import AcceptInbound, CloseConnection, Dial, EmitTelemetry
+from jamsim.core.events import (
+    ConnectionEstablished,
+    ConnectionLost,
+    DialFailed,
+    InboundConnecting,
+    InboundFailed,
+    InboundHandshake,
+    PeerMisbehaved,
+    Shutdown,
+    ValidatorSetChanged,
+)
+from jamsim.core.manager import ConnectionManager
+from jamsim.core.policy import ConnectionPolicy
+from jamsim.core.types import PeerEndpoint, Side
+from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_alpn
+from jamsim.net.connection import BlockSource, JamConnection
+from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
+from jamsim.protocol.stream_protocols import CE128Client
+from jamsim.quic.certificates import certificate_for
+from jamsim.quic.config import make_configuration
+from jamsim.quic.tls_workaround import JamQuicConnection
+from jamsim.quic.verify import PeerVerifier
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+#: Hook on the datagram path: ``filter(direction, data, addr)`` returns the datagram
+#: to pass on or None to drop it ("in" before QUIC sees it, "out" before the socket).
+DatagramFilter = Callable[[str, bytes, Addr], bytes | None]
+
+_HOST_CID_LENGTH = 8
+_CLOSE_NORMAL = 0
+
+
+def _no_blocks(_request: BlockRequest) -> Sequence[Block] | None:
+    return None
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.node._datagram_received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class Node:
+    """A JAMNP-S validator node on loopback UDP (asyncio, aioquic).
+
+    ``impairment`` is a :class:`jamsim.net.impairment.DatagramImpairment` plugged
+    into the socket; ``datagram_filter`` is a simpler synchronous hook (drop or
+    rewrite one datagram). ``quic_overrides`` edits the client configuration of
+    outgoing connections (tests acting as a misbehaving peer).
+    """
+
+    def __init__(
+        self,
+        identity: ValidatorIdentity,
+        validator_set: ValidatorSet,
+        genesis_hash: bytes,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        policy: ConnectionPolicy | None = None,
+        telemetry: Any | None = None,
+        impairment: Any | None = None,
+        datagram_filter: DatagramFilter | None = None,
+        allow_non_validators: bool = False,
+        block_source: BlockSource = _no_blocks,
+        max_message_size: int = 1 << 20,
+        rng_seed: int = 0,
+        quic_overrides: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.key = identity.public_key
+        self.validator_set = validator_set
+        self.genesis_hash = genesis_hash
+        self.host = host
+        self.port = port
+        self.policy = policy or ConnectionPolicy.preset("jamnp-s")
+        self.telemetry = telemetry
+        self.impairment = impairment
+        self.datagram_filter = datagram_filter
+        self.block_source = block_source
+        self.max_message_size = max_message_size
+        self.quic_overrides = quic_overrides
+        self.manager = ConnectionManager(self.key, self.policy, rng_seed=rng_seed)
+        self.verifier = PeerVerifier(
+            genesis_hash,
+            frozenset(validator_set.keys()),
+            allow_non_validators=allow_non_validators,
+        )
+        self.cert = certificate_for(identity)
+        self.rejections: Counter[str] = Counter()
+        self.misbehaviours: Counter[str] = Counter()
+        self.lost: Counter[str] = Counter()
+        self.announcements: list[tuple[bytes, Announcement]] = []
+        self.announcement_event = asyncio.Event()
+        self.best = Final(genesis_hash, 0)
+        self._conns: dict[int, JamConnection] = {}
+        self._by_cid: dict[bytes, JamConnection] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._manager_timer: asyncio.TimerHandle | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._changed = asyncio.Event()
+        self._stopped = False
+
+    # ================================================================ lifecycle
+
+    @property
+    def address(self) -> PeerAddress:
+        return PeerAddress(self.host, self.port)
+
+    async def start(self) -> None:
+        """Bind the UDP socket, then feed the validator set (the Init task)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _Udp(self), local_addr=(self.host, self.port)
+        )
+        self._transport = transport
+        self.port = transport.get_extra_info("sockname")[1]
+        if self.impairment is not None:
+            from jamsim.net.impairment import impair_datagram_endpoint
+
+            impair_datagram_endpoint(transport, protocol, self.impairment)
+        if self.telemetry is not None:
+            self.telemetry.start()
+        self.set_validators(self.validator_set)
+        self._arm_keepalive()
+
+    def set_validators(self, current: ValidatorSet, previous: Sequence[PeerEndpoint] = ()) -> None:
+        """Init task step: a new validator set for the manager and the verifier."""
+        self.validator_set = current
+        endpoints = tuple(PeerEndpoint(v.key, v.address) for v in current)
+        keys = {e.key for e in endpoints} | {e.key for e in previous}
+        self.verifier.set_allowed(keys)
+        self._manager_event(ValidatorSetChanged(previous=tuple(previous), current=endpoints))
+
+    async def stop(self) -> None:
+        """Graceful shutdown: tell the manager, close every connection, release all."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._manager_event(Shutdown())
+        for conn in list(self._conns.values()):
+            conn.close(_CLOSE_NORMAL, "shutdown")
+            self._transmit(conn)
+        for handle in (self._manager_timer, self._keepalive):
+            if handle is not None:
+                handle.cancel()
+        for conn in self._conns.values():
+            if conn.timer is not None:
+                conn.timer.cancel()
+        self._conns.clear()
+        self._by_cid.clear()
+        if self.telemetry is not None:
+            with contextlib.suppress(Exception):
+                await self.telemetry.close()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # ================================================================== queries
+
+    def status(self) -> dict[str, Any]:
+        live = sorted(k.hex() for k in self.manager.live_peers())
+        return {
+            "key": self.key.hex(),
+            "port": self.port,
+            "connected": live,
+            "connected_count": len(live),
+            "quic_connections": len(self._conns),
+            "rejections": dict(self.rejections),
+            "misbehaviours": dict(self.misbehaviours),
+            "lost": dict(self.lost),
+        }
+
+    def connected_peers(self) -> set[bytes]:
+        return {k for k in self.manager.live_peers() if self._live_conn(k) is not None}
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait (bounded) until ``predicate()`` holds; re-checked on every change."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    # ============================================================ application
+
+    def _live_conn(self, peer: bytes) -> JamConnection | None:
+        cid = self.manager.live_connection(peer)
+        conn = self._conns.get(cid) if cid is not None else None
+        return conn if conn is not None and conn.peer_key == peer else None
+
+    async def request_blocks(
+        self, peer: bytes, request: BlockRequest, timeout: float = 5.0
+    ) -> tuple[Block, ...]:
+        """CE 128 on the live connection to ``peer``."""
+        conn = self._live_conn(peer)
+        if conn is None:
+            raise ConnectionError(f"no live connection to {peer.hex()[:16]}")
+        fut = conn.request(CE128Client(request, max_message_size=self.max_message_size))
+        self._transmit(conn)
+        return await asyncio.wait_for(fut, timeout)
+
+    def announce(self, announcement: Announcement) -> int:
+        """Send ``announcement`` on UP 0 to every live peer; returns how many."""
+        self.best = announcement.final
+        sent = 0
+        for peer in self.manager.live_peers():
+            conn = self._live_conn(peer)
+            if conn is not None and conn.announce(announcement):
+                self._transmit(conn)
+                sent += 1
+        return sent
+
+    def _handshake(self) -> Handshake:
+        return Handshake(self.best, ())
+
+    def _on_announcement(self, peer: bytes, ann: Announcement) -> None:
+        self.announcements.append((peer, ann))
+        self._changed.set()
+
+    # ================================================================ manager
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _manager_event(self, event: Any) -> None:
+        self.manager.handle(event, self._now())
+        self._run_actions()
+
+    def _run_actions(self) -> None:
+        while (action := self.manager.next_action()) is not None:
+            if isinstance(action, Dial):
+                self._dial(action)
+            elif isinstance(action, AcceptInbound):
+                conn = self._conns.get(action.conn_id)
+                if conn is not None:
+                    conn.live = True
+            elif isinstance(action, CloseConnection):
+                conn = self._conns.get(action.conn_id)
+                if conn is not None:
+                    conn.close(_CLOSE_NORMAL, action.reason)
+                    self._transmit(conn)
+            elif isinstance(action, EmitTelemetry) and self.telemetry is not None:
+                self.telemetry.emit_action(action)
+        self._arm_manager_timer()
+        self._changed.set()
+
+    def _arm_manager_timer(self) -> None:
+        if self._manager_timer is not None:
+            self._manager_timer.cancel()
+            self._manager_timer = None
+        deadline = self.manager.next_deadline()
+        if deadline is not None and self._loop is not None and not self._stopped:
+            self._manager_timer = self._loop.call_at(deadline, self._on_manager_timer)
+
+    def _on_manager_timer(self) -> None:
+        self._manager_timer = None
+        self.manager.handle_timer(self._now())
+        self._run_actions()
+
+    # =================================================================== dial
+
+    def _new_quic(self, is_client: bool, odcid: bytes | None = None) -> JamQuicConnection:
+        config = make_configuration(
+            self.cert, self.genesis_hash, is_client=is_client, idle_timeout=self.policy.idle_timeout
+        )
+        if is_client and self.quic_overrides is not None:
+            self.quic_overrides(config)
+        return JamQuicConnection(configuration=config, original_destination_connection_id=odcid)
+
+    def _register(self, conn: JamConnection) -> None:
+        self._conns[conn.conn_id] = conn
+        self._by_cid[conn.quic.host_cid] = conn
+
+    def _dial(self, action: Dial) -> None:
+        if self._transport is None:
+            self.manager.handle(DialFailed(action.conn_id, "node stopped"), self._now())
+            return
+        quic = self._new_quic(is_client=True)
+        conn = self._make_conn(quic, action.conn_id, action.address, outbound=True)
+        self._register(conn)
+        quic.connect((action.address.host, action.address.port), now=self._now())
+        self._transmit(conn)
+        assert self._loop is not None
+        self._loop.call_at(self._now() + action.timeout, self._dial_timeout, conn)
+
+    def _dial_timeout(self, conn: JamConnection) -> None:
+        if self._conns.get(conn.conn_id) is conn and conn.peer_key is None:
+            conn.close(_CLOSE_NORMAL, "connect timeout")
+            self._transmit(conn)
+            self._forget(conn)
+            self._manager_event(DialFailed(conn.conn_id, "timeout"))
+
+    def _make_conn(
+        self, quic: JamQuicConnection, conn_id: int, address: PeerAddress, *, outbound: bool
+    ) -> JamConnection:
+        return JamConnection(
+            quic,
+            conn_id,
+            address,
+            outbound=outbound,
+            verifier=self.verifier,
+            handshake=self._handshake,
+            block_source=self.block_source,
+            on_announcement=self._on_announcement,
+            max_message_size=self.max_message_size,
+        )
+
+    # ============================================================== datagrams
+
+    def _datagram_received(self, data: bytes, addr: Addr) -> None:
+        if self._stopped:
+            return
+        if self.datagram_filter is not None:
+            filtered = self.datagram_filter("in", data, addr)
+            if filtered is None:
+                return
+            data = filtered
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=_HOST_CID_LENGTH)
+        except ValueError:
+            return
+        conn = self._by_cid.get(header.destination_cid)
+        if conn is None:
+            if header.packet_type is not QuicPacketType.INITIAL:
+                return
+            quic = self._new_quic(is_client=False, odcid=header.destination_cid)
+            cid = self.manager.allocate_connection_id()
+            conn = self._make_conn(quic, cid, PeerAddress(addr[0], addr[1]), outbound=False)
+            self._register(conn)
+            self._by_cid[header.destination_cid] = conn
+            self.manager.handle(InboundConnecting(cid, conn.address), self._now())
+        conn.quic.receive_datagram(data, addr, now=self._now())
+        self._process(conn)
+
+    def _process(self, conn: JamConnection) -> None:
+        """Turn aioquic events into manager events, then flush and re-arm timers."""
+        # Route connection-id changes before the JamConnection consumes events.
+        outcome = conn.handle_events_with(self._cid_event)
+        if outcome.verified is not None:
+            if conn.outbound:
+                self.manager.handle(
+                    ConnectionEstablished(conn.conn_id, outcome.verified), self._now()
+                )
+            else:
+                builder = False
+                alpn = conn.quic.tls.alpn_negotiated
+                if alpn is not None:
+                    builder = parse_alpn(alpn)[1]
+                self.manager.handle(
+                    InboundHandshake(conn.conn_id, outcome.verified, conn.address, builder),
+                    self._now(),
+                )
+            self._run_actions()
+            if conn.outbound and self.manager.live_connection(outcome.verified) == conn.conn_id:
+                conn.live = True
+                conn.open_up0()
+        if outcome.rejected is not None:
+            reason = outcome.rejected.reason.label
+            self.rejections[reason] += 1
+            log.warning("rejected peer at %s: %s", conn.address, outcome.rejected)
+            event: Any = (
+                DialFailed(conn.conn_id, str(outcome.rejected))
+                if conn.outbound
+                else InboundFailed(conn.conn_id, str(outcome.rejected))
+            )
+            self.manager.handle(event, self._now())
+        for reason in outcome.misbehaved:
+            self.misbehaviours[reason] += 1
+            log.warning("peer %s misbehaved: %s", conn.address, reason)
+            self.manager.handle(PeerMisbehaved(conn.conn_id, reason), self._now())
+        self._transmit(conn)
+        if outcome.terminated is not None:
+            self._terminated(conn, outcome.terminated)
+        self._run_actions()
+
+    def _cid_event(self, ev: events.QuicEvent, conn: JamConnection) -> None:
+        if isinstance(ev, events.ConnectionIdIssued):
+            self._by_cid[ev.connection_id] = conn
+        elif (
+            isinstance(ev, events.ConnectionIdRetired)
+            and self._by_cid.get(ev.connection_id) is conn
+        ):
+            del self._by_cid[ev.connection_id]
+
+    def _terminated(self, conn: JamConnection, reason: str) -> None:
+        if self._conns.get(conn.conn_id) is not conn:
+            return
+        self._forget(conn)
+        if conn.closed_by_us and conn.peer_key is None:
+            return  # rejected or timed out: already reported
+        if conn.closed_by_us and not conn.live:
+            return
+        if conn.peer_key is None:
+            event: Any = (
+                DialFailed(conn.conn_id, reason)
+                if conn.outbound
+                else InboundFailed(conn.conn_id, reason)
+            )
+        else:
+            self.lost[reason] += 1
+            side = Side.LOCAL if conn.closed_by_us else Side.REMOTE
+            event = ConnectionLost(conn.conn_id, reason, side)
+        self.manager.handle(event, self._now())
+
+    def _forget(self, conn: JamConnection) -> None:
+        self._conns.pop(conn.conn_id, None)
+        for cid in [c for c, v in self._by_cid.items() if v is conn]:
+            del self._by_cid[cid]
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+
+    def _transmit(self, conn: JamConnection) -> None:
+        if self._transport is None:
+            return
+        try:
+            datagrams = conn.quic.datagrams_to_send(now=self._now())
+        except IndexError:
+            # aioquic: a server connection whose first Initial was unusable (e.g. a
+            # stray retransmission for a connection we already dropped) has no network
+            # path. Nothing was ever established, so just drop it.
+            if self._conns.get(conn.conn_id) is conn:
+                self._forget(conn)
+                if not conn.outbound:
+                    self.manager.handle(InboundFailed(conn.conn_id, "bad initial"), self._now())
+            return
+        for data, addr in datagrams:
+            out: bytes | None = data
+            if self.datagram_filter is not None:
+                out = self.datagram_filter("out", data, (addr[0], addr[1]))
+            if out is not None:
+                self._transport.sendto(out, addr)
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+        deadline = conn.quic.get_timer()
+        if deadline is not None and self._loop is not None and conn.conn_id in self._conns:
+            conn.timer = self._loop.call_at(deadline, self._on_quic_timer, conn)
+
+    def _on_quic_timer(self, conn: JamConnection) -> None:
+        conn.timer = None
+        conn.quic.handle_timer(now=self._now())
+        self._process(conn)
+
+    # ============================================================== keep-alive
+
+    def _keepalive_interval(self) -> float | None:
+        """Policy keep-alive, but never so slow that the idle timeout kills live peers.
+
+        With an idle timeout and no (or a slower) keep-alive, every quiet connection
+        between two healthy nodes would be closed and redialled forever; the idle
+        timeout is meant to detect dead peers, so PINGs go out at least every third
+        of it.
+        """
+        interval = self.policy.keep_alive_interval
+        idle = self.policy.idle_timeout
+        if idle is not None:
+            interval = min(interval if interval is not None else idle, idle / 3)
+        return interval
+
+    def _arm_keepalive(self) -> None:
+        interval = self._keepalive_interval()
+        if interval is None or self._loop is None or self._stopped:
+            return
+        self._keepalive = self._loop.call_later(interval, self._send_keepalives)
+
+    def _send_keepalives(self) -> None:
+        for conn in list(self._conns.values()):
+            if conn.peer_key is not None:
+                conn.quic.send_ping(0)
+                self._transmit(conn)
+        self._arm_keepalive()

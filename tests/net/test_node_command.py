@@ -1,0 +1,69 @@
+"""`jamsim node` as real processes: two nodes connect, status via control, SIGTERM exits 0."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jamsim.net.control import ControlError, control_request
+from jamsim.testnet.keys import generate_keys, write_keys
+from tests.net.test_node import free_ports
+
+RUNNER = (
+    "import sys, typer; from jamsim.net.commands import node_command; "
+    "sys.argv[0] = 'jamsim-node'; typer.run(node_command)"
+)
+
+
+def test_two_node_processes_connect_and_stop_cleanly(tmp_path: Path) -> None:
+    udp = free_ports(2)
+    control = free_ports(2)
+    doc = generate_keys(2, seed=5, base_port=udp[0])
+    for i, v in enumerate(doc["validators"]):
+        v["port"] = udp[i]
+    keys = tmp_path / "keys.json"
+    write_keys(keys, doc)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RUNNER,
+                "--keys",
+                str(keys),
+                "--index",
+                str(i),
+                "--control-port",
+                str(control[i]),
+                "--policy-set",
+                "idle_timeout=5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        connected: list[list[str]] = [[], []]
+        while time.monotonic() < deadline and not all(connected):
+            for i in range(2):
+                try:
+                    status = control_request(("127.0.0.1", control[i]), {"op": "status"}, 1.0)
+                    connected[i] = status["status"]["connected"]
+                except ControlError:
+                    pass
+            time.sleep(0.05)  # polling interval of a bounded wait
+        assert all(len(c) == 1 for c in connected), connected
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            assert p.wait(timeout=10) == 0, p.stdout.read() if p.stdout else ""
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
