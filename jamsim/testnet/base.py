@@ -1,0 +1,207 @@
+"""The interface every testnet backend shares, and the timeline-op vocabulary.
+
+Why a Protocol plus frozen dataclasses: the scenario runner maps its timeline to
+these ops once, and each backend (local processes, docker compose, swarm) only
+has to interpret the same small vocabulary.  Backends own cleanup: they are
+context managers, register atexit/signal handlers, and record what they started
+(pidfiles / container labels) under ``spec.run_dir`` so ``down`` finds leftovers
+even after the harness itself crashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from jamsim.telemetry.records import EventRecord
+
+
+class TestnetError(RuntimeError):
+    """A testnet could not be started, driven or torn down (message says which node/why)."""
+
+
+# ------------------------------------------------------------------ link conditions
+
+
+@dataclass(frozen=True)
+class LinkConditions:
+    """Impairment applied to datagrams on a link (one direction).
+
+    ``latency``/``jitter`` in seconds (jitter is the std-dev of a normal
+    distribution, clipped at zero); ``loss`` is Bernoulli per datagram unless
+    ``burst_loss`` gives Gilbert-Elliott ``(p_good_to_bad, p_bad_to_good,
+    loss_in_bad)``.
+    """
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    loss: float = 0.0
+    burst_loss: tuple[float, float, float] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "latency": self.latency,
+            "jitter": self.jitter,
+            "loss": self.loss,
+            "burst_loss": list(self.burst_loss) if self.burst_loss else None,
+        }
+
+
+# ------------------------------------------------------------------------ the spec
+
+
+@dataclass(frozen=True)
+class TestnetSpec:
+    """What to start.
+
+    ``validators``: node count; ``keys_file``: a ``jamsim keys`` file (if None the
+    backend derives dev keys from ``seed``).  ``regions`` maps node index ->
+    region name (missing -> "default").  ``policy``/``policy_overrides`` select a
+    :class:`jamsim.core.policy.ConnectionPolicy` preset.  ``telemetry`` is the
+    collector ``(host, port)`` nodes report to (None: the backend runs its own).
+    ``links`` maps (src_region, dst_region) -> conditions applied at start.
+    """
+
+    validators: int
+    keys_file: Path | None = None
+    seed: int | str = 0
+    regions: Mapping[int, str] = field(default_factory=dict)
+    policy: str = "jamnp-s"
+    policy_overrides: Mapping[str, float | None] = field(default_factory=dict)
+    base_port: int = 40000
+    telemetry: tuple[str, int] | None = None
+    links: Mapping[tuple[str, str], LinkConditions] = field(default_factory=dict)
+    run_dir: Path = Path(".jamsim-run")
+    name: str = "jamsim"
+
+
+# ---------------------------------------------------------------------- timeline ops
+# Nodes are referred to by validator index.
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Drop traffic between groups; nodes in no group form one more group.
+
+    ``one_way``: only traffic from ``groups[0]`` to every other node is dropped
+    (the reverse direction still flows).  Rules survive a node's restart.
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    one_way: bool = False
+
+
+@dataclass(frozen=True)
+class Isolate:
+    """Drop all traffic to and from ``node``."""
+
+    node: int
+
+
+@dataclass(frozen=True)
+class Heal:
+    """Remove all partitions/isolations (link conditions stay)."""
+
+
+@dataclass(frozen=True)
+class SetLink:
+    """Apply ``conditions`` to datagrams from nodes in ``src`` to nodes in ``dst``.
+
+    ``symmetric`` also applies them in the opposite direction.
+    """
+
+    src: tuple[int, ...]
+    dst: tuple[int, ...]
+    conditions: LinkConditions
+    symmetric: bool = True
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Hard-kill the node process (SIGKILL / container kill)."""
+
+    node: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Freeze the node (SIGSTOP / docker pause)."""
+
+    node: int
+
+
+@dataclass(frozen=True)
+class Unpause:
+    """Resume a paused node (SIGCONT / docker unpause)."""
+
+    node: int
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Start a killed node again (or kill + start a running one) with the same identity."""
+
+    node: int
+
+
+TimelineOp = Partition | Isolate | Heal | SetLink | Kill | Pause | Unpause | Restart
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as a backend sees it.
+
+    ``running``: process alive and not paused; ``connected``: validator indices
+    of its live peers as the node itself reports them; ``error``: why the node
+    could not be asked (``connected`` is then empty).
+    """
+
+    index: int
+    running: bool
+    connected: frozenset[int] = frozenset()
+    error: str | None = None
+
+
+def full_mesh(statuses: Mapping[int, NodeStatus], nodes: set[int] | None = None) -> bool:
+    """True when every node in ``nodes`` (default: all) is connected to all the others."""
+    wanted = set(statuses) if nodes is None else nodes
+    for index in wanted:
+        status = statuses.get(index)
+        if status is None or not status.running or not (wanted - {index}) <= status.connected:
+            return False
+    return True
+
+
+@runtime_checkable
+class TestnetBackend(Protocol):
+    """A running (or runnable) testnet.  Use as a context manager: ``__exit__`` calls ``down``."""
+
+    def build(self) -> None:
+        """Prepare artefacts (images, venvs); no-op where nothing is needed."""
+
+    def up(self, spec: TestnetSpec) -> None:
+        """Start all nodes of ``spec`` (and a collector if ``spec.telemetry`` is None)."""
+
+    def apply(self, op: TimelineOp) -> None:
+        """Apply one timeline op now; raise :class:`TestnetError` if it cannot be applied."""
+
+    def status(self) -> dict[int, NodeStatus]:
+        """Per-node running flag and connected peers (indices)."""
+
+    def logs(self, node: int) -> str:
+        """The node's stdout/stderr so far."""
+
+    def collect(self) -> list[EventRecord]:
+        """Telemetry rows received so far from all nodes."""
+
+    def down(self) -> None:
+        """Stop everything this backend (or a previous crashed run in ``run_dir``) started.
+
+        Idempotent; must not raise for already-gone nodes.
+        """
+
+    def __enter__(self) -> TestnetBackend: ...
+
+    def __exit__(self, *exc: object) -> None: ...

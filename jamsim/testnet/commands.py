@@ -1,0 +1,179 @@
+"""``jamsim testnet up|status|logs|down|build`` and ``jamsim keys`` (typer).
+
+The scenario contributor mounts ``testnet_app`` and ``keys_command`` in
+``jamsim/cli.py``.  Docker/Swarm backends are imported lazily so a plain local
+install never touches the docker SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jamsim.testnet.base import NodeStatus, TestnetBackend, TestnetError, TestnetSpec, full_mesh
+from jamsim.testnet.keys import KeysFileError, generate_keys, load_keys, write_keys
+
+testnet_app = typer.Typer(help="Start, inspect and tear down real-process testnets.")
+
+
+class BackendName(StrEnum):
+    local = "local"
+    docker = "docker"
+    swarm = "swarm"
+
+
+BackendOpt = Annotated[BackendName, typer.Option("--backend", help="where nodes run")]
+RunDirOpt = Annotated[Path, typer.Option("--run-dir", help="state, logs and keys of the run")]
+
+
+def make_backend(name: BackendName | str) -> TestnetBackend:
+    """A backend instance by name; docker/swarm modules expose ``create_backend()``."""
+    name = BackendName(name)
+    if name is BackendName.local:
+        from jamsim.testnet.local import LocalProcessBackend
+
+        return LocalProcessBackend()
+    try:
+        module: Any = importlib.import_module(f"jamsim.testnet.{name.value}")
+    except ImportError as exc:
+        raise TestnetError(f"backend {name.value!r} is not available: {exc}") from exc
+    factory = getattr(module, "create_backend", None)
+    if factory is None:
+        raise TestnetError(f"jamsim.testnet.{name.value} has no create_backend()")
+    backend: TestnetBackend = factory()
+    return backend
+
+
+def _print_status(statuses: dict[int, NodeStatus]) -> None:
+    count = len(statuses)
+    for index, status in sorted(statuses.items()):
+        state = "up" if status.running else "down"
+        extra = f"  error: {status.error}" if status.error else ""
+        typer.echo(f"v{index}: {state}, {len(status.connected)}/{count - 1} peers{extra}")
+    typer.echo("full mesh" if full_mesh(statuses) else "not full mesh")
+
+
+@testnet_app.command()
+def up(
+    validators: Annotated[int, typer.Argument(help="number of nodes")] = 6,
+    backend: BackendOpt = BackendName.local,
+    run_dir: RunDirOpt = Path(".jamsim-run"),
+    keys: Annotated[Path | None, typer.Option(help="a `jamsim keys` file")] = None,
+    seed: int = 0,
+    base_port: int = 40000,
+    policy: str = "jamnp-s",
+    detach: Annotated[bool, typer.Option(help="leave nodes running; stop with `down`")] = False,
+    wait: Annotated[float, typer.Option(help="seconds to wait for full mesh")] = 60.0,
+) -> None:
+    """Start a testnet, wait for full mesh, then (unless --detach) run until Ctrl-C."""
+    spec = TestnetSpec(
+        validators=validators,
+        keys_file=keys,
+        seed=seed,
+        base_port=base_port,
+        policy=policy,
+        run_dir=run_dir,
+    )
+    tn = make_backend(backend)
+    try:
+        tn.up(spec)
+        deadline = time.monotonic() + wait
+        statuses = tn.status()
+        while not full_mesh(statuses) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            statuses = tn.status()
+        _print_status(statuses)
+        if detach and hasattr(tn, "detach"):
+            tn.detach()
+            typer.echo(f"detached; `jamsim testnet down --run-dir {run_dir}` stops it")
+            return
+        typer.echo("running; Ctrl-C stops the testnet")
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    except (TestnetError, KeysFileError) as exc:
+        tn.down()
+        raise typer.BadParameter(str(exc)) from exc
+    tn.down()
+
+
+@testnet_app.command()
+def status(
+    backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")
+) -> None:
+    """Per-node connected peers of a running (detached) testnet."""
+    if backend is not BackendName.local:
+        _print_status(make_backend(backend).status())
+        return
+    from jamsim.testnet.local import status_run_dir
+
+    try:
+        _print_status(status_run_dir(run_dir))
+    except TestnetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+@testnet_app.command()
+def logs(
+    node: Annotated[int, typer.Argument(help="validator index")],
+    backend: BackendOpt = BackendName.local,
+    run_dir: RunDirOpt = Path(".jamsim-run"),
+) -> None:
+    """Print a node's log."""
+    if backend is not BackendName.local:
+        typer.echo(make_backend(backend).logs(node))
+        return
+    path = run_dir / "logs" / f"node-{node}.log"
+    if not path.exists():
+        typer.echo(f"{path}: no such log", err=True)
+        raise typer.Exit(1)
+    typer.echo(path.read_text(errors="replace"))
+
+
+@testnet_app.command()
+def down(backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")) -> None:
+    """Stop every node a run (even a crashed harness) left behind."""
+    if backend is not BackendName.local:
+        make_backend(backend).down()
+        return
+    from jamsim.testnet.local import down_run_dir
+
+    typer.echo(f"stopped {down_run_dir(run_dir)} node process(es)")
+
+
+@testnet_app.command()
+def build(backend: BackendOpt = BackendName.local) -> None:
+    """Prepare images/artefacts for the backend (nothing for local)."""
+    make_backend(backend).build()
+
+
+def keys_command(
+    count: Annotated[int, typer.Argument(help="number of validators")],
+    out: Annotated[Path, typer.Option("--out", help="file to write")] = Path("keys.json"),
+    seed: Annotated[str, typer.Option("--seed")] = "0",
+    base_port: int = 40000,
+    host: str = "127.0.0.1",
+    regions: Annotated[str | None, typer.Option(help="comma list, cycled")] = None,
+) -> None:
+    """Generate dev keys and a validator-set file (dev only: contains private seeds)."""
+    seed_value: int | str = int(seed) if seed.isdigit() else seed
+    try:
+        document = generate_keys(
+            count,
+            seed=seed_value,
+            host=host,
+            base_port=base_port,
+            regions=regions.split(",") if regions else None,
+        )
+        write_keys(out, document)
+        load_keys(out)
+    except KeysFileError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"wrote {count} validators to {out}")

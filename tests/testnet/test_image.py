@@ -1,0 +1,85 @@
+"""The node image builds offline and runs jamsim inside a container (real engine)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from jamsim.testnet.image import NODE_IMAGE, ensure_image, image_exists
+
+
+def _engine_reachable() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    proc = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    return proc.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _engine_reachable(), reason="no docker engine reachable")
+
+
+@pytest.fixture(scope="session")
+def node_image() -> str:
+    """Build (or reuse) the node image once per session; first build takes minutes."""
+    return ensure_image()
+
+
+def test_image_exists_after_build(node_image: str) -> None:
+    assert node_image == NODE_IMAGE
+    assert image_exists(node_image)
+
+
+def test_warm_ensure_is_fast(node_image: str) -> None:
+    start = time.monotonic()
+    assert ensure_image() == node_image
+    assert time.monotonic() - start < 10.0
+
+
+def test_container_imports_jamsim_and_is_removed(node_image: str) -> None:
+    label = f"jamsim.testnet=test-image-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--label",
+            label,
+            "--entrypoint",
+            "python3",
+            node_image,
+            "-c",
+            "import sys, jamsim, aioquic; print(sys.version_info[:2], jamsim.__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "(3, 11) jamsim" in proc.stdout
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={label}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert left.stdout.strip() == ""
+
+
+def test_jamsim_cli_runs_in_container(node_image: str) -> None:
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", node_image, "node", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--keys" in proc.stdout

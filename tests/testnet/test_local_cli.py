@@ -1,0 +1,55 @@
+"""`jamsim keys` and `jamsim testnet up --detach / status / logs / down` through typer."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from jamsim.testnet.commands import keys_command
+from jamsim.testnet.commands import testnet_app as app_under_test
+from jamsim.testnet.keys import load_keys
+from tests.testnet.test_local import ROOT, STANDIN, _alive, _free_base_port
+
+runner = CliRunner()
+
+
+def test_keys_command_writes_loadable_file(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(keys_command)
+    out = tmp_path / "k.json"
+    result = runner.invoke(app, ["4", "--out", str(out), "--seed", "s1", "--regions", "eu,us"])
+    assert result.exit_code == 0, result.output
+    _genesis, vset, _ids = load_keys(out)
+    assert [v.region for v in vset] == ["eu", "us", "eu", "us"]
+
+
+def test_up_detach_status_logs_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAMSIM_NODE_COMMAND", shlex.join(STANDIN))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    run_dir = tmp_path / "run"
+    base = str(_free_base_port(3))
+    common = ["--run-dir", str(run_dir)]
+    result = runner.invoke(
+        app_under_test, ["up", "3", "--detach", "--base-port", base, "--wait", "20", *common]
+    )
+    try:
+        assert result.exit_code == 0, result.output
+        assert "full mesh" in result.output and "not full mesh" not in result.output
+        pids = [int(p) for p in json.loads((run_dir / "state.json").read_text())["pids"].values()]
+        assert all(_alive(p) for p in pids)
+        result = runner.invoke(app_under_test, ["status", *common])
+        assert result.exit_code == 0 and "v2: up, 2/2 peers" in result.output, result.output
+        assert runner.invoke(app_under_test, ["logs", "0", *common]).exit_code == 0
+    finally:
+        result = runner.invoke(app_under_test, ["down", *common])
+    assert "stopped 3" in result.output
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
