@@ -1,0 +1,233 @@
+"""The ``jamsim`` command line.
+
+Thin on purpose: it parses arguments, draws progress and tables with rich, and
+calls :func:`jamsim.scenario.runner.run_scenario`. Exit codes: 0 all expectations
+passed, 1 an expectation failed, 2 the scenario or the command line is wrong,
+130 interrupted (the results folder is kept, marked incomplete).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jamsim.core.errors import JamsimError
+
+app = typer.Typer(
+    name="jamsim",
+    help="Simulate and testnet the JAMNP-S connection layer: how JAM validator networks "
+         "connect, break and heal.",
+    epilog="Start with `jamsim run` (the built-in quickstart), then `jamsim run "
+           "scenarios/mini.yaml`. Every subcommand has --help with examples.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set takes key=value (e.g. policy.preset=jamixir), "
+                                     f"got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(raw)
+    return overrides
+
+
+@app.command(
+    epilog="Examples:\n\n"
+           "  jamsim run                                   # built-in quickstart\n\n"
+           "  jamsim run scenarios/mini.yaml --out runs/mini\n\n"
+           "  jamsim run scenarios/mini.yaml --set policy.preset=jamixir --set seed=3\n\n"
+           "The results folder holds scenario.yaml, events.parquet, connectivity.parquet, "
+           "summary.json and PNG plots; open it with jamsim.analysis.load_run().")
+def run(
+    scenario: Annotated[str, typer.Argument(
+        help="Scenario YAML file, or a built-in name.")] = "quickstart",
+    out: Annotated[Path | None, typer.Option(
+        help="Results folder (default: runs/<name>-<timestamp>/).")] = None,
+    testnet: Annotated[str | None, typer.Option(
+        help="Run on real nodes instead of simulating: local | docker | swarm.")] = None,
+    set_: Annotated[list[str], typer.Option(
+        "--set", help="Override a scenario field, e.g. --set policy.max_retry=8s.")] = [],  # noqa: B006
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a scenario (simulated by default), print a summary, write a results folder."""
+    from jamsim.scenario.runner import run_scenario
+
+    overrides = _parse_set(set_)
+    if seed is not None:
+        overrides["seed"] = seed
+    progress_bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.fields[sim]}"), TextColumn("{task.fields[links]}"),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        console=err_console, disable=quiet, transient=False)
+    task = progress_bar.add_task("simulating" if testnet is None else f"testnet {testnet}",
+                                 total=100, sim="", links="", rate="")
+    import time
+
+    started = time.perf_counter()
+
+    def on_progress(now: float, until: float, sample: Any, events: int) -> None:
+        elapsed = max(1e-9, time.perf_counter() - started)
+        links = f"links {sample.links_up}/{sample.links_expected}" if sample else ""
+        progress_bar.update(task, completed=100 * now / until,
+                            sim=f"t={now:,.0f}/{until:,.0f}s", links=links,
+                            rate=f"{events / elapsed:,.0f} ev/s")
+
+    try:
+        with progress_bar:
+            result = run_scenario(scenario, out_dir=out, testnet=testnet,
+                                  overrides=overrides, progress=on_progress)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the results folder keeps what was "
+                          "recorded and is marked incomplete")
+        raise typer.Exit(130) from None
+    except JamsimError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    _print_summary(result.summary, result.out_dir)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    metrics = summary["metrics"]
+    table = Table(title=f"{summary['name']}: {summary['validators']} validators, "
+                        f"policy {summary['policy']}, {summary['simulated_s']:.0f}s "
+                        f"{'on ' + summary['runtime'] if 'runtime' in summary else 'simulated'}"
+                        f" in {summary['wall_s']:.1f}s")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+
+    def fmt(value: Any) -> str:
+        return "never" if value is None else (f"{value:.2f}" if isinstance(value, float)
+                                              else str(value))
+
+    table.add_row("time to full mesh (s)", fmt(metrics["time_to_full_mesh_s"]))
+    for label, took in metrics["time_to_full_mesh_after_s"].items():
+        table.add_row(f"  full mesh after {label} (s)", fmt(took))
+    table.add_row("final links up", f"{metrics['final_links_up']}/"
+                                    f"{metrics['final_links_expected']}")
+    table.add_row("reconnections (p50 / p99 s)", f"{metrics['reconnections']} "
+                  f"({fmt(metrics['reconnect_p50_s'])} / {fmt(metrics['reconnect_p99_s'])})")
+    table.add_row("never repaired", str(metrics["unrepaired_disconnections"]))
+    table.add_row("max duplicate pairs", str(metrics["max_duplicates"]))
+    console.print(table)
+    for verdict in summary["expectations"]:
+        mark = "[green]PASS[/]" if verdict["passed"] else "[red]FAIL[/]"
+        console.print(f"{mark} {verdict['expectation']}: {verdict['detail']}")
+    console.print(f"results: [bold]{out_dir}[/]")
+
+
+@app.command(epilog="Example: jamsim validate scenarios/mini.yaml")
+def validate(scenario: Annotated[str, typer.Argument(help="Scenario YAML file.")]) -> None:
+    """Check a scenario file without running it; errors name file, line and field."""
+    from jamsim.scenario.loader import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except JamsimError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]ok[/]: {loaded.name}, {loaded.validators.count} validators, "
+                  f"{len(loaded.timeline)} timeline entries, {len(loaded.expect)} expectations")
+
+
+@app.command(epilog="Example: jamsim schema > scenario.schema.json  (point your editor's "
+                    "YAML language server at it)")
+def schema() -> None:
+    """Print the scenario JSON Schema, for editor completion and validation."""
+    from jamsim.scenario.schema import Scenario
+
+    sys.stdout.write(json.dumps(Scenario.model_json_schema(), indent=2) + "\n")
+
+
+@app.command(
+    epilog="Examples:\n\n"
+           "  jamsim sweep scenarios/quickstart.yaml --param policy.max_retry=8s,16s,32s "
+           "--seeds 10\n\n"
+           "  jamsim sweep scenarios/mini.yaml --param policy.preset=jamixir,jamnp-s "
+           "--dask tcp://scheduler:8786\n\n"
+           "Writes one folder per grid point plus sweep.parquet and sweep.csv.")
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")],
+    param: Annotated[list[str], typer.Option(
+        help="key=v1,v2,... ; repeat for a grid over several fields.")] = [],  # noqa: B006
+    seeds: Annotated[int, typer.Option(help="Seeds per grid point (0..N-1).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Local worker processes (default: one per core).")] = None,
+    dask: Annotated[str | None, typer.Option(
+        help="Run on a Dask distributed scheduler at this address instead.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the sweep.")] = Path("runs/sweep"),
+) -> None:
+    """Run a scenario over a grid of overrides and seeds, in parallel; one table out."""
+    from jamsim.sweep import parse_param, run_sweep
+
+    try:
+        params = dict(parse_param(p) for p in param)
+        table = run_sweep(scenario, params, seeds=seeds, workers=workers, dask_address=dask,
+                          out_dir=out,
+                          on_point=lambda row: err_console.print(
+                              f"point {row['point']}: passed={row['passed']} "
+                              f"({row['wall_s']:.1f}s)"))
+    except JamsimError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    shown = [c for c in table.columns if c in {"point", "seed", "passed",
+             "time_to_full_mesh_s", "reconnect_p99_s", *dict.fromkeys(
+                 k for k in (p.partition("=")[0] for p in param))}]
+    console.print(table[shown].to_string(index=False))
+    console.print(f"table: [bold]{out / 'sweep.parquet'}[/] (and sweep.csv)")
+
+
+def _mount_optional_commands() -> None:
+    """Commands from the runtime packages, mounted only if they import: a broken
+    optional piece must not take `jamsim run` down with it."""
+    try:
+        from jamsim.testnet.commands import keys_command, testnet_app
+    except ImportError:  # pragma: no cover - only without the testnet extras
+        pass
+    else:
+        app.command("keys", epilog="Example: jamsim keys 16 --out keys.json")(keys_command)
+        app.add_typer(testnet_app, name="testnet",
+                      help="Start, inspect and tear down real-node testnets "
+                           "(local processes, docker, swarm).")
+    try:
+        from jamsim.net.commands import node_command
+    except ImportError:
+        pass
+    else:
+        app.command("node", epilog="Example: jamsim node --keys keys.json --index 0")(
+            node_command)
+    try:
+        from jamsim.analysis.commands import report_command
+    except ImportError:
+        pass
+    else:
+        app.command("report", epilog="Example: jamsim report runs/quickstart-* "
+                                     "--out report.html")(report_command)
+
+
+_mount_optional_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Turn a validated scenario into concrete things: regions per validator, node
+index groups, a ValidatorSet, a NetworkConfig and a ConnectionPolicy.
+
+Group references in timeline entries may be a region name (``eu``), a validator
+name (``v3``), an index (``3``), an inclusive range (``0..38``) or ``all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from jamsim.identity import ValidatorSet
+from jamsim.scenario.errors import ScenarioError
+from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Network, Scenario
+from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
+
+if TYPE_CHECKING:
+    from jamsim.scenario.loader import LineMap
+
+__all__ = ["assign_regions", "check_references", "network_config", "resolve_group",
+           "resolve_groups", "validator_set"]
+
+DEFAULT_REGION = "default"
+GROUP_FIELDS = ("isolate", "kill", "pause", "resume", "restart")
+
+
+def assign_regions(count: int, shares: dict[str, float]) -> list[str]:
+    """Contiguous index blocks per region, sizes by largest remainder (deterministic)."""
+    if not shares:
+        return [DEFAULT_REGION] * count
+    exact = {name: share * count for name, share in shares.items()}
+    sizes = {name: int(value) for name, value in exact.items()}
+    leftover = count - sum(sizes.values())
+    for name in sorted(exact, key=lambda n: (-(exact[n] - sizes[n]), n))[:leftover]:
+        sizes[name] += 1
+    regions: list[str] = []
+    for name in shares:
+        regions.extend([name] * sizes[name])
+    return regions
+
+
+def resolve_group(ref: str, regions: list[str]) -> list[int]:
+    """Indices named by one reference; ``ValueError`` says what is allowed."""
+    count = len(regions)
+    text = ref.strip()
+    if text == "all":
+        return list(range(count))
+    if text in regions:
+        return [i for i, region in enumerate(regions) if region == text]
+    index_text = text[1:] if text.startswith("v") else text
+    low, sep, high = index_text.partition("..")
+    try:
+        first = int(low)
+        last = int(high) if sep else first
+    except ValueError:
+        known = sorted(set(regions) - {DEFAULT_REGION})
+        raise ValueError(
+            f"{ref!r} is not a validator (v0..v{count - 1}), an index range like "
+            f"'0..{count - 1}', 'all'" + (f" or a region ({', '.join(known)})" if known else "")
+        ) from None
+    if not 0 <= first <= last < count:
+        raise ValueError(f"{ref!r} names validators outside 0..{count - 1} "
+                         f"(the scenario has {count})")
+    return list(range(first, last + 1))
+
+
+def resolve_groups(refs: Iterable[str], regions: list[str]) -> list[int]:
+    seen: dict[int, None] = {}
+    for ref in refs:
+        for index in resolve_group(ref, regions):
+            seen[index] = None
+    return list(seen)
+
+
+def check_references(scenario: Scenario, lines: LineMap, file: str) -> None:
+    """Fail early, with a line number, on groups or regions that do not exist."""
+    regions = assign_regions(scenario.validators.count, scenario.validators.regions)
+    region_names = set(regions)
+
+    def fail(message: str, path: tuple[str | int, ...]) -> None:
+        from jamsim.scenario.loader import _dotted
+
+        raise ScenarioError(message, file=file, line=lines.line_of(path), field=_dotted(path))
+
+    for i, entry in enumerate(scenario.timeline):
+        refs: list[tuple[tuple[str | int, ...], str]] = []
+        if entry.partition is not None:
+            refs += [(("timeline", i, "partition", g, j), ref)
+                     for g, group in enumerate(entry.partition) for j, ref in enumerate(group)]
+            if len(entry.partition) < 2 and not entry.one_way:
+                fail("a partition needs at least two groups", ("timeline", i, "partition"))
+        for name in GROUP_FIELDS:
+            values = getattr(entry, name)
+            if values is not None:
+                refs += [(("timeline", i, name, j), ref) for j, ref in enumerate(values)]
+        for path, ref in refs:
+            try:
+                resolve_group(ref, regions)
+            except ValueError as exc:
+                fail(str(exc), path)
+        if entry.link is not None:
+            for j, region in enumerate(entry.link.between):
+                if region not in region_names and region != DEFAULT_REGION:
+                    fail(f"unknown region {region!r}; regions: {sorted(region_names)}",
+                         ("timeline", i, "link", "between", j))
+    for key in scenario.network.latency:
+        if key == "default":
+            continue
+        for region in key.split("-"):
+            if region not in region_names:
+                fail(f"unknown region {region!r} in latency pair {key!r}; "
+                     f"regions: {sorted(region_names)}", ("network", "latency", key))
+
+
+def validator_set(scenario: Scenario, *, base_port: int = 40000) -> ValidatorSet:
+    regions = assign_regions(scenario.validators.count, scenario.validators.regions)
+    return ValidatorSet.dev(scenario.validators.count, seed=scenario.seed,
+                            base_port=base_port, regions=regions)
+
+
+def latency_spec(entry: float | LatencyDistribution) -> LatencySpec:
+    if isinstance(entry, LatencyDistribution):
+        return LatencySpec(mean=entry.median, jitter=entry.jitter,
+                           distribution=entry.distribution if entry.jitter else "constant")
+    return LatencySpec(mean=entry)
+
+
+def loss_spec(loss: float | GilbertElliott) -> LossSpec:
+    if isinstance(loss, GilbertElliott):
+        return LossSpec.bursts(loss.p, loss.r, loss.bad_loss)
+    return LossSpec.bernoulli(loss) if loss > 0 else LossSpec()
+
+
+def network_config(network: Network) -> NetworkConfig:
+    loss = loss_spec(network.loss)
+
+    def link(entry: float | LatencyDistribution) -> LinkSpec:
+        return LinkSpec(latency=latency_spec(entry), loss=loss, bandwidth_bps=network.bandwidth)
+
+    default = link(network.latency.get("default", 0.04))
+    links = {}
+    for key, entry in network.latency.items():
+        if key != "default":
+            src, dst = key.split("-")
+            links[(src, dst)] = link(entry)
+    return NetworkConfig(default=default, links=links)

@@ -1,0 +1,258 @@
+"""Run a scenario and write its results folder.
+
+One entry point, :func:`run_scenario`, for the CLI, sweeps and notebooks. The
+results folder (``runs/<name>-<timestamp>/``) holds ``scenario.yaml`` (resolved,
+with defaults filled in), ``events.parquet``, ``connectivity.parquet``,
+``summary.json`` (metrics and each expectation's verdict) and PNG plots. Rows are
+flushed to disk as the run goes, so Ctrl-C or a crash leaves a readable folder
+whose summary says ``"complete": false``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jamsim.core.errors import UsageError
+from jamsim.scenario.expectations import (
+    Verdict,
+    evaluate,
+    percentile,
+    reconnect_times,
+    time_to_full_mesh,
+)
+from jamsim.scenario.loader import load_scenario
+from jamsim.scenario.resolve import network_config, validator_set
+from jamsim.scenario.schema import Scenario
+from jamsim.scenario.timeline import describe, schedule_timeline
+from jamsim.sim.simulation import Simulation
+from jamsim.telemetry.records import ConnectivitySample, EventRecord
+from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
+
+__all__ = ["Progress", "RunResult", "run_scenario"]
+
+TESTNETS = ("local", "docker", "swarm")
+RECOVERY_ACTIONS = ("heal", "restart", "resume", "epoch", "link")
+
+Progress = Callable[[float, float, ConnectivitySample | None, int], None]
+"""``progress(sim_now, sim_until, latest_sample, events_so_far)``."""
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    out_dir: Path
+    summary: dict[str, Any]
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+def _results_dir(scenario: Scenario, out_dir: Path | None, root: Path) -> Path:
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return out_dir
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{scenario.name}-{stamp}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = root / f"{scenario.name}-{stamp}-{suffix}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def apply_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """``{"policy.preset": "jamixir", "seed": 3}`` -> a re-validated scenario."""
+    if not overrides:
+        return scenario
+    data = scenario.model_dump(mode="python", exclude_none=True)
+    for dotted, value in overrides.items():
+        target = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise UsageError(f"cannot set {dotted!r}: {part!r} is not a section")
+        target[parts[-1]] = value
+    from jamsim.scenario.loader import parse_scenario
+
+    return parse_scenario(yaml.safe_dump(data, sort_keys=False), "<overrides>")
+
+
+def run_scenario(
+    source: str | Path | Scenario,
+    *,
+    out_dir: str | Path | None = None,
+    runs_root: str | Path = "runs",
+    testnet: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    plots: bool = True,
+) -> RunResult:
+    """Run ``source`` (a path, a built-in name or a Scenario) in simulation."""
+    scenario = source if isinstance(source, Scenario) else load_scenario(source)
+    scenario = apply_overrides(scenario, overrides or {})
+    if testnet is not None and testnet not in TESTNETS:
+        raise UsageError(f"unknown testnet {testnet!r}; choose one of {', '.join(TESTNETS)}")
+    if testnet is None and scenario.fidelity != "model":
+        raise UsageError(
+            f"fidelity {scenario.fidelity!r} is not available yet; use fidelity: model")
+    out = _results_dir(scenario, Path(out_dir) if out_dir else None, Path(runs_root))
+    (out / "scenario.yaml").write_text(
+        yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+
+    validators = validator_set(scenario)
+    events: list[EventRecord] = []
+    samples: list[ConnectivitySample] = []
+    event_writer = EventTableWriter(out / "events.parquet")
+    sample_writer = ConnectivityWriter(out / "connectivity.parquet")
+
+    def on_event(record: EventRecord) -> None:
+        events.append(record)
+        event_writer.append(record)
+
+    def on_sample(sample: ConnectivitySample) -> None:
+        samples.append(sample)
+        sample_writer.append(sample)
+
+    writers = (event_writer, sample_writer)
+    if testnet is not None:
+        from jamsim.scenario.testnet_runner import run_on_testnet
+
+        reached = [0.0]
+
+        def on_wall_progress(now: float) -> None:
+            reached[0] = now
+            if progress is not None:
+                progress(min(now, scenario.duration), scenario.duration,
+                         samples[-1] if samples else None, 0)
+
+        def play_on_testnet() -> None:
+            recorded = run_on_testnet(scenario, testnet, out / "testnet", on_sample,
+                                      on_wall_progress)
+            events.extend(recorded)
+            event_writer.extend(recorded)
+
+        return _recorded_run(scenario, out, events, samples, writers, play_on_testnet,
+                             lambda: reached[0], f"testnet:{testnet}", plots)
+
+    sim = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
+                     fidelity="model", seed=scenario.seed, on_event=on_event,
+                     sample_interval=scenario.sample_interval, on_sample=on_sample)
+    schedule_timeline(sim, scenario, validators)
+
+    def simulate() -> None:
+        chunks = 100
+        for step in range(1, chunks + 1):
+            sim.run(scenario.duration * step / chunks)
+            if progress is not None:
+                progress(sim.now, scenario.duration, samples[-1] if samples else None,
+                         len(events))
+
+    return _recorded_run(scenario, out, events, samples, writers, simulate,
+                         lambda: sim.now, None, plots)
+
+
+def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
+                  samples: list[ConnectivitySample],
+                  writers: tuple[EventTableWriter, ConnectivityWriter],
+                  execute: Callable[[], None], reached: Callable[[], float],
+                  runtime: str | None, plots: bool) -> RunResult:
+    """Run ``execute`` and, whatever happens, close the tables and write the
+    summary: a run cut short by Ctrl-C or an error is marked incomplete."""
+    started = time.perf_counter()
+    complete = False
+    error: str | None = None
+    try:
+        execute()
+        complete = True
+    except KeyboardInterrupt:
+        error = "interrupted"
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        for writer in writers:
+            writer.close()
+        verdicts = evaluate(scenario, events, samples) if complete else []
+        summary = _summary(scenario, validators_count=scenario.validators.count,
+                           events=events, samples=samples, verdicts=verdicts,
+                           complete=complete, error=error, simulated=reached(),
+                           wall=time.perf_counter() - started)
+        if runtime is not None:
+            summary["runtime"] = runtime
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if plots:
+        summary["plots"] = [p.name for p in _write_plots(out)]
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return RunResult(scenario, out, summary, verdicts)
+
+
+def _write_plots(out: Path) -> list[Path]:
+    try:
+        from jamsim.analysis.plots import write_run_plots
+    except ImportError:  # analysis extras missing: tables are still written
+        return []
+    return list(write_run_plots(out))
+
+
+def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRecord],
+             samples: list[ConnectivitySample], verdicts: list[Verdict], complete: bool,
+             error: str | None, simulated: float, wall: float) -> dict[str, Any]:
+    timeline: list[dict[str, Any]] = [
+        {"at": e.at, "action": e.action, "label": describe(e)} for e in scenario.timeline]
+    after_events: dict[str, Any] = {}
+    for entry in scenario.timeline:
+        if entry.action not in RECOVERY_ACTIONS:
+            continue  # "full mesh after a partition" would just be the last sample before it
+        took = time_to_full_mesh(samples, entry.at)
+        after_events[f"{describe(entry)} @ {entry.at:g}s"] = took
+    first_fault = min((e.at for e in scenario.timeline), default=0.0)
+    all_reconnects = reconnect_times(events, first_fault)
+    reconnects = [t for t in all_reconnects if t != float("inf")]
+    unrepaired = len(all_reconnects) - len(reconnects)
+    counts: dict[str, int] = {}
+    for row in events:
+        counts[row.event] = counts.get(row.event, 0) + 1
+    final = samples[-1] if samples else None
+    return {
+        "name": scenario.name,
+        "complete": complete,
+        "error": error,
+        "seed": scenario.seed,
+        "validators": validators_count,
+        "fidelity": scenario.fidelity,
+        "policy": scenario.policy.preset,
+        "policy_overrides": scenario.policy.overrides(),
+        "duration_s": scenario.duration,
+        "simulated_s": simulated,
+        "wall_s": round(wall, 3),
+        "timeline": timeline,
+        "metrics": {
+            "time_to_full_mesh_s": time_to_full_mesh(samples, 0.0),
+            "time_to_full_mesh_after_s": after_events,
+            "final_links_up": final.links_up if final else 0,
+            "final_links_expected": final.links_expected if final else 0,
+            "final_full_mesh": final.full_mesh if final else False,
+            "max_duplicates": max((s.duplicates for s in samples), default=0),
+            "reconnections": len(reconnects),
+            "unrepaired_disconnections": unrepaired,
+            "reconnect_p50_s": percentile(reconnects, 0.5) if reconnects else None,
+            "reconnect_p99_s": percentile(reconnects, 0.99) if reconnects else None,
+            "reconnect_max_s": max(reconnects) if reconnects else None,
+            "event_counts": counts,
+        },
+        "expectations": [v.as_dict() for v in verdicts],
+        "passed": complete and all(v.passed for v in verdicts),
+    }

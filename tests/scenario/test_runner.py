@@ -1,0 +1,124 @@
+"""Running scenarios end to end: results folder, expectations, CLI, interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jamsim.cli import app
+from jamsim.scenario.runner import run_scenario
+from jamsim.telemetry.records import CONNECTIVITY_COLUMNS, EVENT_COLUMNS
+from jamsim.telemetry.writer import read_table
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def test_quickstart_through_the_cli_writes_a_results_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "PASS full_mesh" in result.output and str(out) in result.output
+    for name in ("scenario.yaml", "events.parquet", "connectivity.parquet", "summary.json"):
+        assert (out / name).exists(), name
+    events = read_table(out / "events.parquet")
+    assert tuple(events.column_names) == EVENT_COLUMNS and events.num_rows > 0
+    assert tuple(read_table(out / "connectivity.parquet").column_names) == \
+        CONNECTIVITY_COLUMNS
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["passed"]
+    assert summary["metrics"]["final_full_mesh"]
+    assert {v["expectation"] for v in summary["expectations"]} == \
+        {"full_mesh", "no_duplicate_connections"}
+
+
+def test_same_seed_same_event_log(tmp_path: Path) -> None:
+    a = run_scenario("quickstart", out_dir=tmp_path / "a", plots=False)
+    b = run_scenario("quickstart", out_dir=tmp_path / "b", plots=False)
+    assert read_table(tmp_path / "a" / "events.parquet").equals(
+        read_table(tmp_path / "b" / "events.parquet"))
+    assert a.summary["metrics"] == b.summary["metrics"]
+
+
+def test_failed_expectation_exits_non_zero(tmp_path: Path) -> None:
+    scenario = tmp_path / "strict.yaml"
+    scenario.write_text("name: strict\nduration: 20s\nexpect:\n"
+                        "  - full_mesh: {within: 0.5s}\n")
+    result = CliRunner().invoke(app, ["run", str(scenario), "--quiet",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "FAIL full_mesh" in result.output
+
+
+def test_scenario_error_exits_2_with_location(tmp_path: Path) -> None:
+    scenario = tmp_path / "broken.yaml"
+    scenario.write_text("name: broken\nnetwork:\n  loss: 300%\n")
+    result = CliRunner().invoke(app, ["run", str(scenario), "--quiet"])
+    assert result.exit_code == 2
+    assert "broken.yaml:3" in result.output and "network.loss" in result.output
+
+
+def test_set_overrides_are_validated(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--quiet", "--set", "policy.preset=fancy",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "policy.preset" in result.output
+
+
+def test_interrupted_run_keeps_what_it_recorded(tmp_path: Path) -> None:
+    calls = []
+
+    def interrupt(now: float, until: float, sample: object, events: int) -> None:
+        calls.append(now)
+        if now >= 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario("quickstart", out_dir=tmp_path, progress=interrupt, plots=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["complete"] is False and summary["error"] == "interrupted"
+    assert 20 <= summary["simulated_s"] < 60
+    events = read_table(tmp_path / "events.parquet")
+    assert events.num_rows > 0
+    assert max(events.column("time").to_pylist()) <= summary["simulated_s"]
+
+
+def test_jamixir_vs_jamnp_s_shows_the_difference_in_numbers(tmp_path: Path) -> None:
+    path = SCENARIOS / "jamixir-vs-jamnp-s.yaml"
+    good = run_scenario(path, out_dir=tmp_path / "n", plots=False,
+                        overrides={"policy.preset": "jamnp-s"})
+    bad = run_scenario(path, out_dir=tmp_path / "j", plots=False,
+                       overrides={"policy.preset": "jamixir"})
+    after = "restart 0..3 @ 90s"
+    assert good.passed and good.summary["metrics"]["time_to_full_mesh_after_s"][after] <= 30
+    assert not bad.passed
+    assert bad.summary["metrics"]["time_to_full_mesh_after_s"][after] is None
+    assert bad.summary["metrics"]["final_links_up"] < \
+        good.summary["metrics"]["final_links_up"] == 120
+
+
+def test_validate_and_schema_commands() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["validate", str(SCENARIOS / "mini.yaml")])
+    assert ok.exit_code == 0 and "78 validators" in ok.output
+    schema = runner.invoke(app, ["schema"])
+    assert schema.exit_code == 0 and json.loads(schema.output)["title"] == "Scenario"
+
+
+def test_unknown_testnet_is_refused_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--quiet", "--testnet", "kubernetes",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "choose one of local, docker, swarm" in result.output
+
+
+def test_testnet_plan_maps_the_timeline_onto_backend_ops(tmp_path: Path) -> None:
+    from jamsim.scenario.loader import load_scenario
+    from jamsim.scenario.testnet_runner import testnet_plan
+    from jamsim.testnet.base import Heal, Kill, Partition, Restart
+
+    spec, ops = testnet_plan(load_scenario(SCENARIOS / "quickstart.yaml"), tmp_path, 30000)
+    assert spec.validators == 6 and spec.base_port == 30000 and spec.policy == "jamnp-s"
+    assert ops == [(15.0, Partition(((0, 1, 2), (3, 4, 5)))), (35.0, Heal())]
+    _, ops = testnet_plan(load_scenario(SCENARIOS / "jamixir-vs-jamnp-s.yaml"), tmp_path)
+    assert [op for _, op in ops] == [*(Kill(i) for i in range(4)), *(Restart(i) for i in range(4))]
