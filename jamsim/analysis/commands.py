@@ -1,0 +1,24 @@
+"""``jamsim report``: typer-compatible command, wired into the CLI by its owner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jamsim.analysis.report import render_report
+from jamsim.analysis.run import load_run
+
+__all__ = ["report_command"]
+
+
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(help="results folders to report on")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")] = Path(
+        "report.html"),
+) -> None:
+    """Write a self-contained HTML report (plots inlined) for one or more runs."""
+    loaded = [load_run(p) for p in runs]
+    out.write_text(render_report(loaded), encoding="utf-8")
+    typer.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB, {len(loaded)} run(s))")

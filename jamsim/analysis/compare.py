@@ -1,0 +1,50 @@
+"""Line up headline metrics of several runs (policies, seeds, sim vs testnet)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from jamsim.analysis import metrics
+from jamsim.analysis.run import Run
+
+__all__ = ["compare", "run_metrics"]
+
+
+def run_metrics(run: Run) -> dict[str, object]:
+    """One row of headline metrics; time-to-full-mesh after each timeline event."""
+    lat = metrics.reconnect_latency(run)["latency"].dropna()
+    retries = metrics.retries_per_pair(run)
+    row: dict[str, object] = {
+        "validators": run.validators,
+        "policy": run.summary.get("policy", ""),
+        "seed": run.summary.get("seed", ""),
+        "fidelity": run.summary.get("fidelity", ""),
+        "time_to_full_mesh_s": metrics.time_to_full_mesh(run),
+        "reconnects": len(lat),
+        "reconnect_p50_s": float(lat.quantile(0.5)) if len(lat) else math.nan,
+        "reconnect_p99_s": float(lat.quantile(0.99)) if len(lat) else math.nan,
+        "connect_attempts": int(retries["attempts"].sum()) if len(retries) else 0,
+        "connect_failures": int(retries["failures"].sum()) if len(retries) else 0,
+        "duplicates_seen": metrics.duplicate_connections_seen(run),
+        "mean_pair_downtime_s": float(metrics.per_pair_downtime(run)["downtime"].mean()),
+    }
+    for entry in run.timeline.itertuples():
+        row[f"ttfm_after[{entry.label}]_s"] = metrics.time_to_full_mesh(run, float(entry.at))
+    return row
+
+
+def compare(runs: Sequence[Run], labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """DataFrame with one row per run, indexed by label (default: run names,
+    de-duplicated with a #n suffix)."""
+    names = list(labels) if labels is not None else [r.name for r in runs]
+    seen: dict[str, int] = {}
+    index = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        index.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    df = pd.DataFrame([run_metrics(r) for r in runs], index=index)
+    df.index.name = "run"
+    return df
