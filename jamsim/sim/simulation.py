@@ -27,6 +27,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
+from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.transport import ModelTransport
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
@@ -288,10 +289,11 @@ class Simulation:
             raise UsageError(f"cannot run until {until}: already at {self.env.now}")
         steps = 20 if progress_callback is not None else 1
         start = self.env.now
-        for step in range(1, steps + 1):
-            self.env.run(until=start + (until - start) * step / steps)
-            if progress_callback is not None:
-                progress_callback(self.env.now, until)
+        with relaxed_gc():
+            for step in range(1, steps + 1):
+                self.env.run(until=start + (until - start) * step / steps)
+                if progress_callback is not None:
+                    progress_callback(self.env.now, until)
 
     @property
     def now(self) -> float:

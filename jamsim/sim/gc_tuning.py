@@ -1,0 +1,33 @@
+"""Relaxed cyclic-GC thresholds while a simulation runs.
+
+Why: a large simulation allocates millions of small, long-lived objects (connection
+records, timer entries, events). CPython's generational collector is triggered by
+allocation counts, so with the default gen-0 threshold of 700 it keeps re-scanning
+the ever-growing young generations; at V=1023 that was ~40% of the wall time of a
+bootstrap (measured: 7.3 s -> 4.3 s for the bare manager benchmark). The simulator
+creates few reference cycles, so collecting far less often costs little memory.
+Thresholds are restored afterwards so the embedding program is left as it was.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["SIM_GC_THRESHOLDS", "relaxed_gc"]
+
+SIM_GC_THRESHOLDS = (100_000, 50, 100)
+"""(gen0, gen1, gen2) thresholds used while simulating."""
+
+
+@contextmanager
+def relaxed_gc(thresholds: tuple[int, int, int] = SIM_GC_THRESHOLDS) -> Iterator[None]:
+    """Run the body with ``thresholds``; never lowers thresholds a caller raised."""
+    before = gc.get_threshold()
+    gen0, gen1, gen2 = (max(a, b) for a, b in zip(before, thresholds, strict=True))
+    gc.set_threshold(gen0, gen1, gen2)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
