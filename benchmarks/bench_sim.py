@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from jamsim.identity import ValidatorSet
+from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
 
@@ -86,7 +87,9 @@ def churn(v: int, minutes: float = 10.0) -> dict[str, Any]:
 
 
 def _child(case: str, v: int) -> None:
-    result = bootstrap(v) if case == "bootstrap" else churn(v)
+    # As `jamsim run` does: relaxed GC for the whole simulation, not per run() call.
+    with relaxed_gc():
+        result = bootstrap(v) if case == "bootstrap" else churn(v)
     print(json.dumps(result))
 
 
