@@ -8,6 +8,7 @@ simulation of the same mesh: the simulator can only add to it.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import time
@@ -18,6 +19,7 @@ from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint
 from jamsim.identity import ValidatorSet
+from jamsim.sim.gc_tuning import SIM_GC_THRESHOLDS, relaxed_gc
 
 
 def run(validators: int, telemetry: bool) -> dict[str, object]:
@@ -61,8 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--validators", type=int, default=1023)
     parser.add_argument("--no-telemetry", action="store_true")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep CPython's default GC thresholds (the simulator relaxes them)")
     args = parser.parse_args()
-    print(json.dumps(run(args.validators, not args.no_telemetry)))
+    thresholds = gc.get_threshold() if args.default_gc else SIM_GC_THRESHOLDS
+    with relaxed_gc(thresholds):
+        result = run(args.validators, not args.no_telemetry)
+    result["gc_thresholds"] = list(gc.get_threshold() if args.default_gc else thresholds)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
