@@ -337,6 +337,18 @@ class Network:
             return False
         return not self._cut(src, dst)
 
+    def blackholed(self, src: int, dst: int) -> bool:
+        """Is every packet ``src`` sends to ``dst`` now dropped, whatever the dice say?
+
+        True while ``src`` is up and the pair is partitioned or ``dst`` is crashed:
+        the state only a topology change (which notifies listeners) can end. A
+        paused ``dst`` is not blackholed: its socket buffers packets.
+        """
+        state = self._state
+        if state.get(src) != NodeState.UP:
+            return False
+        return state.get(dst) == NodeState.CRASHED or self._cut(src, dst)
+
     def _cut(self, src: int, dst: int) -> bool:
         group = self._group
         if not group:

@@ -66,7 +66,8 @@ class ModelTransport:
     __slots__ = (
         "a", "a_broken", "a_cid", "a_gen", "a_live", "a_phase",
         "b", "b_broken", "b_cid", "b_gen", "b_live", "b_phase",
-        "deadline", "deadline_armed", "initial_sent", "pto", "pto_for", "rtt", "sim", "tid",
+        "deadline", "deadline_armed", "initial_sent", "parked", "pto", "pto_for", "rtt", "sim",
+        "tid",
     )
 
     def __init__(self, sim: Simulation, tid: int, a: SimNode, cid: int, b: SimNode,
@@ -91,6 +92,7 @@ class ModelTransport:
         self.initial_sent = now
         self.pto = INITIAL_PTO
         self.pto_for = -1.0
+        self.parked = False
         self.rtt = 0.0
 
     # ---------------------------------------------------------------- helpers
@@ -153,9 +155,33 @@ class ModelTransport:
             return  # one probe per flight, however many of its packets were lost
         self.pto_for = self.initial_sent
         self._arm_deadline()
+        if self.sim.network.blackholed(self.a, self.b):
+            # Cut path (partition, peer crashed): every probe would be dropped the same
+            # way until the topology changes, and a change calls reassess(), which
+            # replays the probe schedule up to that instant. Parking here saves two
+            # timers and two sends per failed dial without changing any outcome.
+            self.parked = True
+            return
+        self._schedule_pto()
+
+    def _schedule_pto(self) -> None:
         self.sim.call_for(self.a, self.a_gen,
                           max(0.0, self.initial_sent + self.pto - self.sim.env.now),
                           self._client_pto)
+
+    def _unpark(self) -> None:
+        """The path may be open again: resume the PTO schedule a parked dial had."""
+        self.parked = False
+        if self.a_phase != C_PENDING:
+            return
+        now = self.sim.env.now
+        # Probes that fell while the path was cut were sent and dropped: advance the
+        # schedule past them exactly as _client_pto would have (doubling each time).
+        while self.initial_sent + self.pto < now:
+            self.initial_sent += self.pto
+            self.pto *= 2
+        self.pto_for = self.initial_sent
+        self._schedule_pto()
 
     def _client_pto(self) -> None:
         if self.a_phase != C_PENDING or self.sim.env.now >= self.deadline:
@@ -347,6 +373,8 @@ class ModelTransport:
 
     def reassess(self) -> None:
         """Topology changed: start/cancel idle timers, arm stuck handshakes' deadlines."""
+        if self.parked:
+            self._unpark()
         a_open = self.a_phase == C_ESTABLISHED
         b_open = self.b_phase == S_LIVE
         if self.a_phase == C_PENDING or self.b_phase == S_HANDSHAKING:

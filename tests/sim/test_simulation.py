@@ -242,3 +242,22 @@ def test_incremental_counters_agree_with_managers_through_mixed_faults() -> None
         assert_counters_match_managers(sim)
         assert sim.sample().duplicates == 0
     assert sim.is_full_mesh()
+
+
+@pytest.mark.parametrize(("heal_at", "first_probe_through"), [(0.5, 1.0), (2.5, 3.0), (6.5, 7.0)])
+def test_dial_across_a_cut_path_keeps_its_probe_schedule_when_the_path_heals(
+        heal_at: float, first_probe_through: float) -> None:
+    """A dial parked on a cut path resumes exactly where RFC 9002 probing would be.
+
+    Initial at 0, probes at 0+1, 1+2, 3+4 s (PTO 1 s, doubling); the first probe
+    sent after the heal gets through and the dialer is established one RTT later.
+    """
+    sim, records = build(2, connect_timeout=10.0, fallback_after=100.0)
+    sim.partition([[0], [1]])
+    sim.at(heal_at, sim.heal)
+    sim.run(12.0)
+    established = [r.time for r in records if r.event == "connected_out"]
+    assert established == [pytest.approx(first_probe_through + 0.1)]
+    assert not [r for r in records if r.event == "connect_out_failed"]
+    # Parked: only the first Initial met the cut; the doomed probes were not simulated.
+    assert sim.network.dropped_partition == 1
