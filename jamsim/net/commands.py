@@ -131,3 +131,7 @@ def node_command(
     except (UsageError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except OSError as exc:  # e.g. the UDP or control port is taken
+        typer.echo(f"error: cannot start node {index}: {exc} "
+                   "(is another node or program using its port? pick free ports)", err=True)
+        raise typer.Exit(1) from None

@@ -41,12 +41,30 @@ SEED = 11
 
 
 def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """``n`` distinct loopback ports free for UDP *and* TCP right now.
+
+    Both, because callers use a port for a node's UDP socket or for a TCP control
+    channel: a UDP-free port can still be taken on TCP, and a control server that
+    cannot bind kills its node (a CI run once saw exactly that as "no peers").
+    """
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            held.append(udp)
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(tcp)
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken on TCP: keep the UDP socket held so it is not reused
+            ports.append(port)
+    finally:
+        for sock in held:
+            sock.close()
     return ports
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +28,8 @@ def _outputs(procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> str:
 
 
 def test_two_node_processes_connect_and_stop_cleanly(tmp_path: Path) -> None:
-    udp = free_ports(2)
-    control = free_ports(2)
+    ports = free_ports(4)  # one call: all four distinct
+    udp, control = ports[:2], ports[2:]
     doc = generate_keys(2, seed=5, base_port=udp[0])
     for i, v in enumerate(doc["validators"]):
         v["port"] = udp[i]
@@ -77,3 +78,20 @@ def test_two_node_processes_connect_and_stop_cleanly(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_taken_control_port_exits_with_a_clear_error(tmp_path: Path) -> None:
+    udp, control = free_ports(2)
+    doc = generate_keys(1, seed=5, base_port=udp)
+    keys = tmp_path / "keys.json"
+    write_keys(keys, doc)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", control))
+        squatter.listen()
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, "--keys", str(keys), "--index", "0",
+             "--control-port", str(control)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot start node 0" in proc.stderr and "Traceback" not in proc.stderr
