@@ -46,5 +46,8 @@ mkdir -p "$WHEELS"
 rm -f "$WHEELS"/jamsim-*.whl
 python3 -m pip wheel -q --wheel-dir "$WHEELS" "$ROOT" >&2
 
-docker build -q --build-arg BASE_IMAGE="$BASE_TAG" -f "$HERE/Dockerfile" -t "$NODE_TAG" "$BUILD" >&2
+# The label lets `jamsim testnet build` tell a stale image from a current one.
+docker build -q --build-arg BASE_IMAGE="$BASE_TAG" \
+    --label "jamsim.source=${JAMSIM_SOURCE_DIGEST:-unknown}" \
+    -f "$HERE/Dockerfile" -t "$NODE_TAG" "$BUILD" >&2
 echo "$NODE_TAG"

@@ -57,6 +57,7 @@ async def run_node(
     telemetry: tuple[str, int] | None,
     policy: ConnectionPolicy,
     control_port: int | None,
+    control_host: str = "127.0.0.1",
 ) -> None:
     """Start node ``index`` of ``keys`` (+ control channel), wait for a signal, stop."""
     from jamsim.net.control import ControlServer
@@ -94,7 +95,7 @@ async def run_node(
     await node.start()
     control = None
     if control_port is not None:
-        control = ControlServer(impairment, node.status, port=control_port)
+        control = ControlServer(impairment, node.status, host=control_host, port=control_port)
         await control.start()
     log.info("node %d listening on %s:%d", index, node.host, node.port)
     try:
@@ -119,15 +120,23 @@ def node_command(
         list[str] | None, typer.Option(help="Policy override name=value (repeatable).")
     ] = None,
     control_port: Annotated[
-        int | None, typer.Option(help="Loopback TCP port of the control channel.")
+        int | None, typer.Option(help="TCP port of the control channel (harness -> node).")
     ] = None,
+    control_host: Annotated[
+        str,
+        typer.Option(
+            help="Address the control channel listens on. Loopback by default: it can "
+            "rewrite the node's impairment rules, so only expose it (e.g. 0.0.0.0 in a "
+            "container on a private network) where the harness needs to reach it."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         pol = ConnectionPolicy.preset(policy, **parse_policy_sets(policy_set or []))
         tel = parse_host_port(telemetry) if telemetry else None
-        asyncio.run(run_node(keys, index, port, tel, pol, control_port))
+        asyncio.run(run_node(keys, index, port, tel, pol, control_port, control_host))
     except (UsageError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -31,8 +31,12 @@ BackendOpt = Annotated[BackendName, typer.Option("--backend", help="where nodes 
 RunDirOpt = Annotated[Path, typer.Option("--run-dir", help="state, logs and keys of the run")]
 
 
-def make_backend(name: BackendName | str) -> TestnetBackend:
-    """A backend instance by name; docker/swarm modules expose ``create_backend()``."""
+def make_backend(name: BackendName | str, run_dir: Path | None = None) -> TestnetBackend:
+    """A backend instance by name; docker/swarm modules expose ``create_backend(run_dir)``.
+
+    ``run_dir`` lets a fresh harness attach to a testnet another one started
+    (``status``, ``logs``, ``down`` after ``up --detach`` or a crash).
+    """
     name = BackendName(name)
     if name is BackendName.local:
         from jamsim.testnet.local import LocalProcessBackend
@@ -45,7 +49,7 @@ def make_backend(name: BackendName | str) -> TestnetBackend:
     factory = getattr(module, "create_backend", None)
     if factory is None:
         raise TestnetError(f"jamsim.testnet.{name.value} has no create_backend()")
-    backend: TestnetBackend = factory()
+    backend: TestnetBackend = factory(run_dir)
     return backend
 
 
@@ -79,8 +83,9 @@ def up(
         policy=policy,
         run_dir=run_dir,
     )
-    tn = make_backend(backend)
+    tn = make_backend(backend, run_dir)
     try:
+        tn.build()
         tn.up(spec)
         deadline = time.monotonic() + wait
         statuses = tn.status()
@@ -109,7 +114,11 @@ def status(
 ) -> None:
     """Per-node connected peers of a running (detached) testnet."""
     if backend is not BackendName.local:
-        _print_status(make_backend(backend).status())
+        try:
+            _print_status(make_backend(backend, run_dir).status())
+        except TestnetError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
         return
     from jamsim.testnet.local import status_run_dir
 
@@ -128,7 +137,11 @@ def logs(
 ) -> None:
     """Print a node's log."""
     if backend is not BackendName.local:
-        typer.echo(make_backend(backend).logs(node))
+        try:
+            typer.echo(make_backend(backend, run_dir).logs(node))
+        except TestnetError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
         return
     path = run_dir / "logs" / f"node-{node}.log"
     if not path.exists():
@@ -141,7 +154,8 @@ def logs(
 def down(backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")) -> None:
     """Stop every node a run (even a crashed harness) left behind."""
     if backend is not BackendName.local:
-        make_backend(backend).down()
+        make_backend(backend, run_dir).down()
+        typer.echo(f"removed the {backend.value} testnet of {run_dir} (and labelled leftovers)")
         return
     from jamsim.testnet.local import down_run_dir
 

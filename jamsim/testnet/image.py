@@ -10,6 +10,7 @@ the single source of truth for the offline path so humans can run it directly.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,34 @@ def registry_base_available(timeout: float = 60.0) -> bool:
         return False
 
 
+SOURCE_LABEL = "jamsim.source"
+
+
+def source_digest() -> str:
+    """A digest of the jamsim sources and pyproject the image would be built from.
+
+    Stored as a label on the node image: an image built from other sources is
+    stale (a container would run old node code) and gets rebuilt.
+    """
+    root = TESTNET_DIR.parent
+    digest = hashlib.sha256()
+    files = [*sorted((root / "jamsim").rglob("*.py")), root / "pyproject.toml"]
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def image_source(tag: str) -> str | None:
+    """The source digest label of a local image, or None if absent/unlabelled."""
+    proc = _docker("image", "inspect", "--format",
+                   f'{{{{ index .Config.Labels "{SOURCE_LABEL}" }}}}', tag)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
 def ensure_image(force: bool = False, tag: str = NODE_IMAGE) -> str:
     """Return ``tag`` after making sure it exists; build it if missing or ``force``.
 
@@ -55,14 +84,16 @@ def ensure_image(force: bool = False, tag: str = NODE_IMAGE) -> str:
     already-imported offline base, else the registry base if pullable, else the
     offline debootstrap path (slow once).
     """
-    if not force and image_exists(tag):
+    digest = source_digest()
+    if not force and image_source(tag) == digest:
         return tag
     if not BUILD_SCRIPT.exists():
         raise TestnetError(f"build script missing: {BUILD_SCRIPT}")
     base = BASE_IMAGE
     if not image_exists(BASE_IMAGE) and registry_base_available():
         base = REGISTRY_BASE
-    env_args = [f"JAMSIM_BASE_IMAGE={base}", f"JAMSIM_NODE_IMAGE={tag}"]
+    env_args = [f"JAMSIM_BASE_IMAGE={base}", f"JAMSIM_NODE_IMAGE={tag}",
+                f"JAMSIM_SOURCE_DIGEST={digest}"]
     cmd = ["env", *env_args, "bash", str(BUILD_SCRIPT)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
     if proc.returncode != 0 or not image_exists(tag):

@@ -140,13 +140,13 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
 class _CollectorThread:
     """The harness's telemetry collector on a private event loop thread (the backend is sync)."""
 
-    def __init__(self, key_to_index: dict[bytes, int]) -> None:
+    def __init__(self, key_to_index: dict[bytes, int], host: str = "127.0.0.1") -> None:
         from jamsim.telemetry.collector import TelemetryCollector
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.collector = TelemetryCollector(key_to_index, time.time())
+        self.collector = TelemetryCollector(key_to_index, time.time(), host=host)
         asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(5)
 
     @property

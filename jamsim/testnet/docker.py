@@ -1,0 +1,424 @@
+"""DockerComposeBackend: one container per validator on a private bridge network.
+
+The same node (``jamsim node``), control channel and telemetry as the local
+backend, so everything above the process boundary is inherited from
+:class:`jamsim.testnet.local.LocalProcessBackend`; this class only changes *where*
+nodes run:
+
+* a labelled bridge network with a fixed subnet, so every container has a known
+  address before it starts and the keys file can carry it (JAMNP-S validator
+  metadata holds an IP, not a name);
+* a compose project (``run_dir/docker-compose.yml``, one service per validator)
+  brought up with ``docker compose``/``docker-compose``; the file stays in the
+  results folder so a run can be inspected or replayed by hand;
+* the harness's JIP-3 collector listens on the bridge's gateway address, which
+  containers reach and nothing outside the host does;
+* partitions and link conditions go through each node's user-space impairment
+  layer (kernel netem is not available); ``Isolate`` really unplugs the container
+  with ``docker network disconnect``; kill/restart and pause/unpause are
+  ``docker kill``/``start`` and ``pause``/``unpause``.
+
+Cleanup: ``down`` runs ``compose down`` and then removes whatever still carries
+the project's label (``jamsim.testnet=<project>``), so a crashed harness's
+leftovers go too; it is also run from atexit and SIGINT/SIGTERM handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jamsim.identity import alt_name
+from jamsim.net.control import ControlError, control_request
+from jamsim.testnet.base import (
+    Heal,
+    Isolate,
+    Kill,
+    NodeStatus,
+    Pause,
+    Restart,
+    SetLink,
+    TestnetError,
+    TestnetSpec,
+    TimelineOp,
+    Unpause,
+)
+from jamsim.testnet.docker_cli import LABEL, compose, docker, engine_reachable, remove_labelled
+from jamsim.testnet.image import NODE_IMAGE, ensure_image
+from jamsim.testnet.keys import generate_keys, load_keys, write_keys
+from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThread
+
+__all__ = ["NODE_PORT", "DockerComposeBackend", "compose_document", "create_backend"]
+
+NODE_PORT = 40000
+"""UDP port of every node inside its container (each container has its own IP)."""
+KEYS_IN_CONTAINER = "/jamsim/keys.json"
+NODE_ENTRYPOINT = [
+    "/opt/jamsim/bin/python", "-c",
+    # `jamsim node` without importing the whole CLI (pandas, matplotlib): ~40 MB
+    # instead of ~170 MB per container.
+    "import sys, typer; sys.argv[0] = 'jamsim-node'; "
+    "from jamsim.net.commands import node_command; typer.run(node_command)",
+]
+_SUBNET_POOL = ipaddress.IPv4Network("10.213.0.0/16")
+
+
+def project_name(spec: TestnetSpec) -> str:
+    """A compose project name: the spec's name plus a hash of its run folder.
+
+    Two runs with the same scenario name in different folders must not tear
+    each other down.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")[:30] or "testnet"
+    digest = hashlib.sha1(str(Path(spec.run_dir).resolve()).encode()).hexdigest()[:8]
+    return f"jamsim-{slug}-{digest}"
+
+
+def node_command_args(spec: TestnetSpec, index: int, telemetry: tuple[str, int] | None,
+                      ) -> list[str]:
+    """Arguments after the entrypoint for validator ``index``."""
+    args = ["--keys", KEYS_IN_CONTAINER, "--index", str(index),
+            "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
+            "--policy", spec.policy]
+    for name, value in sorted(spec.policy_overrides.items()):
+        args += ["--policy-set", f"{name}={'none' if value is None else value}"]
+    if telemetry is not None:
+        args += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
+    return args
+
+
+def compose_document(spec: TestnetSpec, project: str, network: str, ips: list[str],
+                     keys_file: Path, telemetry: tuple[str, int] | None,
+                     image: str = NODE_IMAGE) -> dict[str, Any]:
+    """The compose project: one service per validator on the external ``network``."""
+    services: dict[str, Any] = {}
+    for index, ip in enumerate(ips):
+        services[f"v{index}"] = {
+            "image": image,
+            "container_name": f"{project}-v{index}",
+            "entrypoint": NODE_ENTRYPOINT,
+            "command": node_command_args(spec, index, telemetry),
+            "labels": {LABEL: project, f"{LABEL}.index": str(index)},
+            "networks": {"jamnet": {"ipv4_address": ip}},
+            "volumes": [f"{Path(keys_file).resolve()}:{KEYS_IN_CONTAINER}:ro"],
+            "stop_grace_period": "2s",
+        }
+    return {
+        "version": "3.8",
+        "services": services,
+        "networks": {"jamnet": {"external": True, "name": network}},
+    }
+
+
+class DockerComposeBackend(LocalProcessBackend):
+    """Validators as containers of one compose project.
+
+    ``with DockerComposeBackend() as tn: tn.up(spec); tn.wait_full_mesh(60)``.
+    """
+
+    def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 2.0,
+                 run_dir: Path | None = None) -> None:
+        super().__init__(node_command=("docker",), control_timeout=control_timeout)
+        self.image = image
+        self.project: str | None = None
+        self.network: str | None = None
+        self.gateway: str | None = None
+        self.compose_file: Path | None = None
+        self.ips: dict[int, str] = {}
+        self._stopped: set[int] = set()
+        self._isolated: set[int] = set()
+        self._state_dir = run_dir
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def build(self) -> None:
+        """Make sure the node image exists (built offline if no registry is reachable)."""
+        if not engine_reachable():
+            raise TestnetError("no Docker engine reachable (`docker info` failed): "
+                               "start dockerd or use --testnet local")
+        ensure_image(tag=self.image)
+
+    def up(self, spec: TestnetSpec) -> None:
+        if self.project is not None:
+            raise TestnetError("testnet already up; call down() first")
+        if not engine_reachable():
+            raise TestnetError("no Docker engine reachable (`docker info` failed)")
+        self.spec = spec
+        self.project = project_name(spec)
+        run_dir = Path(spec.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._state_dir = run_dir
+        remove_labelled(self.project)  # leftovers of a crashed run in this folder
+        self._install_cleanup()
+        try:
+            self._create_network(spec.validators)
+            self._write_keys(spec, run_dir)
+            self._start_collector()
+            assert self.network is not None and self.keys_file is not None
+            self.compose_file = run_dir / "docker-compose.yml"
+            document = compose_document(spec, self.project, self.network,
+                                        [self.ips[i] for i in range(spec.validators)],
+                                        self.keys_file, self._telemetry, self.image)
+            self.compose_file.write_text(yaml.safe_dump(document, sort_keys=False))
+            self._write_state()
+            compose(self.project, str(self.compose_file), "up", "-d", "--no-build",
+                    timeout=120 + 5 * spec.validators)
+            for index in range(spec.validators):
+                self.control_ports[index] = NODE_PORT
+            if spec.links:
+                self._wait_control(set(range(spec.validators)), 60.0)
+                for (src, dst), cond in spec.links.items():
+                    srcs = tuple(i for i, r in self._regions.items() if r == src)
+                    dsts = tuple(i for i, r in self._regions.items() if r == dst)
+                    self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+        except BaseException:
+            self.down()
+            raise
+
+    def _create_network(self, count: int) -> None:
+        """A labelled bridge network on a /24 of 10.213.0.0/16 that is not in use."""
+        assert self.project is not None
+        if count > 240:
+            raise TestnetError(f"{count} validators do not fit one /24 bridge network "
+                               "(max 240); use the swarm backend across hosts")
+        start = int(hashlib.sha1(self.project.encode()).hexdigest(), 16) % 256
+        subnets = list(_SUBNET_POOL.subnets(new_prefix=24))
+        last_error = ""
+        for offset in range(256):
+            subnet = subnets[(start + offset) % 256]
+            hosts = list(subnet.hosts())
+            try:
+                docker("network", "create", "--driver", "bridge", "--subnet", str(subnet),
+                       "--gateway", str(hosts[0]), "--label", f"{LABEL}={self.project}",
+                       self.project)
+            except TestnetError as exc:
+                last_error = str(exc)
+                if "overlap" in last_error or "in use" in last_error.lower():
+                    continue
+                raise
+            self.network = self.project
+            self.gateway = str(hosts[0])
+            self.ips = {i: str(hosts[10 + i]) for i in range(count)}
+            return
+        raise TestnetError(f"no free /24 in {_SUBNET_POOL} for a bridge network: {last_error}")
+
+    def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
+        regions = [spec.regions.get(i, "default") for i in range(spec.validators)]
+        hosts = [self.ips[i] for i in range(spec.validators)]
+        if spec.keys_file is not None:
+            # Keep the user's identities; the addresses must be the containers'.
+            document = json.loads(Path(spec.keys_file).read_text())
+            for entry in document.get("validators", []):
+                entry["host"] = self.ips[int(entry["index"])]
+                entry["port"] = NODE_PORT
+        else:
+            document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
+                                     regions=regions, hosts=hosts)
+        self.keys_file = run_dir / "keys.json"
+        write_keys(self.keys_file, document)
+        _genesis, vset, _ids = load_keys(self.keys_file)
+        if len(vset) != spec.validators:
+            raise TestnetError(f"{self.keys_file}: has {len(vset)} validators, "
+                               f"spec wants {spec.validators}")
+        for info in vset:
+            self.addresses[info.index] = (info.address.host, info.address.port)
+            self._key_index[info.key.hex()] = info.index
+            self._key_index[alt_name(info.key)] = info.index
+        self._regions = {info.index: info.region for info in vset}
+        self._vset = vset
+
+    def _start_collector(self) -> None:
+        assert self.spec is not None and self.gateway is not None
+        if self.spec.telemetry is not None:
+            self._telemetry = self.spec.telemetry
+            return
+        self._collector = _CollectorThread({info.key: info.index for info in self._vset},
+                                           host=self.gateway)
+        self._telemetry = self._collector.address
+
+    def container(self, index: int) -> str:
+        assert self.project is not None
+        return f"{self.project}-v{index}"
+
+    def _write_state(self) -> None:
+        if self._state_dir is None or self.spec is None:
+            return
+        state = {
+            "backend": "docker",
+            "name": self.spec.name,
+            "project": self.project,
+            "network": self.network,
+            "compose_file": str(self.compose_file),
+            "ips": {str(i): ip for i, ip in self.ips.items()},
+            "keys_file": str(self.keys_file),
+        }
+        path = Path(self._state_dir) / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+
+    def _load_state(self) -> None:
+        """Attach to a testnet started by another harness (``status``/``logs``/``down``)."""
+        if self.project is not None or self._state_dir is None:
+            return
+        path = Path(self._state_dir) / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if state.get("backend") != "docker":
+            return
+        self.project = state["project"]
+        self.network = state.get("network")
+        self.ips = {int(i): ip for i, ip in state.get("ips", {}).items()}
+        self.keys_file = Path(state["keys_file"])
+        self.spec = TestnetSpec(validators=len(self.ips), run_dir=Path(self._state_dir),
+                                name=state.get("name", "jamsim"))
+        self.control_ports = dict.fromkeys(self.ips, NODE_PORT)
+        with contextlib.suppress(OSError, ValueError):
+            _genesis, vset, _ids = load_keys(self.keys_file)
+            for info in vset:
+                self._key_index[info.key.hex()] = info.index
+                self._key_index[alt_name(info.key)] = info.index
+
+    def down(self) -> None:
+        self._load_state()
+        if self.project is not None:
+            if self.compose_file is not None and self.compose_file.exists():
+                with contextlib.suppress(TestnetError):
+                    compose(self.project, str(self.compose_file), "down", "-v",
+                            "--remove-orphans", "--timeout", "2", timeout=180)
+            remove_labelled(self.project)
+        elif self._state_dir is None:
+            remove_labelled()  # `jamsim testnet down --backend docker` with no state
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+        if self._state_dir is not None:
+            (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
+        self._remove_cleanup()
+        self.project = None
+        self.procs.clear()
+
+    def detach(self) -> None:
+        """Leave the containers running; ``jamsim testnet down --backend docker`` removes them."""
+        self._remove_cleanup()
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+
+    # -------------------------------------------------------------------- control
+
+    def _control(self, index: int, request: dict[str, Any]) -> dict[str, Any]:
+        return control_request((self.ips[index], NODE_PORT), request, self.control_timeout)
+
+    def _running(self, index: int) -> bool:
+        return (self.project is not None and index in self.ips and index not in self._stopped
+                and index not in self._paused and index not in self._isolated)
+
+    def _wait_control(self, nodes: set[int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(nodes)
+        while pending:
+            for index in list(pending):
+                with contextlib.suppress(ControlError):
+                    self._control(index, {"op": "ping"})
+                    pending.discard(index)
+            if pending and time.monotonic() > deadline:
+                raise TestnetError(f"containers {sorted(pending)} never answered on their "
+                                   f"control port; see `docker logs {self.container(0)}`")
+            if pending:
+                time.sleep(0.1)  # bounded poll while containers start
+
+    def apply(self, op: TimelineOp) -> None:
+        if self.spec is None or self.project is None:
+            raise TestnetError("testnet is not up")
+        if isinstance(op, Kill):
+            docker("kill", self.container(op.node), check=False)
+            self._stopped.add(op.node)
+            self._paused.discard(op.node)
+        elif isinstance(op, Pause):
+            docker("pause", self.container(op.node))
+            self._paused.add(op.node)
+        elif isinstance(op, Unpause):
+            docker("unpause", self.container(op.node))
+            self._paused.discard(op.node)
+        elif isinstance(op, Restart):
+            if op.node in self._paused:
+                docker("unpause", self.container(op.node), check=False)
+                self._paused.discard(op.node)
+            if op.node not in self._stopped:
+                docker("kill", self.container(op.node), check=False)
+            docker("start", self.container(op.node))
+            self._stopped.discard(op.node)
+            if self._in_force.get(op.node) and op.node not in self._isolated:
+                # a fresh process has no rules: restore partitions/links first
+                self._wait_control({op.node}, 60.0)
+                for request in self._in_force[op.node]:
+                    self._control(op.node, request)
+        elif isinstance(op, Isolate):
+            assert self.network is not None
+            docker("network", "disconnect", "--force", self.network, self.container(op.node))
+            self._isolated.add(op.node)
+        elif isinstance(op, Heal):
+            assert self.network is not None
+            for index in sorted(self._isolated):
+                docker("network", "connect", "--ip", self.ips[index], self.network,
+                       self.container(index))
+            self._isolated.clear()
+            super().apply(op)
+        else:
+            super().apply(op)
+
+    # --------------------------------------------------------------------- queries
+
+    def status(self) -> dict[int, NodeStatus]:
+        self._load_state()
+        if self.spec is None:
+            raise TestnetError("no docker testnet here: nothing started from this run folder")
+        return super().status()
+
+    def logs(self, node: int) -> str:
+        self._load_state()
+        if self.project is None:
+            raise TestnetError("no docker testnet here: nothing started from this run folder")
+        proc_out = docker("logs", self.container(node), check=False, timeout=30)
+        return proc_out
+
+    def memory_bytes(self) -> dict[int, int]:
+        """Memory use per running container (cgroup figure from ``docker stats``)."""
+        out = docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
+                     *[self.container(i) for i in self.ips if self._running(i)], timeout=120)
+        usage: dict[int, int] = {}
+        for line in out.splitlines():
+            name, _, mem = line.partition(" ")
+            index = int(name.rsplit("-v", 1)[1])
+            usage[index] = _parse_size(mem.split("/")[0].strip())
+        return usage
+
+    def pids(self) -> dict[int, int]:
+        return {}
+
+
+_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+          "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def _parse_size(text: str) -> int:
+    match = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]+)", text)
+    if match is None:
+        raise TestnetError(f"unreadable docker stats size {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def create_backend(run_dir: Path | None = None) -> DockerComposeBackend:
+    """The backend ``--backend docker`` / ``--testnet docker`` uses."""
+    return DockerComposeBackend(run_dir=run_dir)

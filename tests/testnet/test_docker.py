@@ -1,0 +1,118 @@
+"""Docker Compose testnets on the real engine: mesh, faults, recovery, cleanup.
+
+One 6-validator testnet serves the fault tests in this module (a compose project
+takes a few seconds to start; faults are undone by each test so order does not
+matter). Waits are bounded polls of the nodes' own status, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jamsim.testnet.base import Heal, Isolate, Kill, Partition, Pause, Restart, Unpause
+from jamsim.testnet.base import TestnetSpec as Spec
+from jamsim.testnet.docker import DockerComposeBackend, compose_document, project_name
+from jamsim.testnet.docker_cli import LABEL, engine_reachable
+
+pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
+
+FAST = {"idle_timeout": 3.0, "max_retry": 2.0, "fallback_after": 1.0}
+
+
+def labelled(kind: str, project: str) -> list[str]:
+    out = subprocess.run(["docker", kind, "ls", "-q", "--filter", f"label={LABEL}={project}"]
+                         if kind == "network" else
+                         ["docker", "ps", "-aq", "--filter", f"label={LABEL}={project}"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return out.split()
+
+
+@pytest.fixture(scope="module")
+def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerComposeBackend]:
+    run_dir = tmp_path_factory.mktemp("docker6")
+    spec = Spec(validators=6, run_dir=run_dir, policy_overrides=FAST, name="test6")
+    backend = DockerComposeBackend()
+    backend.build()
+    with backend:
+        backend.up(spec)
+        backend.wait_full_mesh(90)
+        yield backend
+    project = project_name(spec)
+    assert labelled("container", project) == [] and labelled("network", project) == []
+
+
+def test_compose_file_lists_one_service_per_validator_on_fixed_addresses(
+        testnet: DockerComposeBackend) -> None:
+    assert testnet.compose_file is not None
+    document = compose_document(testnet.spec, testnet.project or "", testnet.network or "",  # type: ignore[arg-type]
+                                [testnet.ips[i] for i in range(6)], testnet.keys_file,  # type: ignore[arg-type]
+                                None)
+    assert sorted(document["services"]) == [f"v{i}" for i in range(6)]
+    keys = json.loads(Path(testnet.keys_file).read_text())  # type: ignore[arg-type]
+    assert [v["host"] for v in keys["validators"]] == [testnet.ips[i] for i in range(6)]
+
+
+def test_partition_splits_the_mesh_and_heal_restores_it(testnet: DockerComposeBackend) -> None:
+    testnet.apply(Partition(((0, 1, 2), (3, 4, 5))))
+    testnet.wait_until(lambda s: all(
+        s[i].connected == ({0, 1, 2} if i < 3 else {3, 4, 5}) - {i} for i in range(6)), 60)
+    testnet.apply(Heal())
+    testnet.wait_full_mesh(60)
+
+
+def test_killed_container_is_dropped_and_rejoins_after_restart(
+        testnet: DockerComposeBackend) -> None:
+    testnet.apply(Kill(2))
+    statuses = testnet.wait_until(
+        lambda s: not s[2].running and all(2 not in s[i].connected for i in s if i != 2), 60)
+    assert not statuses[2].running
+    testnet.apply(Restart(2))
+    testnet.wait_full_mesh(60)
+
+
+def test_network_disconnect_isolates_a_container_until_heal(
+        testnet: DockerComposeBackend) -> None:
+    testnet.apply(Isolate(4))
+    testnet.wait_until(lambda s: all(4 not in s[i].connected for i in s if i != 4), 60)
+    testnet.apply(Heal())
+    testnet.wait_full_mesh(60)
+
+
+def test_paused_container_keeps_its_place_after_unpause(testnet: DockerComposeBackend) -> None:
+    testnet.apply(Pause(1))
+    assert not testnet.status()[1].running
+    testnet.apply(Unpause(1))
+    testnet.wait_full_mesh(60)
+
+
+def test_telemetry_from_containers_reaches_the_collector(testnet: DockerComposeBackend) -> None:
+    records = testnet.collect()
+    assert {r.node for r in records} == set(range(6))
+    assert "connected_out" in {r.event for r in records}
+
+
+def test_memory_per_container_is_reported(testnet: DockerComposeBackend) -> None:
+    usage = testnet.memory_bytes()
+    assert set(usage) <= set(range(6)) and len(usage) >= 5
+    assert all(10 * 2**20 < b < 500 * 2**20 for b in usage.values())
+
+
+def test_detached_testnet_is_removed_by_down_from_a_fresh_harness(tmp_path: Path) -> None:
+    """A harness that went away leaves containers; `jamsim testnet down` finds them."""
+    spec = Spec(validators=2, run_dir=tmp_path, policy_overrides=FAST, name="detached")
+    backend = DockerComposeBackend()
+    backend.up(spec)
+    backend.detach()
+    project = project_name(spec)
+    assert len(labelled("container", project)) == 2
+    proc = subprocess.run(
+        [sys.executable, "-m", "jamsim", "testnet", "down", "--backend", "docker",
+         "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert labelled("container", project) == [] and labelled("network", project) == []
