@@ -116,3 +116,22 @@ def test_detached_testnet_is_removed_by_down_from_a_fresh_harness(tmp_path: Path
          "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr
     assert labelled("container", project) == [] and labelled("network", project) == []
+
+
+def test_scenario_runs_on_docker_and_analysis_reads_the_results(tmp_path: Path) -> None:
+    """`jamsim run FILE --testnet docker`: same results folder as a simulation."""
+    from jamsim.analysis import load_run
+    from jamsim.scenario.runner import run_scenario
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(
+        "name: docker-tiny\nseed: 2\nduration: 20s\nsample_interval: 1s\n"
+        "validators: {count: 4}\n"
+        "policy: {preset: jamnp-s, idle_timeout: 3s, max_retry: 2s}\n"
+        "timeline:\n  - {at: 8s, partition: [['0..1'], ['2..3']]}\n  - {at: 12s, heal: all}\n"
+        "expect:\n  - full_mesh: {within: 15s}\n  - full_mesh: {within: 8s, after: heal}\n")
+    result = run_scenario(scenario, out_dir=tmp_path / "run", testnet="docker", plots=False)
+    assert result.passed, result.summary
+    run = load_run(tmp_path / "run")
+    assert set(run.events["node"]) == {0, 1, 2, 3}
+    assert run.connectivity["links_up"].max() == 6
