@@ -35,14 +35,14 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def run(n: int, node: str, base_port: int, timeout: float) -> dict[str, Any]:
+def run(n: int, node: str, base_port: int, timeout: float, policy: str) -> dict[str, Any]:
     command = STANDIN if node == "standin" else None
     with tempfile.TemporaryDirectory() as tmp:
         spec = TestnetSpec(
             validators=n,
             base_port=base_port,
             run_dir=Path(tmp),
-            policy="jamixir",
+            policy=policy,
             policy_overrides={"idle_timeout": 5.0},
         )
         with LocalProcessBackend(node_command=command, env={"PYTHONPATH": str(ROOT)}) as tn:
@@ -56,6 +56,7 @@ def run(n: int, node: str, base_port: int, timeout: float) -> dict[str, Any]:
     return {
         "nodes": n,
         "node": node,
+        "policy": policy,
         "seconds_to_full_mesh_after_start": seconds,
         "rss_kib_mean": statistics.mean(rss) if rss else None,
         "rss_kib_max": max(rss) if rss else None,
@@ -70,8 +71,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="16,64")
     parser.add_argument("--base-port", type=int, default=46000)
     parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--policy", default="jamnp-s", choices=["jamnp-s", "jamixir"])
     args = parser.parse_args()
-    results = [run(int(n), args.node, args.base_port, args.timeout) for n in args.sizes.split(",")]
+    results = [
+        run(int(n), args.node, args.base_port, args.timeout, args.policy)
+        for n in args.sizes.split(",")
+    ]
     print(
         json.dumps(
             {"benchmark": "testnet_local", "command": shlex.join(sys.argv), "results": results},

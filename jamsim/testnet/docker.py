@@ -52,6 +52,7 @@ from jamsim.testnet.base import (
     Unpause,
 )
 from jamsim.testnet.docker_cli import LABEL, compose, docker, engine_reachable, remove_labelled
+from jamsim.testnet.host_limits import ensure_neighbour_capacity
 from jamsim.testnet.image import NODE_IMAGE, ensure_image
 from jamsim.testnet.keys import generate_keys, load_keys, write_keys
 from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThread
@@ -136,6 +137,7 @@ class DockerComposeBackend(LocalProcessBackend):
         self._stopped: set[int] = set()
         self._isolated: set[int] = set()
         self._state_dir = run_dir
+        self.host_warning: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,6 +159,7 @@ class DockerComposeBackend(LocalProcessBackend):
         run_dir.mkdir(parents=True, exist_ok=True)
         self._state_dir = run_dir
         remove_labelled(self.project)  # leftovers of a crashed run in this folder
+        self.host_warning = ensure_neighbour_capacity(spec.validators)
         self._install_cleanup()
         try:
             self._create_network(spec.validators)

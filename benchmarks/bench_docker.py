@@ -1,0 +1,68 @@
+"""Docker Compose testnet: seconds to full mesh and memory per container (JSON).
+
+For each size: ``compose up`` of N node containers on one bridge network, then
+the time until every node reports all others connected (measured from the start
+of ``up``, and from the moment ``up`` returned), then ``docker stats`` memory per
+container (cgroup usage, the figure that decides how many fit on a host).
+
+    python benchmarks/bench_docker.py [--sizes 16,64] [--timeout 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jamsim.testnet.base import TestnetError, TestnetSpec
+from jamsim.testnet.docker import DockerComposeBackend
+
+
+def run(n: int, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = TestnetSpec(validators=n, run_dir=Path(tmp), name=f"bench{n}",
+                           policy_overrides={"idle_timeout": 10.0})
+        with DockerComposeBackend() as tn:
+            started = time.monotonic()
+            tn.up(spec)
+            up_s = time.monotonic() - started
+            try:
+                tn.wait_full_mesh(timeout)
+                mesh_s: float | None = time.monotonic() - started
+                error = None
+            except TestnetError as exc:  # report, do not crash the benchmark
+                mesh_s, error = None, str(exc)[:300]
+            memory = list(tn.memory_bytes().values())
+    mib = [m / 2**20 for m in memory]
+    return {
+        "containers": n,
+        "compose_up_s": round(up_s, 2),
+        "seconds_to_full_mesh_from_up": round(mesh_s, 2) if mesh_s is not None else None,
+        "seconds_to_full_mesh_after_up_returned": round(mesh_s - up_s, 2)
+        if mesh_s is not None else None,
+        "memory_mib_mean": round(statistics.mean(mib), 1) if mib else None,
+        "memory_mib_max": round(max(mib), 1) if mib else None,
+        "memory_mib_total": round(sum(mib), 1),
+        "error": error,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="16,64")
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args()
+    DockerComposeBackend().build()
+    results = [run(int(n), args.timeout) for n in args.sizes.split(",")]
+    print(json.dumps({"benchmark": "testnet_docker", "command": shlex.join(sys.argv),
+                      "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
