@@ -58,13 +58,26 @@ async def run_node(
     policy: ConnectionPolicy,
     control_port: int | None,
     control_host: str = "127.0.0.1",
+    resolve_timeout: float | None = None,
 ) -> None:
     """Start node ``index`` of ``keys`` (+ control channel), wait for a signal, stop."""
     from jamsim.net.control import ControlServer
     from jamsim.net.impairment import DatagramImpairment
     from jamsim.testnet.keys import load_keys
 
-    genesis, vset, identities = load_keys(keys)
+    if resolve_timeout is not None:
+        import json
+
+        from jamsim.testnet.keys import parse_keys, resolve_hostnames
+
+        try:
+            document = json.loads(keys.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{keys}: cannot read keys file: {exc}") from exc
+        resolved = await asyncio.to_thread(resolve_hostnames, document, resolve_timeout)
+        genesis, vset, identities = parse_keys(resolved, str(keys))
+    else:
+        genesis, vset, identities = load_keys(keys)
     if not 0 <= index < len(identities):
         raise UsageError(f"--index {index} out of range (0..{len(identities) - 1})")
     info = vset[index]
@@ -130,13 +143,23 @@ def node_command(
             "container on a private network) where the harness needs to reach it."
         ),
     ] = "127.0.0.1",
+    resolve_hosts: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for validator host names in the keys file to resolve "
+            "(Swarm: tasks get addresses only when they start). Off by default: keys "
+            "files normally hold IP addresses."
+        ),
+    ] = None,
 ) -> None:
     """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         pol = ConnectionPolicy.preset(policy, **parse_policy_sets(policy_set or []))
         tel = parse_host_port(telemetry) if telemetry else None
-        asyncio.run(run_node(keys, index, port, tel, pol, control_port, control_host))
+        asyncio.run(
+            run_node(keys, index, port, tel, pol, control_port, control_host, resolve_hosts)
+        )
     except (UsageError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

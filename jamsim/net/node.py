@@ -195,6 +195,7 @@ class Node:
         live = sorted(k.hex() for k in self.manager.live_peers())
         return {
             "key": self.key.hex(),
+            "host": self.host,
             "port": self.port,
             "connected": live,
             "connected_count": len(live),

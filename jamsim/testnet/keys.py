@@ -15,7 +15,10 @@ Everything is derived from ``seed`` so two runs produce the same file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,3 +144,36 @@ def load_keys(path: Path) -> tuple[bytes, ValidatorSet, list[ValidatorIdentity]]
     except json.JSONDecodeError as exc:
         raise KeysFileError(f"{path}: not JSON: {exc}") from exc
     return parse_keys(document, str(path))
+
+
+def resolve_hostnames(document: dict[str, Any], timeout: float = 120.0,
+                      poll: float = 0.5) -> dict[str, Any]:
+    """A copy of ``document`` with every validator ``host`` that is a DNS name resolved.
+
+    Why: JAMNP-S validator metadata carries IP addresses, but Swarm gives tasks
+    addresses only when they start. A swarm keys file therefore names peers
+    (``tasks.v3``) and each node resolves them at startup, waiting up to
+    ``timeout`` seconds for peers that are still being scheduled.
+    """
+    out: dict[str, Any] = json.loads(json.dumps(document))
+    deadline = time.monotonic() + timeout
+    for entry in out.get("validators", []):
+        host = entry.get("host")
+        if not isinstance(host, str):
+            continue
+        try:
+            ipaddress.ip_address(host)
+            continue
+        except ValueError:
+            pass
+        while True:
+            try:
+                infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+                entry["host"] = str(infos[0][4][0])
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise KeysFileError(f"validator {entry.get('index')}: cannot resolve "
+                                        f"host {host!r} within {timeout:.0f}s: {exc}") from exc
+                time.sleep(poll)  # bounded wait for a peer that is still starting
+    return out

@@ -59,3 +59,16 @@ def test_not_json(tmp_path: Path) -> None:
         load_keys(path)
     with pytest.raises(KeysFileError, match="cannot read"):
         load_keys(tmp_path / "missing.json")
+
+
+def test_hostnames_resolve_to_addresses_and_unresolvable_ones_fail_clearly() -> None:
+    from jamsim.testnet.keys import parse_keys, resolve_hostnames
+
+    document = generate_keys(2, seed=1, hosts=["localhost", "127.0.0.1"], base_port=40000)
+    resolved = resolve_hostnames(document, timeout=5)
+    assert [v["host"] for v in resolved["validators"]] == ["127.0.0.1", "127.0.0.1"]
+    assert document["validators"][0]["host"] == "localhost"  # the input is not modified
+    parse_keys(resolved)
+    document["validators"][1]["host"] = "no-such-host.invalid"
+    with pytest.raises(KeysFileError, match=r"cannot resolve host 'no-such-host\.invalid'"):
+        resolve_hostnames(document, timeout=0.0)
