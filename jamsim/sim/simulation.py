@@ -29,12 +29,15 @@ from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LinkSpec, Network, NetworkConfig, NodeState
+from jamsim.sim.quic_keys import IdentityResolver
+from jamsim.sim.quic_transport import QuicFabric, QuicTransport
 from jamsim.sim.transport import ModelTransport
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
 Fidelity = Literal["model", "quic"]
+Transport = ModelTransport | QuicTransport
 
 
 class SimNode:
@@ -49,7 +52,7 @@ class SimNode:
         self.address: PeerAddress = info.address
         self.region = info.region
         self.manager: ConnectionManager | None = None
-        self.ends: dict[int, ModelTransport] = {}
+        self.ends: dict[int, Transport] = {}
         self.generation = 0
         self.alive = False
         self.paused_at: float | None = None
@@ -65,6 +68,10 @@ class Simulation:
     pass ``None`` to skip building records (managers then skip telemetry too: the
     fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
+
+    ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic_transport.py)
+    and needs every validator's private key: ``identities(public_key)`` returns it
+    (e.g. :class:`jamsim.sim.quic_keys.DevKeyring`).
     """
 
     def __init__(
@@ -79,12 +86,13 @@ class Simulation:
         *,
         on_sample: Callable[[ConnectivitySample], None] | None = None,
         start_stagger: float = 0.0,
+        identities: IdentityResolver | None = None,
     ) -> None:
-        if fidelity != "model":
-            raise UsageError(
-                f"fidelity {fidelity!r} is not available: only 'model' is implemented "
-                "(the 'quic' fidelity needs jamsim/quic certificates, not landed yet)"
-            )
+        if fidelity not in ("model", "quic"):
+            raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
+        if fidelity == "quic" and identities is None:
+            raise UsageError("fidelity 'quic' needs identities= (validators' private keys), "
+                             "e.g. jamsim.sim.quic_keys.DevKeyring([seed], count)")
         if sample_interval <= 0:
             raise UsageError("sample_interval must be > 0")
         self.fidelity = fidelity
@@ -99,7 +107,10 @@ class Simulation:
         self.samples: list[ConnectivitySample] = []
         self.links = LinkCounters()
         self.nodes: list[SimNode] = []
-        self.transports: dict[int, ModelTransport] = {}
+        self.transports: dict[int, Transport] = {}
+        self.quic: QuicFabric | None = None
+        if identities is not None and fidelity == "quic":
+            self.quic = QuicFabric(self, identities)
         self.remote_side = Side.REMOTE
         self.events_emitted = 0
         self._by_key: dict[bytes, int] = {}
@@ -109,6 +120,8 @@ class Simulation:
         for info in validators:
             self._add_node(info)
         self._set_epoch(None, validators, None)
+        if self.quic is not None:
+            self.quic.prepare([node.key for node in self.nodes])
         for i, node in enumerate(self.nodes):
             delay = start_stagger * i / max(1, len(self.nodes) - 1) if start_stagger else 0.0
             self.at(delay, functools.partial(self._boot, node))
@@ -242,8 +255,13 @@ class Simulation:
             return
         tid = self._next_tid
         self._next_tid += 1
-        transport = ModelTransport(self, tid, node, dial.conn_id, self.nodes[target],
-                                   dial.timeout)
+        transport: Transport
+        if self.quic is not None:
+            transport = QuicTransport(self, tid, node, dial.conn_id, self.nodes[target],
+                                      dial.timeout)
+        else:
+            transport = ModelTransport(self, tid, node, dial.conn_id, self.nodes[target],
+                                       dial.timeout)
         self.transports[tid] = transport
         node.ends[dial.conn_id] = transport
         transport.start()
