@@ -104,7 +104,7 @@ def trims_available() -> bool:
     from aioquic.quic.configuration import QuicConfiguration
 
     conn = SimQuicConnection(configuration=QuicConfiguration(is_client=True))
-    conn._initialize(b"\x00" * 8)
+    conn.connect(("127.0.0.1", 1), now=0.0)
     buffers = getattr(conn, "_crypto_buffers", None)
     return isinstance(getattr(conn, _HANDLERS_ATTR, None), _BoundHandlers) and \
         isinstance(buffers, dict) and len(buffers) == 3

@@ -378,8 +378,10 @@ class QuicTransport:
                 return  # that process is gone: nobody owns this connection id any more
         else:
             node = self.sim.nodes[self.b]
-            if not node.alive or node.manager is None or self.client.conn is None:
-                return
+            client = self.client.conn
+            if not node.alive or node.manager is None or client is None or \
+                    client.closed_by_us:
+                return  # the dialer already gave up: its CONNECTION_CLOSE starts nothing
             if not self._start_server(node, data):
                 return
             if end.conn is None:  # the manager refused it synchronously
