@@ -33,6 +33,7 @@ from jamsim.scenario.resolve import network_config, validator_set
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
 from jamsim.sim.gc_tuning import relaxed_gc
+from jamsim.sim.quic_keys import DevKeyring
 from jamsim.sim.simulation import Simulation
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
@@ -105,9 +106,6 @@ def run_scenario(
     scenario = apply_overrides(scenario, overrides or {})
     if testnet is not None and testnet not in TESTNETS:
         raise UsageError(f"unknown testnet {testnet!r}; choose one of {', '.join(TESTNETS)}")
-    if testnet is None and scenario.fidelity != "model":
-        raise UsageError(
-            f"fidelity {scenario.fidelity!r} is not available yet; use fidelity: model")
     out = _results_dir(scenario, Path(out_dir) if out_dir else None, Path(runs_root))
     (out / "scenario.yaml").write_text(
         yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
@@ -147,9 +145,15 @@ def run_scenario(
         return _recorded_run(scenario, out, events, samples, writers, play_on_testnet,
                              lambda: reached[0], f"testnet:{testnet}", plots)
 
+    # The quic fidelity needs private keys: the dev keys of the set and of every
+    # epoch rotation the timeline can perform (jamsim/scenario/timeline.py).
+    epochs = sum(1 for entry in scenario.timeline if entry.action == "epoch")
+    identities = DevKeyring.for_scenario(scenario.seed, scenario.validators.count, epochs) \
+        if scenario.fidelity == "quic" else None
     sim = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
-                     fidelity="model", seed=scenario.seed, on_event=on_event,
-                     sample_interval=scenario.sample_interval, on_sample=on_sample)
+                     fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
+                     sample_interval=scenario.sample_interval, on_sample=on_sample,
+                     identities=identities)
     schedule_timeline(sim, scenario, validators)
 
     def simulate() -> None:
