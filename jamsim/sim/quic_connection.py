@@ -7,8 +7,10 @@ keeps the measurement honest), a stock connection pair costs ~184 KB, dominated 
 * ``_crypto_buffers``: three ``Buffer(capacity=16384)`` per connection (INITIAL,
   HANDSHAKE, ONE_RTT), ~96 KB per pair. They hold one TLS flight before it is
   copied into the crypto stream; a JAMNP-S flight is < 1.5 KB (one ~330-byte Ed25519
-  certificate, no chain, no session tickets), so 4 KiB is ample. An overflow would
-  raise aioquic's BufferWriteError and fail the handshake loudly, never silently.
+  certificate, no chain, no session tickets: at most 582 bytes measured), so 2 KiB is
+  ample, and after the
+  handshake they shrink to 256 bytes. An overflow would raise aioquic's
+  BufferWriteError and fail the connection loudly, never silently.
 * the per-instance frame-handler table: ~33 ``(bound method, frozenset)`` entries,
   each with its own freshly built frozenset, ~12 KB per connection. The table is
   replaced by a tiny per-instance view over one class-level table of plain
@@ -32,8 +34,14 @@ from jamsim.quic.tls_workaround import JamQuicConnection
 
 __all__ = ["CRYPTO_BUFFER_CAPACITY", "SimQuicConnection", "trims_available"]
 
-CRYPTO_BUFFER_CAPACITY = 4096
-"""Bytes per TLS epoch output buffer (aioquic's default is 16384)."""
+CRYPTO_BUFFER_CAPACITY = 2048
+"""Bytes per TLS epoch output buffer during the handshake (aioquic's default is 16384).
+
+Measured JAMNP-S flights: ClientHello 466 B (INITIAL), server HANDSHAKE flight 582 B,
+client HANDSHAKE flight 419 B; 2048 leaves a 3.5x margin (512 already overflows)."""
+
+POST_HANDSHAKE_CAPACITY = 256
+"""Bytes per TLS epoch output buffer once the handshake is complete."""
 
 _HANDLERS_ATTR = "_QuicConnection__frame_handlers"
 
@@ -96,6 +104,18 @@ class SimQuicConnection(JamQuicConnection):
         buffers = getattr(self, "_crypto_buffers", None)
         if isinstance(buffers, dict):
             self._crypto_buffers = {epoch: Buffer(capacity=CRYPTO_BUFFER_CAPACITY)
+                                    for epoch in buffers}
+
+    def release_handshake_buffers(self) -> None:
+        """After HandshakeCompleted: shrink the TLS output buffers to a few bytes.
+
+        Once the handshake is complete TLS writes nothing more here unless a
+        post-handshake message is sent (JAMNP-S configures no session tickets), so
+        holding 3 x 4 KiB per connection for the rest of its life is waste.
+        """
+        buffers = getattr(self, "_crypto_buffers", None)
+        if isinstance(buffers, dict):
+            self._crypto_buffers = {epoch: Buffer(capacity=POST_HANDSHAKE_CAPACITY)
                                     for epoch in buffers}
 
 

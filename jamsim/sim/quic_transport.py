@@ -421,6 +421,9 @@ class QuicTransport:
     def _verified(self, end: _End, node: SimNode, conn: JamConnection, key: bytes) -> None:
         manager = node.manager
         assert manager is not None
+        quic = conn.quic
+        if isinstance(quic, SimQuicConnection):
+            quic.release_handshake_buffers()
         if end.client:
             self._set_live(end, True)  # the manager's CloseConnection undoes this
             self.sim.feed(node, ConnectionEstablished(end.cid, key))
