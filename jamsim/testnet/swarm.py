@@ -1,0 +1,349 @@
+"""SwarmBackend: the same testnet as a ``docker stack`` on an overlay network.
+
+For runs across hosts. What changes from the compose backend, and why:
+
+* **Addresses.** Swarm assigns task addresses when tasks start, so the keys file
+  names peers (``tasks.v3``) and nodes resolve them at startup
+  (``jamsim node --resolve-hosts``). The harness learns each node's address
+  from its status answer and uses it for impairment rules.
+* **Control channel.** Overlay addresses are not routable from the host, so each
+  node's control port is published in host mode at ``control_base + index`` on
+  the machine running its task (the ingress routing mesh is not used: it needs
+  IPVS, which minimal hosts such as this project's CI lack); the harness looks
+  up each task's machine and connects there.
+* **Telemetry.** The collector listens on all interfaces of the harness host;
+  tasks reach it through ``docker_gwbridge``'s gateway on a single host, or at
+  ``JAMSIM_TELEMETRY_HOST`` (the manager's address) across hosts.
+* **Faults.** Partitions, heal and link conditions go through the impairment
+  layer as everywhere else. Kill/restart, pause and network disconnect act on
+  containers, which on a multi-host swarm live on other machines, and a killed
+  task comes back with a new address that its peers would not know: those ops
+  raise :class:`TestnetError` instead of silently doing something else.
+
+The engine must already be a swarm manager (``docker swarm init``); the backend
+never changes the engine's swarm membership. Cleanup removes the stack and
+anything labelled ``jamsim.testnet=<project>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jamsim.identity import alt_name
+from jamsim.net.control import ControlError, control_request
+from jamsim.testnet.base import (
+    Isolate,
+    Kill,
+    NodeStatus,
+    Pause,
+    Restart,
+    SetLink,
+    TestnetError,
+    TestnetSpec,
+    TimelineOp,
+    Unpause,
+)
+from jamsim.testnet.docker import NODE_ENTRYPOINT, NODE_PORT, project_name
+from jamsim.testnet.docker_cli import LABEL, docker, engine_reachable, remove_labelled
+from jamsim.testnet.image import NODE_IMAGE, ensure_image
+from jamsim.testnet.keys import generate_keys, load_keys, parse_keys, write_keys
+from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThread
+
+__all__ = ["SwarmBackend", "create_backend", "stack_document", "swarm_active"]
+
+CONTROL_BASE = 41000
+"""Published (ingress) control port of validator i: CONTROL_BASE + i."""
+KEYS_CONFIG_TARGET = "/jamsim/keys.json"
+
+
+def swarm_active() -> bool:
+    """True when this engine is an active swarm manager."""
+    out = docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+                 check=False).split()
+    return out[:2] == ["active", "true"]
+
+
+def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: str,
+                   telemetry: tuple[str, int] | None, image: str = NODE_IMAGE,
+                   control_base: int = CONTROL_BASE) -> dict[str, Any]:
+    """The stack file: one single-replica service per validator on ``network``."""
+    services: dict[str, Any] = {}
+    for index in range(spec.validators):
+        command = ["--keys", KEYS_CONFIG_TARGET, "--index", str(index),
+                   "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
+                   "--resolve-hosts", "120", "--policy", spec.policy]
+        for name, value in sorted(spec.policy_overrides.items()):
+            command += ["--policy-set", f"{name}={'none' if value is None else value}"]
+        if telemetry is not None:
+            command += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
+        services[f"v{index}"] = {
+            "image": image,
+            "entrypoint": NODE_ENTRYPOINT,
+            "command": command,
+            "networks": [network],
+            "configs": [{"source": keys_config, "target": KEYS_CONFIG_TARGET}],
+            "ports": [{"target": NODE_PORT, "published": control_base + index,
+                       "protocol": "tcp", "mode": "host"}],
+            "labels": {LABEL: project},
+            "deploy": {
+                "replicas": 1,
+                "labels": {LABEL: project, f"{LABEL}.index": str(index)},
+                # A restarted task would get a new address its peers do not know.
+                "restart_policy": {"condition": "none"},
+            },
+        }
+    return {
+        "version": "3.8",
+        "services": services,
+        "networks": {network: {"external": True, "name": network}},
+        "configs": {keys_config: {"external": True, "name": keys_config}},
+    }
+
+
+class SwarmBackend(LocalProcessBackend):
+    """Validators as services of one swarm stack. Needs an active swarm manager."""
+
+    def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 3.0,
+                 run_dir: Path | None = None, control_base: int = CONTROL_BASE) -> None:
+        super().__init__(node_command=("docker",), control_timeout=control_timeout)
+        self.image = image
+        self.control_base = control_base
+        self.project: str | None = None
+        self.network: str | None = None
+        self.stack_file: Path | None = None
+        self._state_dir = run_dir
+        self._task_hosts: dict[int, str] = {}
+
+    def build(self) -> None:
+        if not engine_reachable():
+            raise TestnetError("no Docker engine reachable (`docker info` failed)")
+        ensure_image(tag=self.image)
+
+    def up(self, spec: TestnetSpec) -> None:
+        if self.project is not None:
+            raise TestnetError("testnet already up; call down() first")
+        if not engine_reachable():
+            raise TestnetError("no Docker engine reachable (`docker info` failed)")
+        if not swarm_active():
+            raise TestnetError("this engine is not a swarm manager: run `docker swarm init` "
+                               "(or join a swarm as a manager), or use --backend docker")
+        self.spec = spec
+        self.project = project_name(spec)
+        run_dir = Path(spec.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._state_dir = run_dir
+        self._remove_stack()
+        self._install_cleanup()
+        try:
+            self.network = self.project
+            docker("network", "create", "--driver", "overlay", "--attachable",
+                   "--label", f"{LABEL}={self.project}", self.network)
+            self._write_keys(spec, run_dir)
+            self._start_collector()
+            assert self.keys_file is not None
+            keys_config = f"{self.project}-keys"
+            docker("config", "create", "--label", f"{LABEL}={self.project}", keys_config,
+                   str(self.keys_file))
+            self.stack_file = run_dir / "stack.yml"
+            self.stack_file.write_text(yaml.safe_dump(stack_document(
+                spec, self.project, self.network, keys_config, self._telemetry, self.image,
+                self.control_base), sort_keys=False))
+            self._write_state()
+            docker("stack", "deploy", "--compose-file", str(self.stack_file), self.project,
+                   timeout=120 + 5 * spec.validators)
+            self.control_ports = {i: self.control_base + i for i in range(spec.validators)}
+            self._wait_control(set(range(spec.validators)), 120.0)
+            self._learn_addresses()
+            if spec.links:
+                for (src, dst), cond in spec.links.items():
+                    srcs = tuple(i for i, r in self._regions.items() if r == src)
+                    dsts = tuple(i for i, r in self._regions.items() if r == dst)
+                    self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+        except BaseException:
+            self.down()
+            raise
+
+    def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
+        regions = [spec.regions.get(i, "default") for i in range(spec.validators)]
+        names = [f"tasks.v{i}" for i in range(spec.validators)]
+        document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
+                                 regions=regions, hosts=["127.0.0.1"])
+        # Validate with a placeholder address, then name the tasks instead.
+        parse_keys(document)
+        for entry, name in zip(document["validators"], names, strict=True):
+            entry["host"] = name
+        self.keys_file = run_dir / "keys.json"
+        write_keys(self.keys_file, document)
+        placeholder = json.loads(json.dumps(document))
+        for entry in placeholder["validators"]:
+            entry["host"] = "127.0.0.1"
+        _genesis, vset, _ids = parse_keys(placeholder, str(self.keys_file))
+        for info in vset:
+            self._key_index[info.key.hex()] = info.index
+            self._key_index[alt_name(info.key)] = info.index
+        self._regions = {info.index: info.region for info in vset}
+        self._vset = vset
+
+    def _start_collector(self) -> None:
+        assert self.spec is not None
+        if self.spec.telemetry is not None:
+            self._telemetry = self.spec.telemetry
+            return
+        host = os.environ.get("JAMSIM_TELEMETRY_HOST") or _host_address_for_tasks()
+        self._collector = _CollectorThread({info.key: info.index for info in self._vset},
+                                           host="0.0.0.0")
+        self._telemetry = (host, self._collector.address[1])
+
+    def _learn_addresses(self) -> None:
+        """Each node's overlay address, as it resolved it, for impairment rules."""
+        for index in self.control_ports:
+            body = self._control(index, {"op": "status"})["status"]
+            self.addresses[index] = (str(body["host"]), int(body["port"]))
+
+    def _write_state(self) -> None:
+        if self._state_dir is None or self.spec is None:
+            return
+        state = {"backend": "swarm", "name": self.spec.name, "project": self.project,
+                 "validators": self.spec.validators, "keys_file": str(self.keys_file),
+                 "control_base": self.control_base}
+        path = Path(self._state_dir) / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+
+    def _load_state(self) -> None:
+        if self.project is not None or self._state_dir is None:
+            return
+        try:
+            state = json.loads((Path(self._state_dir) / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        if state.get("backend") != "swarm":
+            return
+        self.project = state["project"]
+        count = int(state["validators"])
+        self.control_base = int(state.get("control_base", CONTROL_BASE))
+        self.control_ports = {i: self.control_base + i for i in range(count)}
+        self.spec = TestnetSpec(validators=count, run_dir=Path(self._state_dir),
+                                name=state.get("name", "jamsim"))
+        self.keys_file = Path(state["keys_file"])
+        with contextlib.suppress(OSError, ValueError):
+            _g, vset, _i = load_keys(self.keys_file)
+            for info in vset:
+                self._key_index[info.key.hex()] = info.index
+
+    def _remove_stack(self) -> None:
+        assert self.project is not None
+        docker("stack", "rm", self.project, check=False, timeout=120)
+        # Services go first; their tasks' network endpoints a moment later.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and docker(
+                "ps", "-aq", "--filter", f"label=com.docker.stack.namespace={self.project}",
+                check=False).strip():
+            time.sleep(0.5)  # bounded wait for task containers to go
+        remove_labelled(self.project)
+        for config in docker("config", "ls", "-q", "--filter", f"label={LABEL}={self.project}",
+                             check=False).split():
+            docker("config", "rm", config, check=False)
+
+    def down(self) -> None:
+        self._load_state()
+        if self.project is not None and swarm_active():
+            self._remove_stack()
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+        if self._state_dir is not None:
+            (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
+        self._remove_cleanup()
+        self.project = None
+
+    def detach(self) -> None:
+        self._remove_cleanup()
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+
+    def _control_host(self, index: int) -> str:
+        """Address of the swarm node running validator ``index``'s task (cached)."""
+        host = self._task_hosts.get(index)
+        if host is None:
+            node = docker("service", "ps", f"{self.project}_v{index}", "--filter",
+                          "desired-state=running", "--format", "{{.Node}}",
+                          check=False).split()
+            if not node:
+                raise ControlError(f"validator {index}: task not scheduled yet")
+            addr = docker("node", "inspect", node[0], "--format", "{{.Status.Addr}}",
+                          check=False).strip()
+            host = addr if addr and addr != "0.0.0.0" else "127.0.0.1"
+            self._task_hosts[index] = host
+        return host
+
+    def _control(self, index: int, request: dict[str, Any]) -> dict[str, Any]:
+        return control_request((self._control_host(index), self.control_ports[index]),
+                               request, self.control_timeout)
+
+    def _running(self, index: int) -> bool:
+        return self.project is not None and index in self.control_ports
+
+    def _wait_control(self, nodes: set[int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(nodes)
+        while pending:
+            for index in list(pending):
+                with contextlib.suppress(ControlError):
+                    self._control(index, {"op": "ping"})
+                    pending.discard(index)
+            if pending and time.monotonic() > deadline:
+                raise TestnetError(f"services {sorted(pending)} never answered on their "
+                                   f"published control ports (from {self.control_base}); "
+                                   f"see `docker service logs {self.project}_v0`")
+            if pending:
+                time.sleep(0.25)  # bounded poll while tasks are scheduled
+
+    def apply(self, op: TimelineOp) -> None:
+        if isinstance(op, Kill | Restart | Pause | Unpause | Isolate):
+            raise TestnetError(
+                f"{type(op).__name__} is not supported on the swarm backend: tasks live on "
+                "other hosts and a restarted task gets a new address. Use partitions "
+                "(impairment) here, or --backend docker for process-level faults.")
+        super().apply(op)
+
+    def status(self) -> dict[int, NodeStatus]:
+        self._load_state()
+        if self.spec is None:
+            raise TestnetError("no swarm testnet here: nothing started from this run folder")
+        return super().status()
+
+    def logs(self, node: int) -> str:
+        self._load_state()
+        if self.project is None:
+            raise TestnetError("no swarm testnet here: nothing started from this run folder")
+        return docker("service", "logs", "--raw", f"{self.project}_v{node}", check=False)
+
+
+def _host_address_for_tasks() -> str:
+    """An address of this host that local tasks reach (their traffic leaves via a bridge).
+
+    ``docker_gwbridge`` exists only once a task has attached to an overlay, so the
+    default bridge's gateway (always present) is the fallback. Across hosts, set
+    JAMSIM_TELEMETRY_HOST to this machine's address on the swarm's network.
+    """
+    for network in ("docker_gwbridge", "bridge"):
+        gateway = docker("network", "inspect", network, "--format",
+                         "{{range .IPAM.Config}}{{.Gateway}} {{end}}", check=False).split()
+        if gateway:
+            return gateway[0]
+    raise TestnetError("no bridge gateway found for telemetry; set JAMSIM_TELEMETRY_HOST")
+
+
+def create_backend(run_dir: Path | None = None) -> SwarmBackend:
+    """The backend ``--backend swarm`` / ``--testnet swarm`` uses."""
+    return SwarmBackend(run_dir=run_dir)

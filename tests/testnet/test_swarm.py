@@ -1,0 +1,77 @@
+"""Swarm backend on a single-node swarm of the real engine, left as it was found.
+
+If the engine is not in a swarm, the module makes it a single-node manager
+(advertising loopback) and leaves the swarm afterwards; an engine that already
+was a swarm member is used as is and not touched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jamsim.testnet.base import Heal, Kill, Partition
+from jamsim.testnet.base import TestnetError as BackendError
+from jamsim.testnet.base import TestnetSpec as Spec
+from jamsim.testnet.docker import project_name
+from jamsim.testnet.docker_cli import LABEL, docker, engine_reachable
+from jamsim.testnet.swarm import SwarmBackend, swarm_active
+
+pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
+
+FAST = {"idle_timeout": 3.0, "max_retry": 2.0, "fallback_after": 1.0}
+
+
+def swarm_state() -> str:
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}", check=False).strip()
+
+
+@pytest.fixture(scope="module")
+def single_node_swarm() -> Iterator[None]:
+    before = swarm_state()
+    created = before == "inactive"
+    if created:
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    elif not swarm_active():
+        pytest.skip(f"engine is in swarm state {before!r} and not a manager: not touching it")
+    try:
+        yield
+    finally:
+        if created:
+            docker("swarm", "leave", "--force", check=False)
+            assert swarm_state() == "inactive"
+
+
+def test_up_without_a_swarm_says_how_to_make_one(tmp_path: Path) -> None:
+    if swarm_state() != "inactive":
+        pytest.skip("engine is in a swarm; this checks the error outside one")
+    with pytest.raises(BackendError, match="docker swarm init"):
+        SwarmBackend().up(Spec(validators=2, run_dir=tmp_path))
+    assert subprocess.run(["docker", "network", "ls", "-q", "--filter",
+                           f"label={LABEL}"], capture_output=True, text=True,
+                          check=True).stdout.strip() == ""
+
+
+def test_stack_reaches_full_mesh_survives_a_partition_and_is_removed(
+        single_node_swarm: None, tmp_path: Path) -> None:
+    spec = Spec(validators=4, run_dir=tmp_path, policy_overrides=FAST, name="swarm4")
+    project = project_name(spec)
+    with SwarmBackend() as tn:
+        tn.build()
+        tn.up(spec)
+        assert len({host for host, _port in tn.addresses.values()}) == 4
+        tn.wait_full_mesh(90)
+        tn.apply(Partition(((0, 1), (2, 3))))
+        tn.wait_until(lambda s: all(
+            s[i].connected == ({0, 1} if i < 2 else {2, 3}) - {i} for i in range(4)), 60)
+        tn.apply(Heal())
+        tn.wait_full_mesh(60)
+        with pytest.raises(BackendError, match="not supported on the swarm backend"):
+            tn.apply(Kill(1))
+        assert {r.node for r in tn.collect()} == {0, 1, 2, 3}
+    services = docker("service", "ls", "-q", "--filter", f"label={LABEL}={project}")
+    networks = docker("network", "ls", "-q", "--filter", f"label={LABEL}={project}")
+    assert services.strip() == "" and networks.strip() == ""
