@@ -15,6 +15,18 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "Install it (Debian: apt-get install python3.11) or set PYTHON=/path/to/python3.11." >&2
   exit 1
 fi
+# Docker testnets need a compose tool next to the engine; install Debian's when an
+# engine is reachable and neither `docker compose` nor `docker-compose` exists.
+if command -v docker >/dev/null && docker info >/dev/null 2>&1 \
+    && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  echo "Installing docker-compose (apt) for Docker testnets..." >&2
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null
+  else
+    echo "warning: install docker-compose (Debian: sudo apt-get install docker-compose)" \
+         "to use --testnet docker" >&2
+  fi
+fi
 stamp=".install-stamp${extras:+-dev}"
 if [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]] && "$PYTHON" -c 'import jamsim' 2>/dev/null; then
   exit 0

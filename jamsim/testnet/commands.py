@@ -95,7 +95,8 @@ def up(
         _print_status(statuses)
         if detach and hasattr(tn, "detach"):
             tn.detach()
-            typer.echo(f"detached; `jamsim testnet down --run-dir {run_dir}` stops it")
+            flag = "" if backend is BackendName.local else f" --backend {backend.value}"
+            typer.echo(f"detached; `jamsim testnet down{flag} --run-dir {run_dir}` stops it")
             return
         typer.echo("running; Ctrl-C stops the testnet")
         while True:

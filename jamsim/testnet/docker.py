@@ -393,8 +393,7 @@ class DockerComposeBackend(LocalProcessBackend):
         self._load_state()
         if self.project is None:
             raise TestnetError("no docker testnet here: nothing started from this run folder")
-        proc_out = docker("logs", self.container(node), check=False, timeout=30)
-        return proc_out
+        return docker("logs", self.container(node), check=False, timeout=30, with_stderr=True)
 
     def memory_bytes(self) -> dict[int, int]:
         """Memory use per running container (cgroup figure from ``docker stats``)."""

@@ -23,8 +23,11 @@ LABEL = "jamsim.testnet"
 
 
 def docker(*args: str, timeout: float = 120.0, check: bool = True,
-           stdin: str | None = None) -> str:
-    """Run ``docker ARGS``; return stdout. Raise TestnetError on failure if ``check``."""
+           stdin: str | None = None, with_stderr: bool = False) -> str:
+    """Run ``docker ARGS``; return stdout. Raise TestnetError on failure if ``check``.
+
+    ``with_stderr`` appends stderr (``docker logs`` replays a container's stderr there).
+    """
     if shutil.which("docker") is None:
         raise TestnetError("the docker CLI is not installed (Debian: apt-get install docker.io)")
     try:
@@ -35,7 +38,7 @@ def docker(*args: str, timeout: float = 120.0, check: bool = True,
     if check and proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip()
         raise TestnetError(f"`docker {' '.join(args[:3])}...` failed: {message}")
-    return proc.stdout
+    return proc.stdout + proc.stderr if with_stderr else proc.stdout
 
 
 def engine_reachable() -> bool:

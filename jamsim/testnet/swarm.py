@@ -326,7 +326,8 @@ class SwarmBackend(LocalProcessBackend):
         self._load_state()
         if self.project is None:
             raise TestnetError("no swarm testnet here: nothing started from this run folder")
-        return docker("service", "logs", "--raw", f"{self.project}_v{node}", check=False)
+        return docker("service", "logs", "--raw", f"{self.project}_v{node}", check=False,
+                      with_stderr=True)
 
 
 def _host_address_for_tasks() -> str:

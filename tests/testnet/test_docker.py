@@ -135,3 +135,7 @@ def test_scenario_runs_on_docker_and_analysis_reads_the_results(tmp_path: Path) 
     run = load_run(tmp_path / "run")
     assert set(run.events["node"]) == {0, 1, 2, 3}
     assert run.connectivity["links_up"].max() == 6
+
+
+def test_logs_show_what_the_node_printed(testnet: DockerComposeBackend) -> None:
+    assert f"node 0 listening on {testnet.ips[0]}:" in testnet.logs(0)
