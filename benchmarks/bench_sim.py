@@ -9,7 +9,8 @@ Each case runs in its own subprocess so ``ru_maxrss`` (peak RSS) is per case.
 
 Usage: ``python benchmarks/bench_sim.py [--sizes 6,78,341,1023] [--churn 120,341]``.
 Telemetry records are not built (``on_event=None``): the benchmark measures the
-simulator, not a record sink. Only the ``model`` fidelity exists so far.
+simulator, not a record sink. The ``quic`` fidelity has its own benchmark,
+``benchmarks/bench_sim_quic.py``.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def main() -> None:
         results.append(json.loads(out.stdout))
         print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"benchmark": "sim", "results": results,
-                      "quic_fidelity": "not implemented"}, indent=2))
+                      "quic_fidelity": "see benchmarks/bench_sim_quic.py"}, indent=2))
 
 
 if __name__ == "__main__":

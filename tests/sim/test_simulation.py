@@ -220,8 +220,9 @@ def test_same_seed_gives_byte_identical_event_logs() -> None:
     assert run(3) != run(4)
 
 
-def test_quic_fidelity_is_refused_until_it_exists() -> None:
-    with pytest.raises(UsageError):
+def test_quic_fidelity_without_private_keys_is_refused_clearly() -> None:
+    """TLS needs each validator's private key; a ValidatorSet only has public ones."""
+    with pytest.raises(UsageError, match="identities"):
         Simulation(ValidatorSet.dev(2, seed=1), LAN, fidelity="quic")
 
 
