@@ -7,7 +7,8 @@ For runs across hosts. What changes from the compose backend, and why:
   (``jamsim node --resolve-hosts``). The harness learns each node's address
   from its status answer and uses it for impairment rules.
 * **Control channel.** Overlay addresses are not routable from the host, so each
-  node's control port is published in host mode at ``control_base + index`` on
+  node's control port is published in host mode at ``control_base + index`` (a
+  block of ports free when the stack starts) on
   the machine running its task (the ingress routing mesh is not used: it needs
   IPVS, which minimal hosts such as this project's CI lack); the harness looks
   up each task's machine and connects there.
@@ -58,8 +59,9 @@ from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThre
 
 __all__ = ["SwarmBackend", "create_backend", "stack_document", "swarm_active"]
 
-CONTROL_BASE = 41000
-"""Published (ingress) control port of validator i: CONTROL_BASE + i."""
+FIRST_CONTROL_PORT = 22000
+"""Where the search for a free block of published control ports starts (below
+Linux's ephemeral range, so outgoing connections do not take them meanwhile)."""
 KEYS_CONFIG_TARGET = "/jamsim/keys.json"
 
 
@@ -72,7 +74,7 @@ def swarm_active() -> bool:
 
 def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: str,
                    telemetry: tuple[str, int] | None, image: str = NODE_IMAGE,
-                   control_base: int = CONTROL_BASE) -> dict[str, Any]:
+                   control_base: int = FIRST_CONTROL_PORT) -> dict[str, Any]:
     """The stack file: one single-replica service per validator on ``network``."""
     services: dict[str, Any] = {}
     for index in range(spec.validators):
@@ -111,7 +113,7 @@ class SwarmBackend(LocalProcessBackend):
     """Validators as services of one swarm stack. Needs an active swarm manager."""
 
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 3.0,
-                 run_dir: Path | None = None, control_base: int = CONTROL_BASE) -> None:
+                 run_dir: Path | None = None, control_base: int | None = None) -> None:
         super().__init__(node_command=("docker",), control_timeout=control_timeout)
         self.image = image
         self.control_base = control_base
@@ -151,6 +153,11 @@ class SwarmBackend(LocalProcessBackend):
             keys_config = f"{self.project}-keys"
             docker("config", "create", "--label", f"{LABEL}={self.project}", keys_config,
                    str(self.keys_file))
+            if self.control_base is None:
+                # A fixed block could collide with other programs: take one free now.
+                from jamsim.scenario.testnet_runner import free_base_port
+
+                self.control_base = free_base_port(spec.validators, first=FIRST_CONTROL_PORT)
             self.stack_file = run_dir / "stack.yml"
             self.stack_file.write_text(yaml.safe_dump(stack_document(
                 spec, self.project, self.network, keys_config, self._telemetry, self.image,
@@ -229,7 +236,7 @@ class SwarmBackend(LocalProcessBackend):
             return
         self.project = state["project"]
         count = int(state["validators"])
-        self.control_base = int(state.get("control_base", CONTROL_BASE))
+        self.control_base = int(state["control_base"])
         self.control_ports = {i: self.control_base + i for i in range(count)}
         self.spec = TestnetSpec(validators=count, run_dir=Path(self._state_dir),
                                 name=state.get("name", "jamsim"))
@@ -303,10 +310,19 @@ class SwarmBackend(LocalProcessBackend):
                     pending.discard(index)
             if pending and time.monotonic() > deadline:
                 raise TestnetError(f"services {sorted(pending)} never answered on their "
-                                   f"published control ports (from {self.control_base}); "
-                                   f"see `docker service logs {self.project}_v0`")
+                                   f"published control ports (from {self.control_base}). "
+                                   f"{self._diagnose(min(pending))}")
             if pending:
                 time.sleep(0.25)  # bounded poll while tasks are scheduled
+
+    def _diagnose(self, index: int) -> str:
+        """What swarm says about a service's tasks, and the end of its log."""
+        service = f"{self.project}_v{index}"
+        tasks = docker("service", "ps", "--no-trunc", "--format",
+                       "{{.Name}} {{.CurrentState}} {{.Error}}", service, check=False).strip()
+        log_tail = docker("service", "logs", "--raw", "--tail", "15", service, check=False,
+                          with_stderr=True, timeout=30).strip()
+        return f"Tasks of {service}: {tasks or '(none)'}. Last log lines: {log_tail or '(none)'}"
 
     def apply(self, op: TimelineOp) -> None:
         if isinstance(op, Kill | Restart | Pause | Unpause | Isolate):
