@@ -228,7 +228,8 @@ class Network:
         self._busy_until: dict[tuple[int, int], float] = {}
         self._paused_queue: dict[int, deque[Deliver]] = {}
         self._buckets: dict[float, list[Callable[[], None]]] = {}
-        self.listeners: list[Callable[[], None]] = []
+        # Called with the nodes whose reachability changed, or None for "any pair".
+        self.listeners: list[Callable[[frozenset[int] | None], None]] = []
         self.sent = 0
         self.lost = 0
         self.dropped_partition = 0
@@ -302,13 +303,13 @@ class Network:
     def crash(self, node: int) -> None:
         self._state[node] = NodeState.CRASHED
         self._paused_queue.pop(node, None)
-        self._notify()
+        self._notify(frozenset((node,)))
 
     def pause(self, node: int) -> None:
         if self._state[node] == NodeState.UP:
             self._state[node] = NodeState.PAUSED
             self._paused_queue[node] = deque()
-            self._notify()
+            self._notify(frozenset((node,)))
 
     def resume(self, node: int) -> list[Deliver]:
         """Unfreeze ``node``; returns the packets its socket buffered meanwhile."""
@@ -316,17 +317,18 @@ class Network:
             return []
         self._state[node] = NodeState.UP
         queued = list(self._paused_queue.pop(node, ()))
-        self._notify()
+        self._notify(frozenset((node,)))
         return queued
 
     def restart(self, node: int) -> None:
         """Bring a crashed node back (fresh process; the caller rebuilds its state)."""
         self._state[node] = NodeState.UP
-        self._notify()
+        self._notify(frozenset((node,)))
 
-    def _notify(self) -> None:
+    def _notify(self, nodes: frozenset[int] | None = None) -> None:
+        """Tell listeners what changed: one node's state, or (None) the partition."""
         for listener in self.listeners:
-            listener()
+            listener(nodes)
 
     # ------------------------------------------------------------------ reachability
 

@@ -267,7 +267,7 @@ class QuicTransport:
         end.conn = None
         end.timer_at = None
         if self.client.conn is None and (self.server.conn is None or not self.server_started):
-            self.sim.transports.pop(self.tid, None)
+            self.sim.forget_transport(self)
 
     def _address(self, index: int) -> tuple[str, int]:
         address = self.sim.nodes[index].address

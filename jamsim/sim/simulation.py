@@ -108,6 +108,10 @@ class Simulation:
         self.links = LinkCounters()
         self.nodes: list[SimNode] = []
         self.transports: dict[int, Transport] = {}
+        # Live transports by node (both ends): a crash or restart reassesses only
+        # these, not every transport of the run (that was O(changes x transports),
+        # the largest cost of a V=1023 churn run).
+        self._by_node: dict[int, dict[int, Transport]] = {}
         self.quic: QuicFabric | None = None
         if identities is not None and fidelity == "quic":
             self.quic = QuicFabric(self, identities)
@@ -263,8 +267,19 @@ class Simulation:
             transport = ModelTransport(self, tid, node, dial.conn_id, self.nodes[target],
                                        dial.timeout)
         self.transports[tid] = transport
+        self._by_node.setdefault(node.index, {})[tid] = transport
+        self._by_node.setdefault(target, {})[tid] = transport
         node.ends[dial.conn_id] = transport
         transport.start()
+
+    def forget_transport(self, transport: Transport) -> None:
+        """A transport finished at both ends: stop tracking it."""
+        if self.transports.pop(transport.tid, None) is None:
+            return
+        for index in (transport.a, transport.b):
+            by_node = self._by_node.get(index)
+            if by_node is not None:
+                by_node.pop(transport.tid, None)
 
     def _emit(self, node: SimNode, action: EmitTelemetry) -> None:
         self.events_emitted += 1
@@ -290,8 +305,16 @@ class Simulation:
             peer_key=peer.hex() if peer is not None else "",
         ))
 
-    def _topology_changed(self) -> None:
-        for transport in list(self.transports.values()):
+    def _topology_changed(self, nodes: frozenset[int] | None) -> None:
+        """Reassess the transports a change can affect, in creation order."""
+        if nodes is None:
+            affected = list(self.transports.values())
+        else:
+            picked: dict[int, Transport] = {}
+            for index in nodes:
+                picked.update(self._by_node.get(index, {}))
+            affected = [picked[tid] for tid in sorted(picked)]
+        for transport in affected:
             transport.reassess()
 
     # ================================================================ timeline

@@ -139,7 +139,7 @@ class ModelTransport:
 
     def _done(self) -> None:
         if self.a_phase == C_CLOSED and self.b_phase in (S_NONE, S_CLOSED):
-            self.sim.transports.pop(self.tid, None)
+            self.sim.forget_transport(self)
 
     # ---------------------------------------------------------------- handshake
 
