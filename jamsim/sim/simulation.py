@@ -30,7 +30,7 @@ from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.quic_keys import IdentityResolver
-from jamsim.sim.quic_transport import QuicFabric, QuicTransport
+from jamsim.sim.quic_transport import QuicFabric, QuicTransport, keepalive_interval
 from jamsim.sim.transport import ModelTransport
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
@@ -43,8 +43,8 @@ Transport = ModelTransport | QuicTransport
 class SimNode:
     """One validator process: its manager, its transport ends, its liveness."""
 
-    __slots__ = ("address", "alive", "deferred", "ends", "generation", "index", "key",
-                 "manager", "paused_at", "region", "retired", "wake_at")
+    __slots__ = ("address", "alive", "booted_at", "deferred", "ends", "generation", "index",
+                 "key", "manager", "paused_at", "region", "retired", "wake_at")
 
     def __init__(self, index: int, info: ValidatorInfo) -> None:
         self.index = index
@@ -59,6 +59,8 @@ class SimNode:
         self.deferred: list[Callable[[], None]] = []
         self.wake_at: float | None = None
         self.retired = False
+        self.booted_at = 0.0
+        """When the current process started: the phase of its keep-alive ticks."""
 
 
 class Simulation:
@@ -98,6 +100,9 @@ class Simulation:
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
+        self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
+                                                     self.policy.keep_alive_interval)
+        """PING period of every node (the real node's rule), or None."""
         self.env = simpy.Environment()
         self.network = Network(self.env, network or NetworkConfig(), seed)
         self.network.listeners.append(self._topology_changed)
@@ -159,6 +164,7 @@ class Simulation:
     def _boot(self, node: SimNode) -> None:
         """Start a fresh process for ``node`` and give it the Init task."""
         node.generation += 1
+        node.booted_at = self.env.now
         node.alive = True
         node.ends = {}
         node.deferred = []

@@ -130,11 +130,13 @@ def test_one_way_partition_still_breaks_the_connections_and_heals() -> None:
 def test_crashed_peer_is_noticed_by_idle_timeout_and_redialled_after_restart() -> None:
     sim, records = build(5)
     sim.at(3.0, lambda: sim.crash(0))
-    sim.run(3.0 + 15.0 - 0.1)
+    # The survivors' idle clocks start at their next keep-alive PING (tick at 5 s,
+    # every min(5 s, 15 s / 3)), so the 15 s idle timeout fires at 20 s.
+    sim.run(5.0 + 15.0 - 0.1)
     key0 = sim.nodes[0].key
     assert all(sim.manager(i).live_connection(key0) is not None for i in range(1, 5))
     assert sim.sample().half_open == 4
-    sim.run(3.0 + 15.0 + 0.1)
+    sim.run(5.0 + 15.0 + 0.1)
     assert all(sim.manager(i).live_connection(key0) is None for i in range(1, 5))
     assert [r.reason for r in records if r.event == "disconnected" and r.time > 3.0] == \
         ["idle timeout"] * 4
