@@ -125,7 +125,7 @@ class DockerComposeBackend(LocalProcessBackend):
     ``with DockerComposeBackend() as tn: tn.up(spec); tn.wait_full_mesh(60)``.
     """
 
-    def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 2.0,
+    def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 5.0,
                  run_dir: Path | None = None) -> None:
         super().__init__(node_command=("docker",), control_timeout=control_timeout)
         self.image = image

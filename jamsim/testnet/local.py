@@ -451,10 +451,16 @@ class LocalProcessBackend:
             in_force.append(request)
         if not self._running(index):
             return
-        try:
-            self._control(index, request)
-        except ControlError as exc:
-            raise TestnetError(f"node {index}: {exc}") from exc
+        # Rules are sets (adding one twice is a no-op), so a request that timed out
+        # on a node busy with handshakes can simply be sent again.
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                self._control(index, request)
+                return
+            except ControlError as exc:
+                if attempt == attempts:
+                    raise TestnetError(f"node {index}: {exc} ({attempts} attempts)") from exc
 
     def _partition(self, op: Partition, everyone: list[int]) -> None:
         groups = [set(g) for g in op.groups]
