@@ -29,6 +29,7 @@ anything labelled ``jamsim.testnet=<project>``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import time
@@ -354,10 +355,21 @@ def _host_address_for_tasks() -> str:
     JAMSIM_TELEMETRY_HOST to this machine's address on the swarm's network.
     """
     for network in ("docker_gwbridge", "bridge"):
-        gateway = docker("network", "inspect", network, "--format",
-                         "{{range .IPAM.Config}}{{.Gateway}} {{end}}", check=False).split()
-        if gateway:
-            return gateway[0]
+        out = docker("network", "inspect", network, "--format", "{{json .IPAM.Config}}",
+                     check=False).strip()
+        try:
+            configs = json.loads(out) if out else []
+        except ValueError:
+            continue
+        for config in configs or []:
+            if config.get("Gateway"):
+                return str(config["Gateway"])
+            # The default bridge often lists only its subnet; Docker gives the
+            # bridge the subnet's first address (docker0 = 172.17.0.1).
+            with contextlib.suppress(ValueError, KeyError):
+                subnet = ipaddress.ip_network(config["Subnet"])
+                if subnet.version == 4:
+                    return str(next(subnet.hosts()))
     raise TestnetError("no bridge gateway found for telemetry; set JAMSIM_TELEMETRY_HOST")
 
 

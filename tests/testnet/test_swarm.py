@@ -29,10 +29,15 @@ def swarm_state() -> str:
     return docker("info", "--format", "{{.Swarm.LocalNodeState}}", check=False).strip()
 
 
+def network_names() -> set[str]:
+    return set(docker("network", "ls", "--format", "{{.Name}}").split())
+
+
 @pytest.fixture(scope="module")
 def single_node_swarm() -> Iterator[None]:
     before = swarm_state()
     created = before == "inactive"
+    networks_before = network_names()
     if created:
         docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     elif not swarm_active():
@@ -42,7 +47,12 @@ def single_node_swarm() -> Iterator[None]:
     finally:
         if created:
             docker("swarm", "leave", "--force", check=False)
+            # `swarm init` creates docker_gwbridge and `leave` keeps it: remove it
+            # if it was not there before, so the engine is left as it was found.
+            if "docker_gwbridge" not in networks_before:
+                docker("network", "rm", "docker_gwbridge", check=False)
             assert swarm_state() == "inactive"
+            assert network_names() == networks_before
 
 
 def test_up_without_a_swarm_says_how_to_make_one(tmp_path: Path) -> None:
