@@ -108,15 +108,15 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario,
                        f"at most {worst} pairs held two live connections at a sample "
                        f"({final} at the end)")
     for name, q in (("reconnect_p99", 0.99), ("reconnect_p50", 0.50)):
-        percentile = getattr(expectation, name)
-        if percentile is not None:
-            after = resolve_after(percentile.after, scenario)
+        bound = getattr(expectation, name)
+        if bound is not None:
+            after = resolve_after(bound.after, scenario)
             times = reconnect_times(events, after)
             if not times:
-                return Verdict(kind, True, None, percentile.below,
+                return Verdict(kind, True, None, bound.below,
                                f"no disconnections after t={after:g}s")
             value = percentile(times, q)
-            return Verdict(kind, value <= percentile.below, value, percentile.below,
+            return Verdict(kind, value <= bound.below, value, bound.below,
                            f"{name[-3:]} of {len(times)} reconnections after t={after:g}s "
                            f"= {value:.2f}s")
     limit = expectation.max_retries_per_pair

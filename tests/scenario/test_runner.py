@@ -122,3 +122,19 @@ def test_testnet_plan_maps_the_timeline_onto_backend_ops(tmp_path: Path) -> None
     assert ops == [(15.0, Partition(((0, 1, 2), (3, 4, 5)))), (35.0, Heal())]
     _, ops = testnet_plan(load_scenario(SCENARIOS / "jamixir-vs-jamnp-s.yaml"), tmp_path)
     assert [op for _, op in ops] == [*(Kill(i) for i in range(4)), *(Restart(i) for i in range(4))]
+
+
+def test_reconnect_percentile_expectations_are_evaluated(tmp_path: Path) -> None:
+    """Regression: a local variable shadowed percentile(), so these crashed the run."""
+    scenario = tmp_path / "p.yaml"
+    scenario.write_text(
+        "name: pct\nseed: 1\nduration: 40s\nvalidators: {count: 6}\n"
+        "network: {latency: {default: 20ms}}\npolicy: {preset: jamnp-s, idle_timeout: 5s}\n"
+        "timeline:\n  - {at: 5s, partition: [['0..2'], ['3..5']]}\n  - {at: 15s, heal: all}\n"
+        "expect:\n  - reconnect_p99: {below: 30s, after: 5s}\n"
+        "  - reconnect_p50: {below: 0.001s, after: 5s}\n")
+    result = run_scenario(scenario, out_dir=tmp_path / "run", plots=False)
+    p99, p50 = result.verdicts
+    assert p99.passed and p99.measured is not None and 0 < p99.measured < 30
+    assert not p50.passed and "p50 of" in p50.detail
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["complete"] is True
