@@ -9,6 +9,7 @@ import typer
 
 from jamsim.analysis.report import render_report
 from jamsim.analysis.run import load_run
+from jamsim.core.errors import JamsimError
 
 __all__ = ["report_command"]
 
@@ -19,6 +20,10 @@ def report_command(
         "report.html"),
 ) -> None:
     """Write a self-contained HTML report (plots inlined) for one or more runs."""
-    loaded = [load_run(p) for p in runs]
+    try:
+        loaded = [load_run(p) for p in runs]
+    except JamsimError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     out.write_text(render_report(loaded), encoding="utf-8")
     typer.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB, {len(loaded)} run(s))")

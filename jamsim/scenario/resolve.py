@@ -104,6 +104,20 @@ def check_references(scenario: Scenario, lines: LineMap, file: str) -> None:
                 if region not in region_names and region != DEFAULT_REGION:
                     fail(f"unknown region {region!r}; regions: {sorted(region_names)}",
                          ("timeline", i, "link", "between", j))
+    from jamsim.scenario.expectations import resolve_after
+
+    for i, expectation in enumerate(scenario.expect):
+        for kind in ("full_mesh", "reconnect_p99", "reconnect_p50"):
+            spec = getattr(expectation, kind, None)
+            after = getattr(spec, "after", None)
+            if after is None:
+                continue
+            try:
+                resolve_after(after, scenario)
+            except ValueError:
+                actions = sorted({entry.action for entry in scenario.timeline})
+                fail(f"'after: {after}' names no timeline action of this scenario; use a "
+                     f"time (e.g. 30s) or one of: {actions}", ("expect", i, kind, "after"))
     for key in scenario.network.latency:
         if key == "default":
             continue

@@ -23,9 +23,10 @@ An established connection carries no modelled traffic. Its loss is noticed:
   peer stops being reachable (partition, crash, pause) or has silently dropped its
   end (crash, its own idle timeout). As in QUIC (RFC 9000 section 10.1), the idle
   clock starts at the end's first keep-alive PING after the silence began, i.e.
-  on its node's next keep-alive tick (calibrated against the quic fidelity). Keep-alives are assumed to keep a reachable
-  connection alive: random loss does not kill established connections (at 1% loss
-  losing every keep-alive of a 15 s idle period has negligible probability).
+  on its node's next keep-alive tick (calibrated against the quic fidelity).
+  Keep-alives are assumed to keep a reachable connection alive: random loss does
+  not kill established connections (at 1% loss losing every keep-alive of a 15 s
+  idle period has negligible probability).
 
 Not modelled: stateless resets (a restarted node's peers would learn about the
 lost state from a reset instead of the idle timeout), stream traffic, congestion

@@ -90,3 +90,13 @@ def test_json_schema_exports() -> None:
 
     schema = Scenario.model_json_schema()
     assert "timeline" in schema["properties"] and "$defs" in schema
+
+
+def test_expectation_after_an_action_the_timeline_lacks_is_caught_by_validate() -> None:
+    text = ("name: x\nduration: 1m\nvalidators: {count: 4}\n"
+            "timeline:\n  - {at: 5s, kill: [v1]}\n"
+            "expect:\n  - full_mesh: {within: 10s, after: heal}\n")
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "s.yaml")
+    assert err.value.line == 7 and err.value.field == "expect[0].full_mesh.after"
+    assert "names no timeline action" in err.value.message and "'kill'" in err.value.message
