@@ -90,11 +90,23 @@ def schedule_timeline(sim: Simulation, scenario: Scenario, validators: Validator
                 loss=loss_spec(link.loss) if link.loss is not None else base.loss,
                 bandwidth_bps=base.bandwidth_bps)
             sim.at(at, functools.partial(sim.set_link, link.between[0], link.between[1], spec))
+        elif entry.action == "isolate":
+            # One partition with a group per isolated node: isolating them one by
+            # one would make each isolation replace the previous one.
+            nodes = sorted(resolve_groups(entry.isolate or [], regions))
+            sim.at(at, functools.partial(_isolate_all, sim, nodes))
         else:
-            method = {"isolate": sim.isolate, "kill": sim.crash, "pause": sim.pause,
+            method = {"kill": sim.crash, "pause": sim.pause,
                       "resume": sim.resume, "restart": sim.restart}[entry.action]
             for index in resolve_groups(getattr(entry, entry.action), regions):
                 sim.at(at, functools.partial(method, index))
+
+
+def _isolate_all(sim: Simulation, nodes: list[int]) -> None:
+    """Cut every node of ``nodes`` off from every other node (and from each other)."""
+    isolated = set(nodes)
+    rest = [i for i in range(len(sim.nodes)) if i not in isolated]
+    sim.partition([[n] for n in nodes] + ([rest] if rest else []))
 
 
 def _rotate(sim: Simulation, scenario: Scenario, rng: random.Random,

@@ -138,3 +138,17 @@ def test_reconnect_percentile_expectations_are_evaluated(tmp_path: Path) -> None
     assert p99.passed and p99.measured is not None and 0 < p99.measured < 30
     assert not p50.passed and "p50 of" in p50.detail
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["complete"] is True
+
+
+def test_isolating_several_nodes_isolates_each_of_them(tmp_path: Path) -> None:
+    """Regression: each isolation used to replace the previous one (only v2 was cut)."""
+    scenario = tmp_path / "iso.yaml"
+    scenario.write_text(
+        "name: iso\nseed: 1\nduration: 30s\nsample_interval: 1s\nvalidators: {count: 6}\n"
+        "policy: {preset: jamnp-s, idle_timeout: 5s}\n"
+        "timeline:\n  - {at: 5s, isolate: [v1, v2]}\n")
+    run_scenario(scenario, out_dir=tmp_path / "run", plots=False)
+    rows = read_table(tmp_path / "run" / "connectivity.parquet").to_pylist()
+    last = rows[-1]
+    # v1 and v2 lose all 9 of their links (4 + 4 + their own): 15 - 9 = 6 remain.
+    assert last["links_up"] == 6 and last["components"] == 3
