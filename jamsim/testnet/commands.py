@@ -152,8 +152,21 @@ def logs(
 
 
 @testnet_app.command()
-def down(backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")) -> None:
+def down(
+    backend: BackendOpt = BackendName.local,
+    run_dir: RunDirOpt = Path(".jamsim-run"),
+    all_: Annotated[bool, typer.Option(
+        "--all", help="docker/swarm: remove every jamsim-labelled container, service and "
+        "network on this engine, whoever started them")] = False,
+) -> None:
     """Stop every node a run (even a crashed harness) left behind."""
+    if all_ and backend is not BackendName.local:
+        from jamsim.testnet.docker_cli import remove_labelled
+
+        containers, networks = remove_labelled()
+        typer.echo(f"removed {containers} container(s) and {networks} network(s) "
+                   "labelled jamsim.testnet")
+        return
     if backend is not BackendName.local:
         make_backend(backend, run_dir).down()
         typer.echo(f"removed the {backend.value} testnet of {run_dir} (and labelled leftovers)")

@@ -124,6 +124,9 @@ class SwarmBackend(LocalProcessBackend):
         self._state_dir = run_dir
         self._task_hosts: dict[int, str] = {}
 
+    def __enter__(self) -> SwarmBackend:
+        return self
+
     def build(self) -> None:
         if not engine_reachable():
             raise TestnetError("no Docker engine reachable (`docker info` failed)")

@@ -17,7 +17,12 @@ import pytest
 
 from jamsim.testnet.base import Heal, Isolate, Kill, Partition, Pause, Restart, Unpause
 from jamsim.testnet.base import TestnetSpec as Spec
-from jamsim.testnet.docker import DockerComposeBackend, compose_document, project_name
+from jamsim.testnet.docker import (
+    GATE_IN_CONTAINER,
+    DockerComposeBackend,
+    compose_document,
+    project_name,
+)
 from jamsim.testnet.docker_cli import LABEL, engine_reachable
 
 pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
@@ -56,6 +61,16 @@ def test_compose_file_lists_one_service_per_validator_on_fixed_addresses(
     assert sorted(document["services"]) == [f"v{i}" for i in range(6)]
     keys = json.loads(Path(testnet.keys_file).read_text())  # type: ignore[arg-type]
     assert [v["host"] for v in keys["validators"]] == [testnet.ips[i] for i in range(6)]
+    # all nodes started together through the gate, opened once every container existed
+    assert (Path(testnet.spec.run_dir) / "gate" / "open").exists()  # type: ignore[union-attr]
+    assert f":{GATE_IN_CONTAINER}:ro" in testnet.compose_file.read_text()
+
+
+def test_an_unused_backend_leaving_a_with_block_removes_no_other_testnet(
+        testnet: DockerComposeBackend) -> None:
+    with DockerComposeBackend():
+        pass
+    assert len(labelled("container", testnet.project or "")) == 6
 
 
 def test_partition_splits_the_mesh_and_heal_restores_it(testnet: DockerComposeBackend) -> None:
@@ -79,7 +94,9 @@ def test_killed_container_is_dropped_and_rejoins_after_restart(
 def test_network_disconnect_isolates_a_container_until_heal(
         testnet: DockerComposeBackend) -> None:
     testnet.apply(Isolate(4))
-    testnet.wait_until(lambda s: all(4 not in s[i].connected for i in s if i != 4), 60)
+    statuses = testnet.wait_until(
+        lambda s: all(4 not in s[i].connected for i in s if i != 4), 60)
+    assert statuses[4].running and "isolated" in (statuses[4].error or "")
     testnet.apply(Heal())
     testnet.wait_full_mesh(60)
 
