@@ -30,7 +30,9 @@ def swarm_state() -> str:
 
 
 def network_names() -> set[str]:
-    return set(docker("network", "ls", "--format", "{{.Name}}").split())
+    """The engine's networks, minus jamsim testnets (other runs may come and go)."""
+    names = docker("network", "ls", "--format", "{{.Name}}").split()
+    return {name for name in names if not name.startswith("jamsim-")}
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +60,13 @@ def single_node_swarm() -> Iterator[None]:
 def test_up_without_a_swarm_says_how_to_make_one(tmp_path: Path) -> None:
     if swarm_state() != "inactive":
         pytest.skip("engine is in a swarm; this checks the error outside one")
+    spec = Spec(validators=2, run_dir=tmp_path, name="no-swarm")
     with pytest.raises(BackendError, match="docker swarm init"):
-        SwarmBackend().up(Spec(validators=2, run_dir=tmp_path))
+        SwarmBackend().up(spec)
+    # Nothing of this run was created (other testnets on the engine may exist).
     assert subprocess.run(["docker", "network", "ls", "-q", "--filter",
-                           f"label={LABEL}"], capture_output=True, text=True,
-                          check=True).stdout.strip() == ""
+                           f"label={LABEL}={project_name(spec)}"], capture_output=True,
+                          text=True, check=True).stdout.strip() == ""
 
 
 def test_stack_reaches_full_mesh_survives_a_partition_and_is_removed(
