@@ -7,7 +7,11 @@ was a swarm member is used as is and not touched.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,8 +39,39 @@ def network_names() -> set[str]:
     return {name for name in names if not name.startswith("jamsim-")}
 
 
+SWARM_LOCK = Path(tempfile.gettempdir()) / "jamsim-swarm-test.lock"
+
+
+@contextlib.contextmanager
+def swarm_test_lock(timeout: float = 600.0) -> Iterator[None]:
+    """One swarm test per machine at a time.
+
+    Parallel test sessions share the engine: one session's `swarm leave --force`
+    would remove the stack another session is testing on the same swarm.
+    """
+    with SWARM_LOCK.open("w") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another session held {SWARM_LOCK} for {timeout:.0f}s")
+                time.sleep(0.5)  # bounded wait for the other session's swarm test
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def single_node_swarm() -> Iterator[None]:
+    with swarm_test_lock():
+        yield from _single_node_swarm()
+
+
+def _single_node_swarm() -> Iterator[None]:
     before = swarm_state()
     created = before == "inactive"
     networks_before = network_names()
@@ -58,11 +93,12 @@ def single_node_swarm() -> Iterator[None]:
 
 
 def test_up_without_a_swarm_says_how_to_make_one(tmp_path: Path) -> None:
-    if swarm_state() != "inactive":
-        pytest.skip("engine is in a swarm; this checks the error outside one")
     spec = Spec(validators=2, run_dir=tmp_path, name="no-swarm")
-    with pytest.raises(BackendError, match="docker swarm init"):
-        SwarmBackend().up(spec)
+    with swarm_test_lock():  # no other session turns the engine into a swarm meanwhile
+        if swarm_state() != "inactive":
+            pytest.skip("engine is in a swarm; this checks the error outside one")
+        with pytest.raises(BackendError, match="docker swarm init"):
+            SwarmBackend().up(spec)
     # Nothing of this run was created (other testnets on the engine may exist).
     assert subprocess.run(["docker", "network", "ls", "-q", "--filter",
                            f"label={LABEL}={project_name(spec)}"], capture_output=True,
