@@ -187,3 +187,16 @@ def test_ctrl_c_during_a_docker_run_removes_containers_and_network(tmp_path: Pat
             proc.kill()
     assert proc.returncode == 130, err[-2000:]
     assert labelled("container", project) == [] and labelled("network", project) == []
+
+
+def test_a_failing_up_removes_the_network_it_created(tmp_path: Path) -> None:
+    """compose up fails (image missing, no registry): TestnetError, nothing left behind."""
+    from jamsim.testnet.base import TestnetError
+
+    spec = Spec(validators=2, run_dir=tmp_path, name="failing-up")
+    backend = DockerComposeBackend(image="jamsim-node:does-not-exist")
+    with pytest.raises(TestnetError, match="does-not-exist"):
+        backend.up(spec)
+    project = project_name(spec)
+    assert labelled("container", project) == [] and labelled("network", project) == []
+    assert not (tmp_path / "state.json").exists()
