@@ -31,6 +31,10 @@ class Dial:
     The driver must report exactly one of ``ConnectionEstablished`` or
     ``DialFailed`` for ``conn_id`` (unless the manager closes it first). The driver
     enforces ``timeout`` seconds on the handshake.
+
+    ``started_at`` is set only in answer to a simulator's ``DialPathCut``: the dial
+    began then, while the path was cut, and is still within its timeout, so the
+    driver resumes it (deadline ``started_at + timeout``) rather than starting anew.
     """
 
     conn_id: ConnectionId
@@ -38,6 +42,7 @@ class Dial:
     address: PeerAddress
     attempt: int
     timeout: float
+    started_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -66,6 +71,9 @@ class EmitTelemetry:
 
     ``event_id`` numbers this node's events from 0 (JIP-3 implicit ids);
     ``ref_event_id`` is the id of the "connecting" event an outcome refers to.
+    ``at`` is ``None`` for an event that happened at the ``now`` of the call that
+    produced it; a simulator's ``DialPathCut`` produces events of earlier attempts,
+    stamped with their own times.
     """
 
     kind: TelemetryKind
@@ -78,6 +86,7 @@ class EmitTelemetry:
     attempt: int = 0
     ref_event_id: int | None = None
     side: Side | None = None
+    at: float | None = None
 
 
 Action = Dial | AcceptInbound | CloseConnection | EmitTelemetry

@@ -22,6 +22,7 @@ __all__ = [
     "ConnectionEstablished",
     "ConnectionLost",
     "DialFailed",
+    "DialPathCut",
     "Event",
     "InboundConnecting",
     "InboundFailed",
@@ -96,6 +97,28 @@ class InboundFailed:
 
 
 @dataclass(slots=True)
+class DialPathCut:
+    """Outbound dial ``conn_id`` has had no path to its peer since it started.
+
+    For simulators only, which know what a real node cannot: every packet the dial
+    sent was dropped (partition, crashed peer) and stays dropped until the
+    topology changes. Instead of reporting each timed-out attempt and waiting for
+    each retry timer, the simulator reports this once, when the path opens (or
+    when the manager must be up to date), with ``now`` = that instant. The manager
+    then applies every attempt that began and timed out before ``now``, each at its
+    own time: the same counters, backoff draws, give-up decisions, statuses and
+    telemetry (stamped with each attempt's time) as handling each ``DialFailed``
+    and retry timer in turn. A dial still within its connect timeout at ``now`` is
+    asked for again as a :class:`~jamsim.core.actions.Dial` with ``started_at``.
+
+    Not supported with ``policy.serial_dials``: there one dial blocks all others,
+    so attempts to different peers are not independent.
+    """
+
+    conn_id: ConnectionId
+
+
+@dataclass(slots=True)
 class ConnectionLost:
     """A live connection (either direction) ended: closed by ``side`` or timed out."""
 
@@ -125,6 +148,7 @@ Event = (
     ValidatorSetChanged
     | ConnectionEstablished
     | DialFailed
+    | DialPathCut
     | InboundConnecting
     | InboundHandshake
     | InboundFailed

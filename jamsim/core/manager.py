@@ -36,6 +36,7 @@ from jamsim.core.events import (
     ConnectionEstablished,
     ConnectionLost,
     DialFailed,
+    DialPathCut,
     Event,
     InboundConnecting,
     InboundFailed,
@@ -239,7 +240,7 @@ class ConnectionManager:
 
     def _is_busy_dial_outcome(self, event: Event) -> bool:
         return (
-            isinstance(event, ConnectionEstablished | DialFailed | ConnectionLost)
+            isinstance(event, ConnectionEstablished | DialFailed | DialPathCut | ConnectionLost)
             and event.conn_id == self._busy_dial
         ) or isinstance(event, Shutdown)
 
@@ -352,28 +353,37 @@ class ConnectionManager:
         self._start_dial(peer, now)
 
     def _start_dial(self, peer: ConnectionInfo, now: float) -> None:
+        conn_id = self._begin_dial(peer, now, None)
+        if conn_id is None:
+            return
+        if self.policy.serial_dials:
+            self._busy_dial = conn_id
+        assert peer.address is not None
+        self._actions.append(
+            Dial(conn_id, peer.key, peer.address, peer.attempts + 1, self.policy.connect_timeout)
+        )
+
+    def _begin_dial(self, peer: ConnectionInfo, now: float,
+                    at: float | None) -> ConnectionId | None:
+        """Record a dial starting at ``now`` (telemetry stamped ``at``); no action yet."""
         if peer.address is None:
-            return  # nowhere to dial; wait for the peer or a set update
+            return None  # nowhere to dial; wait for the peer or a set update
         self._cancel_timer(peer)
         conn_id = self._next_conn_id
         self._next_conn_id = conn_id + 1
         peer.total_attempts += 1
-        attempt = peer.attempts + 1
         event_id = self._next_event_id
         self._next_event_id = event_id + 1
         if self._emit_telemetry:
             self._actions.append(EmitTelemetry(_K_CONNECTING_OUT, event_id, peer.key, conn_id,
-                                               _OUT, peer.address, "", attempt, None, None))
+                                               _OUT, peer.address, "", peer.attempts + 1, None,
+                                               None, at))
         self._conns[conn_id] = ConnectionState(conn_id, _OUT, ConnectionPhase.DIALING, now,
                                                event_id, peer.key)
         peer.pending_dial = conn_id
         if peer.live is None:
             self._set_status(peer, ConnectionStatus.CONNECTING, now)
-        if self.policy.serial_dials:
-            self._busy_dial = conn_id
-        self._actions.append(
-            Dial(conn_id, peer.key, peer.address, attempt, self.policy.connect_timeout)
-        )
+        return conn_id
 
     def _on_dial_timer(self, peer: ConnectionInfo, now: float) -> None:
         if peer.live is not None or peer.pending_dial is not None:
@@ -420,7 +430,8 @@ class ConnectionManager:
                                                None, "", 0, conn.connecting_event_id, None))
         self._install_live(peer, conn, now)
 
-    def _on_dial_failed(self, conn_id: ConnectionId, reason: str, now: float) -> None:
+    def _on_dial_failed(self, conn_id: ConnectionId, reason: str, now: float,
+                        at: float | None = None) -> None:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
@@ -429,7 +440,7 @@ class ConnectionManager:
         del self._conns[conn_id]
         self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer, conn_id=conn_id,
                         direction=Direction.OUTBOUND, reason=reason,
-                        ref_event_id=conn.connecting_event_id)
+                        ref_event_id=conn.connecting_event_id, at=at)
         peer = self._peers.get(conn.peer) if conn.peer else None
         if peer is None or peer.pending_dial != conn_id:
             return
@@ -438,6 +449,43 @@ class ConnectionManager:
             return  # an inbound connection won meanwhile
         peer.attempts += 1
         self._schedule_retry(peer, now)
+
+    def _on_dial_path_cut(self, event: DialPathCut, now: float) -> None:
+        """Apply every attempt a simulator skipped while the dial's path was cut.
+
+        The loop is the step-by-step sequence in closed form: the dial started at
+        ``opened_at`` times out at ``opened_at + connect_timeout``; that failure is
+        handled exactly as a ``DialFailed`` then (backoff draw, give-up check); if
+        the retry it schedules also fell before ``now``, that dial starts then, and
+        so on. It stops at the first timer or dial still ahead of ``now``.
+        """
+        if self.policy.serial_dials:
+            raise UsageError("DialPathCut needs parallel dials: with serial_dials one "
+                             "dial blocks the others, so attempts are not independent")
+        conn_id = event.conn_id
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.phase is not ConnectionPhase.DIALING or conn.peer is None:
+            return
+        peer = self._peers.get(conn.peer)
+        timeout = self.policy.connect_timeout
+        started = conn.opened_at
+        while True:
+            failed_at = started + timeout
+            if failed_at > now:
+                break  # still within its connect timeout
+            self._on_dial_failed(conn_id, "timeout", failed_at, failed_at)
+            if peer is None or peer.pending_dial is not None or peer.live is not None:
+                return
+            retry_at = peer.retry_at
+            if retry_at is None or retry_at >= now:
+                return  # given up, or the timer is ahead: next_deadline() reports it
+            new_id = self._begin_dial(peer, retry_at, retry_at)
+            if new_id is None:
+                return
+            conn_id, started = new_id, retry_at
+        if conn_id != event.conn_id and peer is not None and peer.address is not None:
+            self._actions.append(Dial(conn_id, peer.key, peer.address, peer.attempts + 1,
+                                      timeout, started))
 
     def _on_inbound_connecting(
         self, conn_id: ConnectionId, address: PeerAddress | None, now: float
@@ -666,12 +714,14 @@ class ConnectionManager:
         attempt: int = 0,
         ref_event_id: int | None = None,
         side: Side | None = None,
+        at: float | None = None,
     ) -> int:
         event_id = self._next_event_id
         self._next_event_id += 1
         if self._emit_telemetry:
             self._actions.append(EmitTelemetry(kind, event_id, peer, conn_id, direction,
-                                               address, reason, attempt, ref_event_id, side))
+                                               address, reason, attempt, ref_event_id, side,
+                                               at))
         return event_id
 
     # ================================================================ bulk helpers
@@ -687,6 +737,7 @@ _HANDLERS: dict[type, Callable[[ConnectionManager, Any, float], None]] = {
     ValidatorSetChanged: ConnectionManager._on_validator_set,
     ConnectionEstablished: ConnectionManager._handle_established,
     DialFailed: ConnectionManager._handle_dial_failed,
+    DialPathCut: ConnectionManager._on_dial_path_cut,
     InboundConnecting: ConnectionManager._handle_inbound_connecting,
     InboundHandshake: ConnectionManager._on_inbound_handshake,
     InboundFailed: ConnectionManager._handle_inbound_failed,

@@ -166,6 +166,7 @@ def run_scenario(
                 if progress is not None:
                     progress(sim.now, scenario.duration, samples[-1] if samples else None,
                              len(events))
+            sim.catch_up()  # record the attempts of dials still cut at the end
 
     return _recorded_run(scenario, out, events, samples, writers, simulate,
                          lambda: sim.now, None, plots)

@@ -74,6 +74,12 @@ class Simulation:
     ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic_transport.py)
     and needs every validator's private key: ``identities(public_key)`` returns it
     (e.g. :class:`jamsim.sim.quic_keys.DevKeyring`).
+
+    ``fast_forward`` (model fidelity, parallel dials): dials across a cut path are
+    not simulated attempt by attempt; the manager catches up in one step when the
+    path opens (``DialPathCut``, see jamsim/sim/transport.py). Attempts, backoff,
+    give-up and telemetry come out the same, only the order of random draws
+    between peers differs; ``False`` simulates every attempt.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class Simulation:
         on_sample: Callable[[ConnectivitySample], None] | None = None,
         start_stagger: float = 0.0,
         identities: IdentityResolver | None = None,
+        fast_forward: bool = True,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -100,6 +107,9 @@ class Simulation:
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
+        self.fast_forward = fast_forward and fidelity == "model" and \
+            not self.policy.serial_dials
+        """Whether cut dials are caught up in bulk (see the class docstring)."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)
         """PING period of every node (the real node's rule), or None."""
@@ -178,16 +188,31 @@ class Simulation:
 
     # ================================================================ driving managers
 
-    def feed(self, node: SimNode, event: Event) -> None:
-        """Hand ``event`` to ``node``'s manager now and carry out what it asks."""
+    def feed(self, node: SimNode, event: Event, *, even_if_paused: bool = False) -> None:
+        """Hand ``event`` to ``node``'s manager now and carry out what it asks.
+
+        A paused node's events wait for it to resume, except catch-up reports
+        (``even_if_paused``) about what happened before the pause began.
+        """
         manager = node.manager
         if manager is None or not node.alive:
             return
-        if node.paused_at is not None:
+        if node.paused_at is not None and not even_if_paused:
             node.deferred.append(lambda: self.feed(node, event))
             return
+        if isinstance(event, ValidatorSetChanged | Shutdown):
+            self._settle_cut_dials(node)  # these read every peer's state
         manager.handle(event, self.env.now)
         self._flush(node)
+
+    def _settle_cut_dials(self, node: SimNode) -> None:
+        """Bring ``node``'s manager up to date on its cut dials (see transport.py)."""
+        if not self.fast_forward:
+            return
+        index = node.index
+        for transport in [t for t in node.ends.values() if t.a == index]:
+            if isinstance(transport, ModelTransport) and transport.cut:
+                transport.settle()
 
     def _flush(self, node: SimNode) -> None:
         manager = node.manager
@@ -271,12 +296,15 @@ class Simulation:
                                       dial.timeout)
         else:
             transport = ModelTransport(self, tid, node, dial.conn_id, self.nodes[target],
-                                       dial.timeout)
+                                       dial.timeout, dial.started_at)
         self.transports[tid] = transport
         self._by_node.setdefault(node.index, {})[tid] = transport
         self._by_node.setdefault(target, {})[tid] = transport
         node.ends[dial.conn_id] = transport
-        transport.start()
+        if dial.started_at is not None and isinstance(transport, ModelTransport):
+            transport.resume()
+        else:
+            transport.start()
 
     def forget_transport(self, transport: Transport) -> None:
         """A transport finished at both ends: stop tracking it."""
@@ -295,7 +323,7 @@ class Simulation:
         peer = action.peer
         peer_index = self._by_key.get(peer, -1) if peer is not None else -1
         on_event(EventRecord(
-            time=self.env.now,
+            time=self.env.now if action.at is None else action.at,
             node=node.index,
             peer=peer_index,
             event=action.kind.label,
@@ -433,11 +461,24 @@ class Simulation:
 
     # ================================================================ observation
 
+    def catch_up(self) -> None:
+        """Bring every manager up to date on its cut dials (``fast_forward``).
+
+        Their attempts are otherwise recorded only when a path opens; call this
+        before reading telemetry or manager state mid-partition, e.g. at the end of
+        a run. Cheap when nothing is cut.
+        """
+        for node in self.nodes:
+            if node.alive:
+                self._settle_cut_dials(node)
+
     def manager(self, index: int) -> ConnectionManager:
-        manager = self.nodes[index].manager
-        if manager is None:
+        """Node ``index``'s manager, up to date (cut dials caught up to now)."""
+        node = self.nodes[index]
+        if node.manager is None:
             raise UsageError(f"node {index} is not running")
-        return manager
+        self._settle_cut_dials(node)
+        return node.manager
 
     def index_of(self, key: bytes) -> int:
         return self._by_key[key]

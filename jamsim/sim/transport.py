@@ -15,6 +15,17 @@ until the dial's ``timeout``; the Finished is retransmitted with an RTT-based PT
 (3 RTT + 25 ms max_ack_delay). Timers are only created when a packet is lost, so a
 loss-free handshake costs three network events and nothing else.
 
+A dial whose first Initial meets a cut path (partition, crashed peer) is doomed
+until the topology changes, and so is every retry the manager would make: during a
+half/half partition of 1023 validators that is ~5 million attempts in two minutes,
+each costing a transport, timers and two manager calls. Such a dial is *cut*: it
+arms no timer at all. When a topology change opens the path (or the manager must
+be current, e.g. before an epoch change), the dialer's manager gets one
+``DialPathCut`` and applies every attempt that timed out meanwhile, each at its own
+time; a retry still within its timeout comes back as a ``Dial`` with
+``started_at`` and resumes its PTO schedule here. ``Simulation(fast_forward=
+False)`` turns this off; tests check both ways give the same attempts.
+
 An established connection carries no modelled traffic. Its loss is noticed:
 
 * when the peer closes it: after one-way latency, if the CONNECTION_CLOSE packet is
@@ -43,6 +54,7 @@ from jamsim.core.events import (
     ConnectionEstablished,
     ConnectionLost,
     DialFailed,
+    DialPathCut,
     Event,
     InboundConnecting,
     InboundFailed,
@@ -70,12 +82,12 @@ class ModelTransport:
     __slots__ = (
         "a", "a_broken", "a_cid", "a_gen", "a_live", "a_phase",
         "b", "b_broken", "b_cid", "b_gen", "b_live", "b_phase",
-        "deadline", "deadline_armed", "initial_sent", "parked", "pto", "pto_for", "rtt", "sim",
-        "tid",
+        "cut", "deadline", "deadline_armed", "initial_sent", "parked", "pto", "pto_for", "rtt",
+        "sim", "tid",
     )
 
     def __init__(self, sim: Simulation, tid: int, a: SimNode, cid: int, b: SimNode,
-                 timeout: float) -> None:
+                 timeout: float, started_at: float | None = None) -> None:
         self.sim = sim
         self.tid = tid
         self.a = a.index
@@ -90,13 +102,15 @@ class ModelTransport:
         self.b_phase = S_NONE
         self.b_live = False
         self.b_broken: float | None = None
-        now = sim.env.now
-        self.deadline = now + timeout
+        start = sim.env.now if started_at is None else started_at
+        self.deadline = start + timeout
         self.deadline_armed = False
-        self.initial_sent = now
+        self.initial_sent = start
         self.pto = INITIAL_PTO
         self.pto_for = -1.0
         self.parked = False
+        self.cut = False
+        """Doomed dial with no timers: see the module docstring."""
         self.rtt = 0.0
 
     # ---------------------------------------------------------------- helpers
@@ -150,6 +164,16 @@ class ModelTransport:
     def start(self) -> None:
         self._send_initial()
 
+    def resume(self) -> None:
+        """Continue a dial that began at ``initial_sent`` on a cut path (a ``Dial``
+        with ``started_at``): its probes so far were all dropped."""
+        self.pto_for = self.initial_sent
+        if self.sim.network.blackholed(self.a, self.b):
+            self.parked = self.cut = True
+            return
+        self._arm_deadline()
+        self._unpark()
+
     def _send_initial(self) -> None:
         self.initial_sent = self.sim.env.now
         self.sim.network.send(self.a, self.b, self._server_got_initial, on_drop=self._lost_initial)
@@ -158,14 +182,18 @@ class ModelTransport:
         if self.pto_for == self.initial_sent:
             return  # one probe per flight, however many of its packets were lost
         self.pto_for = self.initial_sent
-        self._arm_deadline()
         if self.sim.network.blackholed(self.a, self.b):
             # Cut path (partition, peer crashed): every probe would be dropped the same
             # way until the topology changes, and a change calls reassess(), which
             # replays the probe schedule up to that instant. Parking here saves two
             # timers and two sends per failed dial without changing any outcome.
             self.parked = True
+            if self.b_phase == S_NONE and not self.deadline_armed and self.sim.fast_forward:
+                self.cut = True  # not even a deadline: the manager catches up later
+                return
+            self._arm_deadline()
             return
+        self._arm_deadline()
         self._schedule_pto()
 
     def _schedule_pto(self) -> None:
@@ -395,8 +423,33 @@ class ModelTransport:
             self._server_gone(ConnectionLost(self.b_cid, "idle timeout", None))
         self._orphaned(not client)
 
+    def settle(self) -> None:
+        """Bring a cut dial's manager up to date now (the path may still be cut)."""
+        if not self.cut or self.a_phase != C_PENDING:
+            return
+        node = self._node_ok(True)
+        if node is None:
+            return
+        self.parked = self.cut = False
+        if self.sim.env.now < self.deadline:
+            # Still this dial's own timeout: nothing to catch up. Keep it cut if the
+            # path is, with its deadline armed from now on.
+            self.resume()
+            return
+        # Its timeout passed: the manager applies it and every retry since, and asks
+        # again for the dial in flight now (if any) with a Dial(started_at=...).
+        self.a_phase = C_CLOSED
+        node.ends.pop(self.a_cid, None)
+        self._done()
+        self.sim.feed(node, DialPathCut(self.a_cid), even_if_paused=True)
+
     def reassess(self) -> None:
         """Topology changed: start/cancel idle timers, arm stuck handshakes' deadlines."""
+        if self.cut:
+            if self.sim.network.blackholed(self.a, self.b):
+                return  # still cut: nothing to do until the next change
+            self.settle()
+            return
         if self.parked:
             self._unpark()
         a_open = self.a_phase == C_ESTABLISHED
