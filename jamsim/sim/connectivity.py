@@ -14,11 +14,14 @@ __all__ = ["LinkCounters"]
 class LinkCounters:
     """Per unordered node pair: how many transports are live at both / one end."""
 
-    __slots__ = ("_both", "_half", "duplicates", "half_open", "links_up")
+    __slots__ = ("_adjacent", "_both", "_half", "duplicates", "half_open", "links_up")
 
     def __init__(self) -> None:
         self._both: dict[tuple[int, int], int] = {}
         self._half: dict[tuple[int, int], int] = {}
+        # Node -> nodes it has a link with: components() walks these with C-level set
+        # operations; a Python union-find over 522,753 pairs took ~0.4 s per sample.
+        self._adjacent: dict[int, set[int]] = {}
         self.links_up = 0
         self.duplicates = 0
         self.half_open = 0
@@ -42,8 +45,12 @@ class LinkCounters:
         old_both = self._both.get(pair, 0)
         if old_both == 0 and both > 0:
             self.links_up += 1
+            self._adjacent.setdefault(pair[0], set()).add(pair[1])
+            self._adjacent.setdefault(pair[1], set()).add(pair[0])
         elif old_both > 0 and both == 0:
             self.links_up -= 1
+            self._adjacent[pair[0]].discard(pair[1])
+            self._adjacent[pair[1]].discard(pair[0])
         if old_both < 2 <= both:
             self.duplicates += 1
         elif both < 2 <= old_both:
@@ -64,20 +71,26 @@ class LinkCounters:
         return list(self._both)
 
     def components(self, nodes: list[int]) -> int:
-        """Connected components of ``nodes`` over pairs live at both ends (union-find)."""
-        parent = {n: n for n in nodes}
+        """Connected components of ``nodes`` over pairs live at both ends.
 
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        count = len(parent)
-        for a, b in self._both:
-            if a in parent and b in parent:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[ra] = rb
-                    count -= 1
+        A breadth-first walk whose frontier grows by set differences, so the work
+        per visited node is one C-level pass over its neighbours.
+        """
+        within = set(nodes)
+        adjacent = self._adjacent
+        unvisited = set(within)
+        count = 0
+        while unvisited:
+            start = unvisited.pop()
+            count += 1
+            frontier = [start]
+            while frontier:
+                node = frontier.pop()
+                fresh = adjacent.get(node)
+                if not fresh:
+                    continue
+                fresh = fresh & unvisited
+                if fresh:
+                    unvisited -= fresh
+                    frontier.extend(fresh)
         return count

@@ -33,10 +33,10 @@ class Seen:
     reason: str
 
 
-def _start(policy: ConnectionPolicy, in_current_set: bool) -> tuple[ConnectionManager, bytes,
-                                                                    Dial]:
+def _start(policy: ConnectionPolicy, in_current_set: bool,
+           emit: bool = True) -> tuple[ConnectionManager, bytes, Dial]:
     local, remote = ordered_pair(3)
-    manager = ConnectionManager(local, policy, rng_seed=11)
+    manager = ConnectionManager(local, policy, rng_seed=11, emit_telemetry=emit)
     eps = endpoints([local, remote])
     change = ValidatorSetChanged(current=eps) if in_current_set else \
         ValidatorSetChanged(current=eps[:1], next=eps[1:])
@@ -51,11 +51,11 @@ def _seen(actions: list[Action], now: float) -> list[Seen]:
             for a in actions if isinstance(a, EmitTelemetry)]
 
 
-def _step_by_step(policy: ConnectionPolicy, cut_until: float,
-                  in_current_set: bool) -> tuple[ConnectionManager, bytes, list[Seen],
-                                                 float | None]:
+def _step_by_step(policy: ConnectionPolicy, cut_until: float, in_current_set: bool,
+                  emit: bool = True) -> tuple[ConnectionManager, bytes, list[Seen],
+                                              float | None]:
     """Every attempt handled as a driver would: DialFailed at each timeout, timers."""
-    manager, remote, dial = _start(policy, in_current_set)
+    manager, remote, dial = _start(policy, in_current_set, emit)
     seen: list[Seen] = []
     pending: tuple[int, float] | None = (dial.conn_id, 0.0)
     while True:
@@ -76,10 +76,10 @@ def _step_by_step(policy: ConnectionPolicy, cut_until: float,
             return manager, remote, seen, pending[1] if pending else None
 
 
-def _caught_up(policy: ConnectionPolicy, cut_until: float,
-               in_current_set: bool) -> tuple[ConnectionManager, bytes, list[Seen],
-                                              float | None]:
-    manager, remote, dial = _start(policy, in_current_set)
+def _caught_up(policy: ConnectionPolicy, cut_until: float, in_current_set: bool,
+               emit: bool = True) -> tuple[ConnectionManager, bytes, list[Seen],
+                                           float | None]:
+    manager, remote, dial = _start(policy, in_current_set, emit)
     manager.handle(DialPathCut(dial.conn_id), cut_until)
     actions = manager.drain_actions()
     redials = [a for a in actions if isinstance(a, Dial)]
@@ -108,18 +108,23 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(policies, st.floats(0.0, 400.0), st.booleans())
+@settings(max_examples=200, deadline=None)
+@given(policies, st.floats(0.0, 400.0), st.booleans(), st.booleans())
 def test_catching_up_equals_handling_each_attempt(policy: ConnectionPolicy,
                                                   cut_until: float,
-                                                  in_current_set: bool) -> None:
-    slow, remote, slow_seen, slow_started = _step_by_step(policy, cut_until, in_current_set)
-    fast, _, fast_seen, fast_started = _caught_up(policy, cut_until, in_current_set)
+                                                  in_current_set: bool, emit: bool) -> None:
+    """Both paths: with telemetry (each attempt's events) and without (closed form)."""
+    slow, remote, slow_seen, slow_started = _step_by_step(policy, cut_until, in_current_set,
+                                                          emit)
+    fast, _, fast_seen, fast_started = _caught_up(policy, cut_until, in_current_set, emit)
     assert fast_seen == slow_seen
     assert fast_started == slow_started
     assert fast.peer(remote) == slow.peer(remote)
     assert fast.next_deadline() == slow.next_deadline()
-    # The random stream is left in the same place: later draws agree too.
+    assert fast.open_connection_ids() == slow.open_connection_ids()
+    # Ids continue from the same place, and so does the random stream.
+    assert fast.allocate_connection_id() == slow.allocate_connection_id()
+    assert fast._next_event_id == slow._next_event_id
     assert fast._rng.random() == slow._rng.random()
 
 

@@ -28,12 +28,13 @@ Row = tuple[int, int, str, float, int, str, str]
 
 
 def _run(timeline: Timeline, fast_forward: bool, until: float, v: int = 8,
-         network: NetworkConfig = LAN,
+         network: NetworkConfig = LAN, telemetry: bool = True,
          **overrides: object) -> tuple[Simulation, list[Row], list[tuple[float, int, int]]]:
     records: list[EventRecord] = []
     policy = ConnectionPolicy.preset("jamnp-s", jitter="none", **overrides)
     sim = Simulation(ValidatorSet.dev(v, seed=5), network, policy, seed=3,
-                     on_event=records.append, sample_interval=0.5, fast_forward=fast_forward)
+                     on_event=records.append if telemetry else None, sample_interval=0.5,
+                     fast_forward=fast_forward)
     timeline(sim)
     sim.run(until)
     sim.catch_up()
@@ -83,6 +84,18 @@ def test_fast_forward_gives_the_same_run_as_simulating_every_attempt(
     assert sum(r[2] == "connect_out_failed" for r in fast_rows) > 20  # the cut was real
     # ...at a fraction of the simulated attempts' transports.
     assert fast._next_tid < slow._next_tid
+
+
+@pytest.mark.parametrize("timeline", [_partition, _crash_restart, _epoch_mid_partition],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_fast_forward_without_telemetry_takes_the_closed_form_and_agrees(
+        timeline: Timeline) -> None:
+    slow, _, slow_samples = _run(timeline, False, 240.0, telemetry=False)
+    fast, _, fast_samples = _run(timeline, True, 240.0, telemetry=False)
+    assert fast_samples == slow_samples
+    for index in range(8):
+        if slow.nodes[index].manager is not None:
+            assert fast.manager(index).connections() == slow.manager(index).connections()
 
 
 def test_fast_forward_agrees_under_random_loss_too() -> None:

@@ -1,0 +1,65 @@
+"""LinkCounters: the incremental connectivity bookkeeping behind every sample."""
+
+from __future__ import annotations
+
+import networkx as nx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jamsim.sim.connectivity import LinkCounters
+
+# A change: the pair, and the transport's live ends before and after.
+changes = st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11), st.integers(0, 2),
+                             st.integers(0, 2)), max_size=80)
+
+
+def _replay(steps: list[tuple[int, int, int, int]]) -> tuple[LinkCounters, nx.MultiGraph]:
+    """Apply changes that are consistent with transports: each has its own state."""
+    counters = LinkCounters()
+    graph: nx.MultiGraph = nx.MultiGraph()
+    graph.add_nodes_from(range(12))
+    ends: dict[int, tuple[int, int, int]] = {}  # transport -> (a, b, live ends)
+    for tid, (a, b, _, new) in enumerate(steps):
+        if a == b:
+            continue
+        # Alternate: open a new transport, or move an existing one's ends.
+        if tid % 2 and ends:
+            key = sorted(ends)[tid % len(ends)]
+            a, b, old = ends[key]
+        else:
+            key, old = tid, 0
+        counters.change(a, b, old, new)
+        if old == 2:
+            graph.remove_edge(a, b, key=key)
+        if new == 2:
+            graph.add_edge(a, b, key=key)
+        ends[key] = (a, b, new)
+    return counters, graph
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes, st.sets(st.integers(0, 11)))
+def test_counters_and_components_agree_with_a_graph_library(
+        steps: list[tuple[int, int, int, int]], nodes: set[int]) -> None:
+    counters, graph = _replay(steps)
+    simple = nx.Graph(graph)
+    assert counters.links_up == simple.number_of_edges()
+    assert sorted(counters.up_pairs()) == sorted(tuple(sorted(e)) for e in simple.edges)
+    assert counters.duplicates == sum(1 for a, b in simple.edges
+                                      if graph.number_of_edges(a, b) >= 2)
+    assert counters.components(sorted(nodes)) == \
+        nx.number_connected_components(simple.subgraph(nodes))
+
+
+def test_two_halves_of_a_large_mesh_are_two_components() -> None:
+    counters = LinkCounters()
+    for a in range(200):
+        for b in range(a + 1, 200):
+            if (a < 100) == (b < 100):
+                counters.change(a, b, 0, 2)
+    assert counters.components(list(range(200))) == 2
+    counters.change(0, 150, 0, 2)
+    assert counters.components(list(range(200))) == 1
+    # Only links between the given nodes count: 0-1, 0-150 and 150-199 join these.
+    assert counters.components([0, 1, 150, 199]) == 1
+    assert counters.components([1, 199]) == 2
