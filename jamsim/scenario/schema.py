@@ -2,32 +2,73 @@
 
 Every field has a default, so ``name: x`` alone is a valid scenario. Unknown keys
 are errors (``extra="forbid"``): a typo must not silently run a different
-experiment. Units are parsed by :mod:`jamsim.scenario.units`. Cross-references
-(groups naming regions, ``v3`` or ``0..38``) are resolved later by
-:mod:`jamsim.scenario.resolve`, which knows the validator count.
+experiment. Units are parsed by :mod:`jamsim.scenario.units`, whose patterns also
+type the unit fields in the JSON Schema (``jamsim schema``), so editors accept
+``60s`` and ``1%`` exactly where the loader does. Cross-references (groups naming
+regions, ``v3`` or ``0..38``) are resolved later by :mod:`jamsim.scenario.resolve`,
+which knows the validator count.
+
+A check that belongs to one field but can only run once the whole model is known
+(a timeline entry after the end, a policy invariant) raises :func:`located`, an
+error that carries the field's path, so the loader still reports its line.
 """
 
 from __future__ import annotations
 
+import enum
+import re
+from collections.abc import Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from jamsim.core.policy import PRESETS, ConnectionPolicy
-from jamsim.scenario.units import parse_bandwidth, parse_duration, parse_fraction
+from jamsim.core.errors import UsageError
+from jamsim.core.policy import PRESETS, ConnectionPolicy, DuplicateRule, Jitter
+from jamsim.scenario.units import (
+    BANDWIDTH_SCHEMA,
+    DURATION_RANGE_SCHEMA,
+    DURATION_SCHEMA,
+    FRACTION_SCHEMA,
+    POSITIVE_DURATION_SCHEMA,
+    parse_bandwidth,
+    parse_duration,
+    parse_fraction,
+)
 
-__all__ = ["Scenario"]
+__all__ = ["LOCATED", "Scenario", "located"]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Fraction = Annotated[float, BeforeValidator(parse_fraction)]
-Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
-GroupRef = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration),
+                             WithJsonSchema(POSITIVE_DURATION_SCHEMA)]
+Fraction = Annotated[float, BeforeValidator(parse_fraction), WithJsonSchema(FRACTION_SCHEMA)]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth), WithJsonSchema(BANDWIDTH_SCHEMA)]
+GroupRef = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
+                     WithJsonSchema({"anyOf": [{"type": "string"},
+                                               {"type": "integer", "minimum": 0}],
+                                     "description": "a region, v3, an index, '0..38' or all"})]
+DurationRange = Annotated[str, WithJsonSchema(DURATION_RANGE_SCHEMA)]
 
-_POLICY_FIELDS = {f.name for f in dataclass_fields(ConnectionPolicy)} - {"name"}
-_POLICY_DURATIONS = {"fallback_after", "initial_retry", "max_retry", "min_retry",
-                     "reconnect_after_loss", "give_up_after", "connect_timeout",
-                     "idle_timeout", "keep_alive_interval"}
+LOCATED = "located"
+"""pydantic error type of :func:`located` errors; their ``ctx["path"]`` is the field."""
+
+
+def located(message: str, *path: str | int,
+            more: Sequence[tuple[tuple[str | int, ...], str]] = ()) -> PydanticCustomError:
+    """An error about the field at ``path`` (relative to the model raising it);
+    ``more`` adds further ``(path, message)`` problems found by the same check."""
+    return PydanticCustomError(LOCATED, "{message}",
+                               {"message": message, "path": path, "more": tuple(more)})
 
 
 class _Model(BaseModel):
@@ -52,8 +93,9 @@ class Validators(_Model):
 
 
 class LatencyDistribution(_Model):
-    median: Duration = Field(0.04, description="typical one-way latency")
-    jitter: Duration = Field(0.0, description="spread (standard deviation)")
+    median: Duration = Field(0.04, description="median one-way latency: half the packets "
+                                               "take less, whatever the distribution")
+    jitter: Duration = Field(0.0, description="spread: the standard deviation")
     distribution: Literal["constant", "normal", "lognormal"] = "normal"
 
 
@@ -91,31 +133,153 @@ class Network(_Model):
         return latency
 
 
-class Policy(_Model):
-    """A preset plus any ConnectionPolicy field overridden (durations in units)."""
+_POLICY_FIELDS = {f.name for f in dataclass_fields(ConnectionPolicy)} - {"name"}
+_POLICY_DURATIONS = {"fallback_after", "initial_retry", "max_retry", "min_retry",
+                     "reconnect_after_loss", "give_up_after", "connect_timeout",
+                     "idle_timeout", "keep_alive_interval"}
+_NULLABLE = ("reconnect_after_loss", "give_up_after", "idle_timeout", "keep_alive_interval")
+"""Policy fields where ``null`` means "disabled"; every other field needs a value."""
+_UNSET = "the preset's value"
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    preset: Literal["jamnp-s", "jamixir"] = "jamnp-s"
+
+def _policy_json_schema(schema: dict[str, Any]) -> None:
+    """Unset policy fields mean "the preset's value", not ``null``: drop the
+    ``default: null`` pydantic writes, and the null branch where null is an error."""
+    for name, prop in schema.get("properties", {}).items():
+        if name == "preset":
+            continue
+        prop.pop("default", None)
+        prop["description"] = f"{prop.get('description', '')} (default: {_UNSET})".lstrip()
+        if name not in _NULLABLE and "anyOf" in prop:
+            branches = [b for b in prop.pop("anyOf") if b != {"type": "null"}]
+            if len(branches) == 1:
+                unit_help = branches[0].pop("description", None)
+                prop.update(branches[0])
+                if unit_help:
+                    prop["description"] += f"; {unit_help}"
+            else:
+                prop["anyOf"] = branches
+
+
+class Policy(_Model):
+    """A preset plus any ConnectionPolicy field overridden (durations in units).
+
+    A field left out keeps the preset's value; ``None`` here means "not given",
+    except for the fields in ``_NULLABLE``, where a given ``null`` disables the
+    feature (``idle_timeout: null``). Read the overrides with :meth:`overrides`,
+    never the attributes directly. Construction builds the ConnectionPolicy, so
+    its invariants (``min_retry <= initial_retry <= max_retry``, ...) fail at load
+    time with the field's line, not when the run starts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_extra=_policy_json_schema)
+
+    preset: Literal["jamnp-s", "jamixir"] = Field(
+        "jamnp-s", description="starting point; every other field overrides it")
+    non_preferred_dials: bool | None = Field(
+        None, description="the non-preferred side dials after fallback_after if unconnected")
+    fallback_after: Duration | None = Field(
+        None, description="grace period before the non-preferred side dials")
+    redial_lost_inbound: bool | None = Field(
+        None, description="dial back after losing an inbound connection")
+    serial_dials: bool | None = Field(
+        None, description="dial one peer at a time, handling nothing else meanwhile")
+    initial_retry: Duration | None = Field(None, description="first retry delay (> 0)")
+    retry_multiplier: float | None = Field(None, description="backoff growth factor (>= 1)")
+    max_retry: Duration | None = Field(None, description="cap of a retry delay "
+                                                         "(>= initial_retry)")
+    min_retry: Duration | None = Field(None, description="floor of a retry delay, jitter "
+                                                         "included (<= initial_retry)")
+    initial_retry_repeats: int | None = Field(
+        None, description="failed attempts that use initial_retry before it grows (>= 1)")
+    jitter: Jitter | None = Field(None, description="backoff randomisation")
+    reconnect_after_loss: Duration | None = Field(
+        None, description="fixed delay before redialling a lost outbound connection; "
+                          "null: use the backoff schedule")
+    give_up_after: Duration | None = Field(
+        None, description="stop dialling a peer after this long; null: never")
+    give_up_clock_resets: bool | None = Field(
+        None, description="restart the give-up clock at every failed attempt")
+    give_up_spares_current_set: bool | None = Field(
+        None, description="never give up on a validator of the current epoch")
+    duplicate_rule: DuplicateRule | None = Field(
+        None, description="which connection survives when a pair has two")
+    non_validator_slots: int | None = Field(None, description="connections kept for "
+                                                              "non-validators (>= 0)")
+    validators_only: bool | None = Field(None, description="refuse non-validators")
+    connect_timeout: Duration | None = Field(None, description="dial timeout (> 0)")
+    idle_timeout: Duration | None = Field(
+        None, description="QUIC idle timeout; null: disabled (a dead peer goes unnoticed)")
+    keep_alive_interval: Duration | None = Field(
+        None, description="keep-alive PING period; null: no keep-alives")
 
     @model_validator(mode="after")
-    def _known_overrides(self) -> Policy:
-        for key in self.model_extra or {}:
-            if key not in _POLICY_FIELDS:
-                raise ValueError(
-                    f"unknown policy field {key!r}; allowed: preset, "
-                    + ", ".join(sorted(_POLICY_FIELDS)))
+    def _valid_policy(self) -> Policy:
+        problems: list[tuple[tuple[str | int, ...], str]] = [
+            ((name,), f"{name} cannot be null; only {', '.join(_NULLABLE)} can be disabled "
+                      f"with null. Leave {name} out to keep the preset's value")
+            for name in type(self).model_fields
+            if name in self.model_fields_set and getattr(self, name) is None
+            and name not in _NULLABLE]
+        if not problems:
+            try:
+                self.build()
+            except UsageError as exc:
+                problems = self._explain(str(exc))
+        if problems:
+            (path, message), *more = problems
+            raise located(message, *path, more=more)
         return self
 
+    def _explain(self, usage_error: str) -> list[tuple[tuple[str | int, ...], str]]:
+        """Each ConnectionPolicy complaint with the field it belongs to.
+
+        ``UsageError`` reads ``invalid ConnectionPolicy 'x': a must be ...; b ...``.
+        A complaint belongs to the first field it names that the scenario set (the
+        presets themselves are consistent). When it names a value the file does not
+        show (the preset's) or several values, they are spelled out.
+        """
+        built = ConnectionPolicy.preset(self.preset)
+        overrides = self.overrides()
+        explained: list[tuple[tuple[str | int, ...], str]] = []
+        for problem in (usage_error.partition(": ")[2] or usage_error).split("; "):
+            named = [w for w in dict.fromkeys(re.findall(r"[a-z_]+", problem))
+                     if w in _POLICY_FIELDS]
+            mine = [name for name in named if name in overrides]
+            if named != mine[:1]:
+                problem += ": here " + ", ".join(
+                    _show(name, overrides[name]) if name in overrides else
+                    f"{_show(name, getattr(built, name))} (from preset {self.preset}; "
+                    "can be set too)" for name in named)
+            explained.append(((mine[0],) if mine else ("preset",), problem))
+        return explained
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        """Preset plus exactly the fields given: a dumped and reloaded scenario keeps
+        ``idle_timeout: null`` (disabled) apart from "not given" (preset's value)."""
+        return {"preset": self.preset, **self.overrides()}
+
     def overrides(self) -> dict[str, Any]:
+        """Given fields as plain values: seconds, bools, ints, enum values, None."""
         values: dict[str, Any] = {}
-        for key, value in (self.model_extra or {}).items():
-            if key in _POLICY_DURATIONS and value is not None:
-                value = parse_duration(value)
-            values[key] = value
+        for name in type(self).model_fields:
+            if name != "preset" and name in self.model_fields_set:
+                value = getattr(self, name)
+                values[name] = value.value if isinstance(value, enum.Enum) else value
         return values
 
     def build(self) -> ConnectionPolicy:
         return ConnectionPolicy.preset(self.preset, **self.overrides())
+
+
+def _show(name: str, value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if name in _POLICY_DURATIONS and isinstance(value, float):
+        return f"{name} = {value:g}s"
+    return f"{name} = {value}"
 
 
 class Churn(_Model):
@@ -123,7 +287,7 @@ class Churn(_Model):
     the set crashes once at a random time and restarts after ``downtime``."""
 
     fraction: Fraction
-    downtime: str = Field("30s..2m", description="range 'min..max' of durations")
+    downtime: DurationRange = Field("30s..2m", description="range 'min..max' of durations")
     until: Duration | None = None
 
     @field_validator("downtime")
@@ -227,8 +391,8 @@ class Scenario(_Model):
     name: str = Field("scenario", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     seed: int = 0
-    duration: Duration = Field(60.0, gt=0)
-    sample_interval: Duration = Field(1.0, gt=0)
+    duration: PositiveDuration = Field(60.0, gt=0)
+    sample_interval: PositiveDuration = Field(1.0, gt=0)
     validators: Validators = Field(default_factory=lambda: Validators.model_validate({}))
     network: Network = Field(default_factory=lambda: Network.model_validate({}))
     fidelity: Literal["model", "quic"] = "model"
@@ -238,11 +402,12 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _timeline_within_duration(self) -> Scenario:
-        for entry in self.timeline:
+        for i, entry in enumerate(self.timeline):
             if entry.at > self.duration:
-                raise ValueError(
+                raise located(
                     f"timeline entry at {entry.at:g}s is after the end of the run "
-                    f"(duration {self.duration:g}s)")
+                    f"(duration {self.duration:g}s); move it earlier or lengthen "
+                    "`duration`", "timeline", i, "at")
         return self
 
 
