@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from jamsim.identity import ValidatorSet
-from jamsim.scenario.errors import ScenarioError
 from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Network, Scenario
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 
@@ -73,15 +72,13 @@ def resolve_groups(refs: Iterable[str], regions: list[str]) -> list[int]:
     return list(seen)
 
 
-def check_references(scenario: Scenario, lines: LineMap, file: str) -> None:
+def check_references(scenario: Scenario, lines: LineMap) -> None:
     """Fail early, with a line number, on groups or regions that do not exist."""
     regions = assign_regions(scenario.validators.count, scenario.validators.regions)
     region_names = set(regions)
 
     def fail(message: str, path: tuple[str | int, ...]) -> None:
-        from jamsim.scenario.loader import _dotted
-
-        raise ScenarioError(message, file=file, line=lines.line_of(path), field=_dotted(path))
+        raise lines.error(message, path)
 
     for i, entry in enumerate(scenario.timeline):
         refs: list[tuple[tuple[str | int, ...], str]] = []
