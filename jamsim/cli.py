@@ -8,18 +8,21 @@ passed, 1 an expectation failed, 2 the scenario or the command line is wrong,
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from jamsim.core.errors import JamsimError
+
+if TYPE_CHECKING:
+    from jamsim.scenario.loader import Override
 
 app = typer.Typer(
     name="jamsim",
@@ -35,15 +38,32 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _parse_set(values: list[str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set takes key=value (e.g. policy.preset=jamixir), "
-                                     f"got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(raw)
+def _overrides(set_: list[str], seed: int | None) -> list[Override]:
+    """``--set`` and ``--seed`` as overrides that remember how the user typed them, so
+    an error in one names ``--set policy.max_retry=5x``, not an internal file."""
+    from jamsim.scenario.loader import Override
+
+    overrides = [Override.parse(item, "--set") for item in set_]
+    if seed is not None:
+        overrides.append(Override("seed", seed, f"--seed {seed}"))
     return overrides
+
+
+def _check_sweep_points(scenario: str, params: list[str]) -> None:
+    """Validate every grid point before any worker starts: a bad ``--param`` value
+    is then reported as typed (``--param policy.max_retry=8x``), with exit code 2,
+    instead of failing inside a worker process."""
+    from jamsim.scenario.loader import Override, load_scenario
+    from jamsim.sweep import parse_param
+
+    axes = []
+    for text in params:
+        key, values = parse_param(text)
+        typed = text.partition("=")[2].split(",")
+        axes.append([Override(key, value, f"--param {key}={raw}")
+                     for value, raw in zip(values, typed, strict=True)])
+    for point in itertools.product(*axes):
+        load_scenario(scenario, point)
 
 
 @app.command(
@@ -66,11 +86,14 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a scenario (simulated by default), print a summary, write a results folder."""
+    from jamsim.scenario.loader import load_scenario
     from jamsim.scenario.runner import run_scenario
 
-    overrides = _parse_set(set_)
-    if seed is not None:
-        overrides["seed"] = seed
+    try:
+        loaded = load_scenario(scenario, _overrides(set_, seed))
+    except JamsimError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     progress_bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.fields[sim]}"), TextColumn("{task.fields[links]}"),
@@ -91,8 +114,8 @@ def run(
 
     try:
         with progress_bar:
-            result = run_scenario(scenario, out_dir=out, testnet=testnet,
-                                  overrides=overrides, progress=on_progress)
+            result = run_scenario(loaded, out_dir=out, testnet=testnet,
+                                  progress=on_progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: the results folder keeps what was "
                           "recorded and is marked incomplete")
@@ -178,6 +201,7 @@ def sweep(
     from jamsim.sweep import parse_param, run_sweep
 
     try:
+        _check_sweep_points(scenario, param)
         params = dict(parse_param(p) for p in param)
         table = run_sweep(scenario, params, seeds=seeds, workers=workers, dask_address=dask,
                           out_dir=out,

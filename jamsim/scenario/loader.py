@@ -95,11 +95,12 @@ class LineMap:
         return self.file, None
 
     def error(self, message: str, path: Path_) -> ScenarioError:
-        """A ScenarioError at ``path``. If overrides were applied and the field is
-        in the file, say so: the override may be what made the file's value wrong."""
+        """A ScenarioError at ``path``, naming the other overrides applied: one of
+        them may be what made this value wrong (``validators.count`` for ``v7``)."""
         where, line = self.locate(path)
-        if where == self.file and self.origins:
-            message += f" (with {', '.join(dict.fromkeys(self.origins.values()))})"
+        others = [source for source in dict.fromkeys(self.origins.values()) if source != where]
+        if others:
+            message += f" (with {', '.join(others)})"
         return ScenarioError(message, file=where, line=line, field=_dotted(path))
 
     def override(self, path: Path_, source: str) -> None:
