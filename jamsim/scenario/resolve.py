@@ -7,6 +7,7 @@ name (``v3``), an index (``3``), an inclusive range (``0..38``) or ``all``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,8 @@ from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 if TYPE_CHECKING:
     from jamsim.scenario.loader import LineMap
 
-__all__ = ["assign_regions", "check_references", "network_config", "resolve_group",
-           "resolve_groups", "validator_set"]
+__all__ = ["assign_regions", "check_references", "latency_spec", "lognormal_mean",
+           "network_config", "resolve_group", "resolve_groups", "validator_set"]
 
 DEFAULT_REGION = "default"
 GROUP_FIELDS = ("isolate", "kill", "pause", "resume", "restart")
@@ -130,11 +131,37 @@ def validator_set(scenario: Scenario, *, base_port: int = 40000) -> ValidatorSet
                             base_port=base_port, regions=regions)
 
 
+def lognormal_mean(median: float, std: float) -> float:
+    """Mean of the lognormal distribution with this median and standard deviation.
+
+    With median ``m = exp(mu)`` and ``x = exp(sigma^2)``, the variance is
+    ``m^2 x (x - 1)``; solving ``m^2 x (x - 1) = std^2`` for ``x`` gives
+    ``x = (1 + sqrt(1 + 4 (std/m)^2)) / 2``, and the mean is ``exp(mu + sigma^2/2)
+    = m sqrt(x)``. LatencySpec, given this mean and ``std``, recovers the same
+    ``mu`` and ``sigma``, so its draws have the scenario's median.
+    """
+    if median <= 0:
+        return 0.0
+    x = (1 + math.sqrt(1 + 4 * (std / median) ** 2)) / 2
+    return median * math.sqrt(x)
+
+
 def latency_spec(entry: float | LatencyDistribution) -> LatencySpec:
-    if isinstance(entry, LatencyDistribution):
-        return LatencySpec(mean=entry.median, jitter=entry.jitter,
-                           distribution=entry.distribution if entry.jitter else "constant")
-    return LatencySpec(mean=entry)
+    """The simulator's LatencySpec for a scenario latency.
+
+    Scenarios give the *median* (what a ping summary reports, and what stays put
+    when jitter grows a heavy tail); LatencySpec takes the *mean*. They are the
+    same for ``normal`` (clamping at 0 keeps the median) and ``constant``; for
+    ``lognormal`` the mean is larger, by :func:`lognormal_mean`.
+    """
+    if not isinstance(entry, LatencyDistribution):
+        return LatencySpec(mean=entry)
+    if not entry.jitter or entry.distribution == "constant":
+        return LatencySpec(mean=entry.median)
+    if entry.distribution == "lognormal":
+        return LatencySpec(mean=lognormal_mean(entry.median, entry.jitter),
+                           jitter=entry.jitter, distribution="lognormal")
+    return LatencySpec(mean=entry.median, jitter=entry.jitter, distribution="normal")
 
 
 def loss_spec(loss: float | GilbertElliott) -> LossSpec:
