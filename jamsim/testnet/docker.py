@@ -30,14 +30,13 @@ import hashlib
 import ipaddress
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from jamsim.identity import alt_name
-from jamsim.net.control import ControlError, control_request
+from jamsim.net.control import control_request
 from jamsim.testnet.base import (
     Heal,
     Isolate,
@@ -150,6 +149,9 @@ class DockerComposeBackend(LocalProcessBackend):
     ``with DockerComposeBackend() as tn: tn.up(spec); tn.wait_full_mesh(60)``.
     """
 
+    control_wait = 60.0  # containers start slower than processes
+    control_poll = 0.1
+
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 5.0,
                  run_dir: Path | None = None) -> None:
         super().__init__(node_command=("docker",), control_timeout=control_timeout)
@@ -209,7 +211,7 @@ class DockerComposeBackend(LocalProcessBackend):
             for index in range(spec.validators):
                 self.control_ports[index] = NODE_PORT
             if spec.links:
-                self._wait_control(set(range(spec.validators)), 60.0)
+                self._wait_control(set(range(spec.validators)))
                 for (src, dst), cond in spec.links.items():
                     srcs = tuple(i for i, r in self._regions.items() if r == src)
                     dsts = tuple(i for i, r in self._regions.items() if r == dst)
@@ -361,19 +363,9 @@ class DockerComposeBackend(LocalProcessBackend):
         return (self.project is not None and index in self.ips and index not in self._stopped
                 and index not in self._paused and index not in self._isolated)
 
-    def _wait_control(self, nodes: set[int], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(nodes)
-        while pending:
-            for index in list(pending):
-                with contextlib.suppress(ControlError):
-                    self._control(index, {"op": "ping"})
-                    pending.discard(index)
-            if pending and time.monotonic() > deadline:
-                raise TestnetError(f"containers {sorted(pending)} never answered on their "
-                                   f"control port; see `docker logs {self.container(0)}`")
-            if pending:
-                time.sleep(0.1)  # bounded poll while containers start
+    def _timeout_hint(self, pending: list[int]) -> str:
+        return (f"containers {pending} never answered on their "
+                f"control port; see `docker logs {self.container(0)}`")
 
     def apply(self, op: TimelineOp) -> None:
         if self.spec is None or self.project is None:
@@ -398,7 +390,7 @@ class DockerComposeBackend(LocalProcessBackend):
             self._stopped.discard(op.node)
             if self._in_force.get(op.node) and op.node not in self._isolated:
                 # a fresh process has no rules: restore partitions/links first
-                self._wait_control({op.node}, 60.0)
+                self._wait_control({op.node})
                 for request in self._in_force[op.node]:
                     self._control(op.node, request)
         elif isinstance(op, Isolate):

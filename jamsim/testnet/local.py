@@ -169,6 +169,11 @@ class _CollectorThread:
 class LocalProcessBackend:
     """Real node processes on loopback.  ``with LocalProcessBackend() as tn: tn.up(spec)``."""
 
+    control_wait: float = 30.0
+    """Seconds a started node gets to answer on its control channel."""
+    control_poll: float = 0.05
+    """Seconds between pings while waiting for that."""
+
     def __init__(
         self,
         node_command: Sequence[str] | None = None,
@@ -252,7 +257,7 @@ class LocalProcessBackend:
             for index in range(spec.validators):
                 self._start(index)
             if spec.links:
-                self._wait_control(set(range(spec.validators)), 30.0)
+                self._wait_control(set(range(spec.validators)))
                 for (src, dst), cond in spec.links.items():
                     srcs = tuple(i for i, r in self._regions.items() if r == src)
                     dsts = tuple(i for i, r in self._regions.items() if r == dst)
@@ -368,23 +373,37 @@ class LocalProcessBackend:
             ("127.0.0.1", self.control_ports[index]), request, self.control_timeout
         )
 
-    def _wait_control(self, nodes: set[int], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_control(self, nodes: set[int], timeout: float | None = None) -> None:
+        """Ping ``nodes`` until each answers on its control channel (default: ``control_wait``).
+
+        One loop for every backend; they differ only in :meth:`_node_exited` (how
+        a dead node is noticed early) and :meth:`_timeout_hint` (where to look).
+        """
+        deadline = time.monotonic() + (self.control_wait if timeout is None else timeout)
         pending = set(nodes)
         while pending:
             for index in list(pending):
-                proc = self.procs.get(index)
-                if proc is not None and proc.poll() is not None:
-                    raise TestnetError(
-                        f"node {index} exited with {proc.returncode}; log: {self._log_path(index)}"
-                    )
+                exited = self._node_exited(index)
+                if exited is not None:
+                    raise TestnetError(exited)
                 with contextlib.suppress(ControlError):
                     self._control(index, {"op": "ping"})
                     pending.discard(index)
             if pending and time.monotonic() > deadline:
-                raise TestnetError(f"nodes {sorted(pending)} never answered on their control port")
+                raise TestnetError(self._timeout_hint(sorted(pending)))
             if pending:
-                time.sleep(0.05)
+                time.sleep(self.control_poll)  # bounded poll while nodes start
+
+    def _node_exited(self, index: int) -> str | None:
+        """Why node ``index`` can never answer (its process exited), or None."""
+        proc = self.procs.get(index)
+        if proc is not None and proc.poll() is not None:
+            return f"node {index} exited with {proc.returncode}; log: {self._log_path(index)}"
+        return None
+
+    def _timeout_hint(self, pending: list[int]) -> str:
+        """The error when ``pending`` nodes never answered: what failed and where to look."""
+        return f"nodes {pending} never answered on their control port"
 
     def _addrs(self, nodes: Sequence[int]) -> list[list[object]]:
         return [list(self.addresses[i]) for i in nodes]
@@ -430,7 +449,7 @@ class LocalProcessBackend:
             self._start(op.node)
             if self._in_force.get(op.node):
                 # a fresh process has no rules: restore partitions/links before it dials much
-                self._wait_control({op.node}, 30.0)
+                self._wait_control({op.node})
                 for request in self._in_force[op.node]:
                     self._control(op.node, request)
         else:

@@ -113,6 +113,9 @@ def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: s
 class SwarmBackend(LocalProcessBackend):
     """Validators as services of one swarm stack. Needs an active swarm manager."""
 
+    control_wait = 120.0  # tasks are scheduled, then each resolves its peers' names
+    control_poll = 0.25
+
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 3.0,
                  run_dir: Path | None = None, control_base: int | None = None) -> None:
         super().__init__(node_command=("docker",), control_timeout=control_timeout)
@@ -170,7 +173,7 @@ class SwarmBackend(LocalProcessBackend):
             docker("stack", "deploy", "--compose-file", str(self.stack_file), self.project,
                    timeout=120 + 5 * spec.validators)
             self.control_ports = {i: self.control_base + i for i in range(spec.validators)}
-            self._wait_control(set(range(spec.validators)), 120.0)
+            self._wait_control(set(range(spec.validators)))
             self._learn_addresses()
             if spec.links:
                 for (src, dst), cond in spec.links.items():
@@ -304,20 +307,9 @@ class SwarmBackend(LocalProcessBackend):
     def _running(self, index: int) -> bool:
         return self.project is not None and index in self.control_ports
 
-    def _wait_control(self, nodes: set[int], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(nodes)
-        while pending:
-            for index in list(pending):
-                with contextlib.suppress(ControlError):
-                    self._control(index, {"op": "ping"})
-                    pending.discard(index)
-            if pending and time.monotonic() > deadline:
-                raise TestnetError(f"services {sorted(pending)} never answered on their "
-                                   f"published control ports (from {self.control_base}). "
-                                   f"{self._diagnose(min(pending))}")
-            if pending:
-                time.sleep(0.25)  # bounded poll while tasks are scheduled
+    def _timeout_hint(self, pending: list[int]) -> str:
+        return (f"services {pending} never answered on their published control ports "
+                f"(from {self.control_base}). {self._diagnose(min(pending))}")
 
     def _diagnose(self, index: int) -> str:
         """What swarm says about a service's tasks, and the end of its log."""
