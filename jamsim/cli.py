@@ -218,6 +218,50 @@ def sweep(
     console.print(f"table: [bold]{out / 'sweep.parquet'}[/] (and sweep.csv)")
 
 
+TESTNET_EXAMPLES = {
+    "testnet":
+        "Examples:\n\n"
+        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
+        "  jamsim testnet status --run-dir /tmp/tn\n\n"
+        "  jamsim testnet down --run-dir /tmp/tn\n\n"
+        "To play a scenario's timeline on real nodes: jamsim run FILE --testnet local.",
+    "up":
+        "Examples:\n\n"
+        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
+        "  jamsim testnet up 4 --policy jamixir --base-port 43000\n\n"
+        "  jamsim keys 16 --out keys.json\n\n"
+        "  jamsim testnet up 16 --keys keys.json --backend docker --detach\n\n"
+        "Prints each node's peer count once the mesh is full (or --wait runs out). "
+        "With --detach it returns and the nodes keep running; without it, Ctrl-C "
+        "stops them.",
+    "status":
+        "Examples:\n\n"
+        "  jamsim testnet status --run-dir /tmp/tn\n\n"
+        "  jamsim testnet status --backend docker --run-dir runs/tn\n\n"
+        "Give the --backend and --run-dir the testnet was started with.",
+    "logs":
+        "Examples:\n\n"
+        "  jamsim testnet logs 0 --run-dir /tmp/tn\n\n"
+        "  jamsim testnet logs 3 --backend docker --run-dir runs/tn\n\n"
+        "NODE is the validator index (0 is v0).",
+    "down":
+        "Examples:\n\n"
+        "  jamsim testnet down --run-dir /tmp/tn\n\n"
+        "  jamsim testnet down --backend docker --run-dir runs/tn\n\n"
+        "  jamsim testnet down --backend docker --all\n\n"
+        "Works after a crashed or Ctrl-C'd harness too; --all removes every "
+        "jamsim-labelled container and network on the engine.",
+    "build":
+        "Examples:\n\n"
+        "  jamsim testnet build --backend docker\n\n"
+        "  jamsim testnet build --backend swarm\n\n"
+        "Builds the node image; `up` builds it too when needed (nothing to do for local).",
+}
+"""Epilogs for ``jamsim testnet`` and its subcommands (the commands live in
+jamsim/testnet/commands.py; their help examples are kept with the other
+commands' examples, here)."""
+
+
 def _mount_optional_commands() -> None:
     """Commands from the runtime packages, mounted only if they import: a broken
     optional piece must not take `jamsim run` down with it."""
@@ -227,9 +271,14 @@ def _mount_optional_commands() -> None:
         pass
     else:
         app.command("keys", epilog="Example: jamsim keys 16 --out keys.json")(keys_command)
+        for info in testnet_app.registered_commands:
+            name = info.name or (info.callback.__name__ if info.callback else "")
+            if info.epilog is None and name in TESTNET_EXAMPLES:
+                info.epilog = TESTNET_EXAMPLES[name]
         app.add_typer(testnet_app, name="testnet",
                       help="Start, inspect and tear down real-node testnets "
-                           "(local processes, docker, swarm).")
+                           "(local processes, docker, swarm).",
+                      epilog=TESTNET_EXAMPLES["testnet"])
     try:
         from jamsim.net.commands import node_command
     except ImportError:
