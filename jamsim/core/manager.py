@@ -92,6 +92,10 @@ class ConnectionManager:
         self.local_key = local_key
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
         self._rng = random.Random(rng_seed * 1_000_003 + int.from_bytes(local_key[:8], "little"))
+        self._backoff = self.policy.backoff_schedule()
+        # Whether the schedule's last ceiling holds for every later attempt.
+        self._backoff_final = self._backoff[-1] >= self.policy.max_retry or \
+            self.policy.retry_multiplier == 1
         self._emit_telemetry = emit_telemetry
         self._peers: dict[PeerKey, ConnectionInfo] = {}
         self._conns: dict[ConnectionId, ConnectionState] = {}
@@ -102,6 +106,10 @@ class ConnectionManager:
         # than one entry per peer. Entries are cancelled lazily by generation.
         self._timer_heap: list[float] = []
         self._timer_buckets: dict[float, list[tuple[PeerKey, int]]] = {}
+        self.deadlines_added = 0
+        """Counts new deadlines. ``next_deadline()`` can only move earlier when this
+        changes, so a driver already sleeping until it need not ask after every
+        event (a simulator feeds millions of events)."""
         self._next_conn_id = 1
         self._next_event_id = 0
         self._non_validators = 0
@@ -412,7 +420,15 @@ class ConnectionManager:
             and now - peer.give_up_clock >= policy.give_up_after
         ):
             return None
-        return now + policy.retry_delay(max(1, peer.attempts), self._rng)
+        attempt = peer.attempts
+        schedule = self._backoff
+        if attempt <= len(schedule):
+            ceiling = schedule[attempt - 1] if attempt > 0 else schedule[0]
+        elif self._backoff_final:
+            ceiling = schedule[-1]
+        else:
+            ceiling = policy.backoff_ceiling(attempt)
+        return now + policy.jittered(ceiling, self._rng)
 
     # ================================================================ outcomes
 
@@ -755,6 +771,7 @@ class ConnectionManager:
         if bucket is None:
             self._timer_buckets[at] = bucket = []
             heapq.heappush(self._timer_heap, at)
+            self.deadlines_added += 1
         bucket.append((peer.key, generation))
 
     def _cancel_timer(self, peer: ConnectionInfo) -> None:

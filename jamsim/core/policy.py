@@ -170,9 +170,32 @@ class ConnectionPolicy:
             delay = self.initial_retry
         return min(delay, self.max_retry)
 
+    def backoff_schedule(self) -> tuple[float, ...]:
+        """``backoff_ceiling(n)`` for n = 1, 2, ... until it stops changing (the cap,
+        or a multiplier of 1), at most 100,000 entries. Managers cache it: a
+        partition makes millions of retries and the ceiling loop was a fifth of
+        their cost."""
+        # Incremental, with the same multiplications as backoff_ceiling (equal floats).
+        schedule: list[float] = []
+        grown, multiplied = self.initial_retry, 0
+        growing = self.retry_multiplier > 1
+        while len(schedule) < 100_000:
+            exponent = max(0, len(schedule) + 1 - self.initial_retry_repeats)
+            while growing and multiplied < exponent and grown < self.max_retry:
+                grown *= self.retry_multiplier
+                multiplied += 1
+            schedule.append(min(grown, self.max_retry))
+            if schedule[-1] >= self.max_retry or \
+                    (not growing and len(schedule) >= self.initial_retry_repeats):
+                break
+        return tuple(schedule)
+
     def retry_delay(self, attempt: int, rng: random.Random) -> float:
         """Delay before retry ``attempt``; always within [min_retry, max_retry]."""
-        ceiling = self.backoff_ceiling(attempt)
+        return self.jittered(self.backoff_ceiling(attempt), rng)
+
+    def jittered(self, ceiling: float, rng: random.Random) -> float:
+        """A delay drawn per ``jitter`` below ``ceiling``, clamped to the policy's bounds."""
         if self.jitter is Jitter.FULL:
             delay = rng.uniform(self.min_retry, ceiling)
         elif self.jitter is Jitter.EQUAL:

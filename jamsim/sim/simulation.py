@@ -28,7 +28,7 @@ from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
-from jamsim.sim.network import LinkSpec, Network, NetworkConfig, NodeState
+from jamsim.sim.network import CalendarEnvironment, LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.quic_keys import IdentityResolver
 from jamsim.sim.quic_transport import QuicFabric, QuicTransport, keepalive_interval
 from jamsim.sim.transport import ModelTransport
@@ -37,14 +37,17 @@ from jamsim.telemetry.records import ConnectivitySample, EventRecord
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
 Fidelity = Literal["model", "quic"]
+_READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
+"""Events after which a manager acts on every peer's state: cut dials catch up first."""
 Transport = ModelTransport | QuicTransport
 
 
 class SimNode:
     """One validator process: its manager, its transport ends, its liveness."""
 
-    __slots__ = ("address", "alive", "booted_at", "deferred", "ends", "generation", "index",
-                 "key", "manager", "paused_at", "region", "retired", "wake_at")
+    __slots__ = ("address", "alive", "booted_at", "deadlines_seen", "deferred", "ends",
+                 "generation", "index", "key", "manager", "paused_at", "region", "retired",
+                 "wake_at")
 
     def __init__(self, index: int, info: ValidatorInfo) -> None:
         self.index = index
@@ -58,6 +61,8 @@ class SimNode:
         self.paused_at: float | None = None
         self.deferred: list[Callable[[], None]] = []
         self.wake_at: float | None = None
+        self.deadlines_seen = -1
+        """The manager's ``deadlines_added`` when ``wake_at`` was last set."""
         self.retired = False
         self.booted_at = 0.0
         """When the current process started: the phase of its keep-alive ticks."""
@@ -113,7 +118,7 @@ class Simulation:
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)
         """PING period of every node (the real node's rule), or None."""
-        self.env = simpy.Environment()
+        self.env = CalendarEnvironment()
         self.network = Network(self.env, network or NetworkConfig(), seed)
         self.network.listeners.append(self._topology_changed)
         self.on_event = on_event
@@ -179,6 +184,7 @@ class Simulation:
         node.ends = {}
         node.deferred = []
         node.wake_at = None
+        node.deadlines_seen = -1
         node.paused_at = None
         node.manager = ConnectionManager(
             node.key, self.policy, rng_seed=self.seed * 7919 + node.generation,
@@ -200,8 +206,8 @@ class Simulation:
         if node.paused_at is not None and not even_if_paused:
             node.deferred.append(lambda: self.feed(node, event))
             return
-        if isinstance(event, ValidatorSetChanged | Shutdown):
-            self._settle_cut_dials(node)  # these read every peer's state
+        if type(event) in _READS_EVERY_PEER:
+            self._settle_cut_dials(node)
         manager.handle(event, self.env.now)
         self._flush(node)
 
@@ -239,15 +245,17 @@ class Simulation:
         manager = node.manager
         if manager is None:
             return
+        if node.wake_at is not None and manager.deadlines_added == node.deadlines_seen:
+            return  # no new deadline: the pending wake-up is still the earliest
+        node.deadlines_seen = manager.deadlines_added
         deadline = manager.next_deadline()
         if deadline is None:
             return
         if node.wake_at is not None and node.wake_at <= deadline:
             return
         node.wake_at = deadline
-        gen = node.generation
-        event = self.env.timeout(max(0.0, deadline - self.env.now))
-        event.callbacks.append(lambda _e: self._wake(node, gen, deadline))
+        self.network.call_at(max(deadline, self.env.now),
+                             functools.partial(self._wake, node, node.generation, deadline))
 
     def _wake(self, node: SimNode, gen: int, deadline: float) -> None:
         if node.generation != gen or node.wake_at != deadline or not node.alive:

@@ -89,3 +89,15 @@ def test_retry_delay_within_floor_and_cap(policy: ConnectionPolicy, attempt: int
 def test_backoff_ceiling_is_monotone(policy: ConnectionPolicy, attempt: int) -> None:
     assert policy.backoff_ceiling(attempt) <= policy.backoff_ceiling(attempt + 1)
     assert policy.backoff_ceiling(attempt) <= policy.max_retry
+
+
+@given(policies, st.integers(1, 5_000))
+def test_backoff_schedule_is_the_ceiling_sequence(policy: ConnectionPolicy,
+                                                  attempt: int) -> None:
+    """Managers look ceilings up in the schedule; it must equal the computed one."""
+    schedule = policy.backoff_schedule()
+    final = schedule[-1] >= policy.max_retry or policy.retry_multiplier == 1
+    if attempt <= len(schedule):
+        assert schedule[attempt - 1] == policy.backoff_ceiling(attempt)
+    elif final:
+        assert schedule[-1] == policy.backoff_ceiling(attempt)

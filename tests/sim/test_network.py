@@ -10,7 +10,14 @@ import pytest
 import simpy
 
 from jamsim.core.errors import UsageError
-from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, Network, NetworkConfig
+from jamsim.sim.network import (
+    CalendarEnvironment,
+    LatencySpec,
+    LinkSpec,
+    LossSpec,
+    Network,
+    NetworkConfig,
+)
 
 
 def make(config: NetworkConfig, nodes: int = 3, seed: int = 1) -> Network:
@@ -153,3 +160,41 @@ def test_invalid_specs_fail_loudly() -> None:
         LossSpec.bernoulli(1.5)
     with pytest.raises(UsageError):
         LinkSpec(bandwidth_bps=0)
+
+
+@pytest.mark.parametrize("env_type", [simpy.Environment, CalendarEnvironment])
+def test_calendar_runs_instants_in_order_interleaved_with_simpy_events(
+        env_type: type[simpy.Environment]) -> None:
+    """Whether the network may advance the clock itself or not, what runs when is
+    the same: each call at its instant, same-instant calls in call order, SimPy's
+    own events in between, and ``run(until)`` stops before ``until``."""
+    env = env_type()
+    net = Network(env, NetworkConfig(), 1)
+    seen: list[tuple[str, float]] = []
+
+    def note(label: str) -> None:
+        seen.append((label, env.now))
+
+    for when, label in ((3.0, "c"), (1.0, "a1"), (2.0, "b"), (1.0, "a2"), (0.5, "first")):
+        net.call_at(when, functools.partial(note, label))
+
+    def chained() -> None:
+        note("a3")
+        net.call_at(1.0, functools.partial(note, "same-instant"))
+        net.call_at(1.25, functools.partial(note, "later"))
+
+    net.call_at(1.0, chained)
+
+    def process() -> simpy.events.ProcessGenerator:
+        yield env.timeout(1.5)
+        note("simpy")
+        net.call_at(env.now + 0.25, functools.partial(note, "from-simpy"))
+
+    env.process(process())
+    env.run(until=2.0)
+    assert seen == [("first", 0.5), ("a1", 1.0), ("a2", 1.0), ("a3", 1.0),
+                    ("same-instant", 1.0), ("later", 1.25), ("simpy", 1.5),
+                    ("from-simpy", 1.75)]
+    assert env.now == 2.0
+    env.run(until=10.0)
+    assert seen[-2:] == [("b", 2.0), ("c", 3.0)]
