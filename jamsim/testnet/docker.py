@@ -54,7 +54,12 @@ from jamsim.testnet.docker_cli import LABEL, compose, docker, engine_reachable, 
 from jamsim.testnet.host_limits import ensure_neighbour_capacity
 from jamsim.testnet.image import NODE_IMAGE, ensure_image
 from jamsim.testnet.keys import generate_keys, load_keys, write_keys
-from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThread
+from jamsim.testnet.local import (
+    STATE_FILE,
+    LocalProcessBackend,
+    _CollectorThread,
+    write_state_file,
+)
 
 __all__ = ["NODE_PORT", "DockerComposeBackend", "compose_document", "create_backend"]
 
@@ -297,10 +302,7 @@ class DockerComposeBackend(LocalProcessBackend):
             "ips": {str(i): ip for i, ip in self.ips.items()},
             "keys_file": str(self.keys_file),
         }
-        path = Path(self._state_dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(path)
+        write_state_file(Path(self._state_dir), state)
 
     def _load_state(self) -> None:
         """Attach to a testnet started by another harness (``status``/``logs``/``down``)."""

@@ -80,6 +80,19 @@ def node_argv(
     return argv
 
 
+def write_state_file(run_dir: Path, state: dict[str, Any]) -> None:
+    """Replace ``run_dir``'s state file in one step (write a temporary file, then rename).
+
+    Why atomic: ``jamsim testnet down`` from another process may read it at any
+    moment, also while a crashing harness is writing it; it must see the old
+    state or the new one, never half a file.
+    """
+    path = Path(run_dir) / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
+
+
 def _kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
     """Signal the node's process group (it is its own leader); ignore ones already gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -298,17 +311,13 @@ class LocalProcessBackend:
 
     def _write_state(self) -> None:
         assert self.spec is not None
-        path = Path(self.spec.run_dir) / STATE_FILE
-        state = {
+        write_state_file(Path(self.spec.run_dir), {
             "backend": "local",
             "name": self.spec.name,
             "pids": {str(i): p.pid for i, p in self.procs.items()},
             "control_ports": {str(i): p for i, p in self.control_ports.items()},
             "keys_file": str(self.keys_file),
-        }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(path)
+        })
 
     def down(self) -> None:
         for index, proc in list(self.procs.items()):

@@ -56,7 +56,12 @@ from jamsim.testnet.docker import NODE_ENTRYPOINT, NODE_PORT, project_name
 from jamsim.testnet.docker_cli import LABEL, docker, engine_reachable, remove_labelled
 from jamsim.testnet.image import NODE_IMAGE, ensure_image
 from jamsim.testnet.keys import generate_keys, load_keys, parse_keys, write_keys
-from jamsim.testnet.local import STATE_FILE, LocalProcessBackend, _CollectorThread
+from jamsim.testnet.local import (
+    STATE_FILE,
+    LocalProcessBackend,
+    _CollectorThread,
+    write_state_file,
+)
 
 __all__ = ["SwarmBackend", "create_backend", "stack_document", "swarm_active"]
 
@@ -227,10 +232,7 @@ class SwarmBackend(LocalProcessBackend):
         state = {"backend": "swarm", "name": self.spec.name, "project": self.project,
                  "validators": self.spec.validators, "keys_file": str(self.keys_file),
                  "control_base": self.control_base}
-        path = Path(self._state_dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(path)
+        write_state_file(Path(self._state_dir), state)
 
     def _load_state(self) -> None:
         if self.project is not None or self._state_dir is None:

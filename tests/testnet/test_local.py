@@ -8,6 +8,7 @@ exists; the last test runs the real ``jamsim node`` and is skipped until it land
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -31,10 +32,11 @@ from jamsim.testnet.base import (
 from jamsim.testnet.base import (
     TestnetBackend as Backend,
 )
+from jamsim.testnet.base import TestnetError as BackendError
 from jamsim.testnet.base import (
     TestnetSpec as Spec,
 )
-from jamsim.testnet.local import LocalProcessBackend, down_run_dir
+from jamsim.testnet.local import LocalProcessBackend, down_run_dir, write_state_file
 
 STANDIN = (sys.executable, "-m", "tests.testnet.test_local_standin")
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +169,26 @@ def test_node_that_exits_is_reported(tmp_path: Path) -> None:
         tn.up(_spec(tmp_path, 2))
         statuses = tn.wait_until(lambda s: not any(x.running for x in s.values()), 10.0)
         assert not full_mesh(statuses)
+
+
+def test_waiting_for_control_names_a_node_that_exited(tmp_path: Path) -> None:
+    """Link conditions need every control channel: a dead node fails fast, with its log."""
+    bad = (sys.executable, "-c", "raise SystemExit(3)")
+    spec = _spec(tmp_path, 2, regions={0: "eu", 1: "us"},
+                 links={("eu", "us"): LinkConditions(latency=0.01)})
+    start = time.monotonic()
+    with LocalProcessBackend(node_command=bad) as tn, \
+            pytest.raises(BackendError, match=r"node \d exited with 3; log: .*node-\d\.log"):
+        tn.up(spec)
+    assert time.monotonic() - start < LocalProcessBackend.control_wait
+    assert not (spec.run_dir / "state.json").exists()
+
+
+def test_state_file_is_replaced_whole(tmp_path: Path) -> None:
+    write_state_file(tmp_path, {"backend": "local", "pids": {"0": 1}})
+    write_state_file(tmp_path, {"backend": "local", "pids": {}})
+    assert json.loads((tmp_path / "state.json").read_text()) == {"backend": "local", "pids": {}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
 @pytest.mark.skipif(
