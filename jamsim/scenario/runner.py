@@ -28,7 +28,7 @@ from jamsim.scenario.expectations import (
     reconnect_times,
     time_to_full_mesh,
 )
-from jamsim.scenario.loader import load_scenario
+from jamsim.scenario.loader import Override, load_scenario, parse_scenario
 from jamsim.scenario.resolve import network_config, validator_set
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
@@ -73,22 +73,22 @@ def _results_dir(scenario: Scenario, out_dir: Path | None, root: Path) -> Path:
     return candidate
 
 
+def _as_overrides(overrides: dict[str, Any]) -> list[Override]:
+    return [Override(key, value, f"override {key}={value!r}")
+            for key, value in overrides.items()]
+
+
 def apply_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
-    """``{"policy.preset": "jamixir", "seed": 3}`` -> a re-validated scenario."""
+    """``{"policy.preset": "jamixir", "seed": 3}`` -> a re-validated scenario.
+
+    Errors name the override at fault (``override policy.max_retry='1x'``), as the
+    loader does for ``--set``.
+    """
     if not overrides:
         return scenario
-    data = scenario.model_dump(mode="python", exclude_none=True)
-    for dotted, value in overrides.items():
-        target = data
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise UsageError(f"cannot set {dotted!r}: {part!r} is not a section")
-        target[parts[-1]] = value
-    from jamsim.scenario.loader import parse_scenario
-
-    return parse_scenario(yaml.safe_dump(data, sort_keys=False), "<overrides>")
+    text = yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True),
+                          sort_keys=False)
+    return parse_scenario(text, f"<scenario {scenario.name}>", _as_overrides(overrides))
 
 
 def run_scenario(
@@ -102,8 +102,10 @@ def run_scenario(
     plots: bool = True,
 ) -> RunResult:
     """Run ``source`` (a path, a built-in name or a Scenario) in simulation."""
-    scenario = source if isinstance(source, Scenario) else load_scenario(source)
-    scenario = apply_overrides(scenario, overrides or {})
+    if isinstance(source, Scenario):
+        scenario = apply_overrides(source, overrides or {})
+    else:
+        scenario = load_scenario(source, _as_overrides(overrides or {}))
     if testnet is not None and testnet not in TESTNETS:
         raise UsageError(f"unknown testnet {testnet!r}; choose one of {', '.join(TESTNETS)}")
     out = _results_dir(scenario, Path(out_dir) if out_dir else None, Path(runs_root))

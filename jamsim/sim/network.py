@@ -408,14 +408,19 @@ class Network:
             if on_drop is not None:
                 on_drop()
             return False
-        link = self.link(src, dst)
-        if self._lose(link.loss, src, dst):
+        link = self._resolved.get((self._region[src], self._region[dst])) or self.link(src, dst)
+        loss = link.loss
+        if loss.model != "none" and self._lose(loss, src, dst):
             self.lost += 1
             if on_drop is not None:
                 on_drop()
             return False
         now = self.env.now
-        delay = link.latency.sample(self.rng)
+        latency = link.latency
+        # Inlined constant case of LatencySpec.sample: three packets per handshake,
+        # millions per large run.
+        delay = max(latency.minimum, latency.mean) if latency.jitter == 0 or \
+            latency.distribution == "constant" else latency.sample(self.rng)
         if link.bandwidth_bps is not None:
             tx = (size or self.config.packet_size) * 8 / link.bandwidth_bps
             path = (src, dst)

@@ -156,6 +156,7 @@ class Simulation:
     def _add_node(self, info: ValidatorInfo) -> SimNode:
         node = SimNode(len(self.nodes), info)
         self.nodes.append(node)
+        self._by_node[node.index] = {}
         self._by_key[info.key] = node.index
         self.network.add_node(node.index, info.region)
         return node
@@ -306,8 +307,9 @@ class Simulation:
             transport = ModelTransport(self, tid, node, dial.conn_id, self.nodes[target],
                                        dial.timeout, dial.started_at)
         self.transports[tid] = transport
-        self._by_node.setdefault(node.index, {})[tid] = transport
-        self._by_node.setdefault(target, {})[tid] = transport
+        by_node = self._by_node
+        by_node[node.index][tid] = transport
+        by_node[target][tid] = transport
         node.ends[dial.conn_id] = transport
         if dial.started_at is not None and isinstance(transport, ModelTransport):
             transport.resume()
