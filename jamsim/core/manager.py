@@ -135,7 +135,8 @@ class ConnectionManager:
             self._backlog.append(event)
             return
         self._dispatch(event, now)
-        self._after_busy_dial(now)
+        if self._dial_queue or self._backlog:  # only serial dialling queues anything
+            self._after_busy_dial(now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer whose deadline is ``<= now``."""
@@ -179,8 +180,11 @@ class ConnectionManager:
         return self._actions.popleft() if self._actions else None
 
     def drain_actions(self) -> list[Action]:
-        actions = list(self._actions)
-        self._actions.clear()
+        queued = self._actions
+        if not queued:
+            return []
+        actions = list(queued)
+        queued.clear()
         return actions
 
     # ================================================================ queries

@@ -31,7 +31,7 @@ class LinkCounters:
         if old_ends == new_ends:
             return
         pair = (a, b) if a < b else (b, a)
-        both = self._both.get(pair, 0)
+        old_both = both = self._both.get(pair, 0)
         half = self._half.get(pair, 0)
         was_half_open = both == 0 and half > 0
         if old_ends == 2:
@@ -42,7 +42,6 @@ class LinkCounters:
             both += 1
         elif new_ends == 1:
             half += 1
-        old_both = self._both.get(pair, 0)
         if old_both == 0 and both > 0:
             self.links_up += 1
             self._adjacent.setdefault(pair[0], set()).add(pair[1])

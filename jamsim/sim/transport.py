@@ -119,12 +119,13 @@ class ModelTransport:
         return int(self.a_live) + int(self.b_live)
 
     def _set_live(self, client: bool, value: bool) -> None:
-        old = self.live_ends()
+        a_live, b_live = self.a_live, self.b_live
+        old = a_live + b_live
         if client:
-            self.a_live = value
+            self.a_live = a_live = value
         else:
-            self.b_live = value
-        self.sim.links.change(self.a, self.b, old, self.live_ends())
+            self.b_live = b_live = value
+        self.sim.links.change(self.a, self.b, old, a_live + b_live)
 
     def _node_ok(self, client: bool) -> SimNode | None:
         """The end's node if it is still the same process (not crashed/restarted)."""
