@@ -10,7 +10,8 @@ Requests (``op`` selects)::
     {"op": "ping"}
     {"op": "status"}                                  -> {"ok": true, "status": {...}}
     {"op": "set_link", "addrs": [["h", p], ...], "latency": s, "jitter": s,
-     "loss": p, "burst_loss": [g2b, b2g, loss_bad] | null, "direction": "out"|"in"}
+     "loss": p, "burst_loss": [g2b, b2g, loss_bad] | null, "direction": "out"|"in",
+     "distribution": "normal"|"lognormal", "bandwidth": bits/s | null}
     {"op": "partition", "addrs": [...], "outgoing": true, "incoming": true}
     {"op": "isolate", "addrs": [...]}                  (both directions)
     {"op": "heal"}                                     (blocks removed, link rules stay)
@@ -90,11 +91,17 @@ def handle_request(
             direction = request.get("direction", "out")
             if direction not in ("out", "in"):
                 raise ControlError("'direction' must be 'out' or 'in'")
+            bandwidth = request.get("bandwidth")
+            if bandwidth is not None and (not isinstance(bandwidth, int | float)
+                                          or isinstance(bandwidth, bool) or bandwidth <= 0):
+                raise ControlError("'bandwidth' must be a number of bits/s > 0, or null")
             rule = LinkRule(
                 latency=_float(request, "latency"),
                 jitter=_float(request, "jitter"),
                 loss=_float(request, "loss"),
                 burst_loss=(float(burst[0]), float(burst[1]), float(burst[2])) if burst else None,
+                distribution=str(request.get("distribution", "normal")),
+                bandwidth_bps=float(bandwidth) if bandwidth is not None else None,
             )
             for addr in _addrs(request):
                 impairment.set_link(addr, rule, direction=direction)

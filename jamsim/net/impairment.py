@@ -12,6 +12,7 @@ it wraps ``transport.sendto`` and schedules delayed datagrams with
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,19 +30,29 @@ def _norm(addr: tuple[object, ...] | Addr) -> Addr:
 class LinkRule:
     """Impairment of one direction of one link.
 
-    ``jitter`` is the std-dev (s) of a normal distribution added to ``latency``,
-    clipped at zero.  Loss is Bernoulli(``loss``) unless ``burst_loss`` =
-    ``(p_good_to_bad, p_bad_to_good, loss_in_bad)`` selects Gilbert-Elliott.
+    ``latency`` is the median one-way delay (s) and ``jitter`` its standard
+    deviation: ``normal`` adds a normal draw clipped at zero, ``lognormal`` draws
+    from the lognormal with that median and deviation (the heavy right tail of
+    measured WAN latency), as the simulator does.  Loss is Bernoulli(``loss``)
+    unless ``burst_loss`` = ``(p_good_to_bad, p_bad_to_good, loss_in_bad)``
+    selects Gilbert-Elliott.  ``bandwidth_bps`` serialises datagrams on the link
+    (``len * 8 / bandwidth`` each, first in first out), so a burst spreads out.
     """
 
     latency: float = 0.0
     jitter: float = 0.0
     loss: float = 0.0
     burst_loss: tuple[float, float, float] | None = None
+    distribution: str = "normal"
+    bandwidth_bps: float | None = None
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.jitter < 0:
             raise ValueError("latency and jitter must be >= 0")
+        if self.distribution not in ("normal", "lognormal"):
+            raise ValueError("distribution must be 'normal' or 'lognormal'")
+        if self.bandwidth_bps is not None and self.bandwidth_bps <= 0:
+            raise ValueError("bandwidth_bps must be > 0 (or null for unlimited)")
         if not 0.0 <= self.loss <= 1.0:
             raise ValueError("loss must be within [0, 1]")
         burst = self.burst_loss
@@ -82,6 +93,7 @@ class DatagramImpairment:
         self._out: dict[Addr, LinkRule] = {}
         self._in: dict[Addr, LinkRule] = {}
         self._chains: dict[tuple[str, Addr], _GilbertElliott] = {}
+        self._busy_until: dict[tuple[str, Addr], float] = {}  # bandwidth queues
         self.blocked_out: set[Addr] = set()
         self.blocked_in: set[Addr] = set()
         self.dropped = 0
@@ -94,6 +106,7 @@ class DatagramImpairment:
         table = self._table(direction)
         key = _norm(addr)
         self._chains.pop((direction, key), None)
+        self._busy_until.pop((direction, key), None)
         if rule is None or rule == LinkRule():
             table.pop(key, None)
         else:
@@ -118,6 +131,7 @@ class DatagramImpairment:
         self._out.clear()
         self._in.clear()
         self._chains.clear()
+        self._busy_until.clear()
 
     def rules(self, direction: str = "out") -> dict[Addr, LinkRule]:
         return dict(self._table(direction))
@@ -158,11 +172,24 @@ class DatagramImpairment:
         if lost:
             self.dropped += 1
             return []
-        delay = rule.latency
-        if rule.jitter > 0.0:
-            delay = max(0.0, delay + self._rng.gauss(0.0, rule.jitter))
+        delay = self._latency(rule)
+        if rule.bandwidth_bps is not None:
+            queue = (direction, key)
+            start = max(now, self._busy_until.get(queue, now))
+            done = start + len(data) * 8 / rule.bandwidth_bps
+            self._busy_until[queue] = done
+            delay += done - now
         self.passed += 1
         return [(now + delay, data, addr)]
+
+    def _latency(self, rule: LinkRule) -> float:
+        if rule.jitter <= 0.0 or (rule.latency <= 0.0 and rule.distribution == "lognormal"):
+            return rule.latency
+        if rule.distribution == "lognormal":
+            # Median m = exp(mu); variance m^2 x (x - 1) with x = exp(sigma^2).
+            x = (1 + math.sqrt(1 + 4 * (rule.jitter / rule.latency) ** 2)) / 2
+            return self._rng.lognormvariate(math.log(rule.latency), math.sqrt(math.log(x)))
+        return max(0.0, rule.latency + self._rng.gauss(0.0, rule.jitter))
 
     def _table(self, direction: str) -> dict[Addr, LinkRule]:
         if direction == "out":
