@@ -4,6 +4,12 @@
 runs the UDP heartbeat stand-in from the tests (process/control overhead only).
 Default: real if ``jamsim.net.commands`` (``jamsim node``) is importable, else standin -- the JSON
 says which was measured.
+
+Besides the time to full mesh, each result says *why* it took that long: when
+50/90/99 % of the links were up, the nodes' CPU seconds until then (work spent,
+wasted or not), the 1-minute load average before and after (the machine may be
+shared), and the collected telemetry summed by event and failure reason (e.g.
+how many dials were abandoned at the connect timeout).
 """
 
 from __future__ import annotations
@@ -11,18 +17,24 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shlex
 import statistics
 import sys
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jamsim.testnet.base import TestnetError, TestnetSpec
+from jamsim.telemetry.records import EventRecord
+from jamsim.testnet.base import NodeStatus, TestnetSpec, full_mesh
 from jamsim.testnet.local import LocalProcessBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = (sys.executable, "-m", "tests.testnet.test_local_standin")
+LINK_FRACTIONS = (0.5, 0.9, 0.99)
+POLL = 0.5
 
 
 def rss_kib(pid: int) -> int | None:
@@ -35,33 +47,113 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def run(n: int, node: str, base_port: int, timeout: float, policy: str) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the ")": state is field 3, utime field 14, stime field 15 (1-based, man 5 proc)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def links_up(statuses: dict[int, NodeStatus]) -> int:
+    """Unordered pairs that both ends report as connected."""
+    return sum(
+        1
+        for i, s in statuses.items()
+        for j in s.connected
+        if i < j and j in statuses and i in statuses[j].connected
+    )
+
+
+def summarise_events(records: list[EventRecord]) -> dict[str, int]:
+    """Telemetry counted by event, failures also by reason (``event: reason``)."""
+    counts: Counter[str] = Counter()
+    for r in records:
+        counts[r.event] += 1
+        if r.event.endswith("_failed") or r.event == "disconnected":
+            counts[f"{r.event}: {r.reason[:40]}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def run(
+    n: int,
+    node: str,
+    base_port: int,
+    timeout: float,
+    policy: str,
+    overrides: dict[str, Any],
+    trace: Path | None = None,
+) -> dict[str, Any]:
     command = STANDIN if node == "standin" else None
+    expected = n * (n - 1) // 2
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         spec = TestnetSpec(
             validators=n,
             base_port=base_port,
             run_dir=Path(tmp),
             policy=policy,
-            policy_overrides={"idle_timeout": 5.0},
+            policy_overrides=overrides,
         )
         with LocalProcessBackend(node_command=command, env={"PYTHONPATH": str(ROOT)}) as tn:
+            start = time.monotonic()
             tn.up(spec)
-            try:
-                seconds = tn.wait_full_mesh(timeout)
-                error = None
-            except TestnetError as exc:  # report, do not crash the benchmark
-                seconds, error = None, str(exc)[:300]
-            rss = [r for r in (rss_kib(p) for p in tn.pids().values()) if r is not None]
+            reached: dict[str, float] = {}
+            curve: list[tuple[float, int]] = []
+            answering: float | None = None
+            seconds: float | None = None
+            up = 0
+            while time.monotonic() - start < timeout:
+                statuses = tn.status()
+                up = links_up(statuses)
+                now = round(time.monotonic() - start, 1)
+                curve.append((now, up))
+                if answering is None and all(s.error is None for s in statuses.values()):
+                    answering = now
+                for fraction in LINK_FRACTIONS:
+                    if up >= fraction * expected:
+                        reached.setdefault(f"{fraction:.0%}", now)
+                if full_mesh(statuses):
+                    seconds = round(time.monotonic() - start, 2)
+                    break
+                time.sleep(POLL)
+            pids = tn.pids()
+            cpu = sum(cpu_seconds(p) for p in pids.values())
+            rss = [r for r in (rss_kib(p) for p in pids.values()) if r is not None]
+            records = tn.collect()
+            events = summarise_events(records)
+    if trace is not None:
+        trace.mkdir(parents=True, exist_ok=True)
+        with open(trace / f"events-{n}.jsonl", "w") as f:
+            f.writelines(json.dumps(r.as_dict()) + "\n" for r in records)
+        (trace / f"links-{n}.json").write_text(json.dumps(curve))
     return {
         "nodes": n,
         "node": node,
         "policy": policy,
+        "policy_overrides": overrides,
         "seconds_to_full_mesh_after_start": seconds,
+        "links_up_at_end": f"{up}/{expected}",
+        "seconds_to_all_nodes_answering": answering,
+        "seconds_to_links_fraction": reached,
+        "node_cpu_seconds_total": round(cpu, 1),
         "rss_kib_mean": statistics.mean(rss) if rss else None,
         "rss_kib_max": max(rss) if rss else None,
-        "error": error,
+        "load_1min_before": round(load_before, 2),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+        "telemetry": events,
+        "error": None if seconds is not None else f"no full mesh within {timeout}s",
     }
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        out[name] = None if raw.lower() == "none" else float(raw)
+    return out
 
 
 def main() -> None:
@@ -72,9 +164,25 @@ def main() -> None:
     parser.add_argument("--base-port", type=int, default=46000)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--policy", default="jamnp-s", choices=["jamnp-s", "jamixir"])
+    parser.add_argument(
+        "--policy-set",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="policy override (repeatable; default: idle_timeout=5)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write DIR/events-N.jsonl (telemetry rows) and DIR/links-N.json "
+        "([seconds, links up] per poll)",
+    )
     args = parser.parse_args()
+    overrides = parse_overrides(args.policy_set or ["idle_timeout=5"])
     results = [
-        run(int(n), args.node, args.base_port, args.timeout, args.policy)
+        run(int(n), args.node, args.base_port, args.timeout, args.policy, overrides, args.trace)
         for n in args.sizes.split(",")
     ]
     print(
