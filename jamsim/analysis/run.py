@@ -38,9 +38,18 @@ class Run:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def timeline_time(self, label: str) -> float:
-        """Time of the first timeline entry whose label or action starts with ``label``."""
+        """When the timeline event ``label`` happened.
+
+        An action name (``"heal"``) means its *last* entry, as ``after: heal`` does
+        in scenario expectations and the run summary; anything else is the first
+        entry whose label starts with ``label`` (``"heal @ 180s"``).
+        """
+        by_action = [float(row.at) for row in self.timeline.itertuples()
+                     if str(row.action) == label]
+        if by_action:
+            return max(by_action)
         for row in self.timeline.itertuples():
-            if str(row.label).startswith(label) or str(row.action) == label:
+            if str(row.label).startswith(label):
                 return float(row.at)
         raise UsageError(f"run {self.name!r} has no timeline event {label!r}; "
                          f"known: {list(self.timeline['label'])}")
