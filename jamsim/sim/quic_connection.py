@@ -1,49 +1,80 @@
 """A JamQuicConnection trimmed for thousands of simulated connections in one process.
 
 The ``quic`` fidelity holds two real aioquic connections per validator pair (9,900
-at V=100). Measured with tracemalloc on aioquic 1.7 (tests/sim/test_quic_fidelity.py
-keeps the measurement honest), a stock connection pair costs ~184 KB, dominated by:
+at V=100), and a full-mesh bootstrap runs all their handshakes at the same time.
+Measured on aioquic 1.7.2 / cryptography 50 (benchmarks/bench_sim_quic.py), what
+an established stock pair keeps is mostly handshake state nobody reads again, and
+what every pair allocates *during* its handshake sets the process's RSS, because
+the memory freed afterwards is scattered between long-lived objects (malloc cannot
+return it). So the trims are of two kinds.
 
-* ``_crypto_buffers``: three ``Buffer(capacity=16384)`` per connection (INITIAL,
-  HANDSHAKE, ONE_RTT), ~96 KB per pair. They hold one TLS flight before it is
-  copied into the crypto stream; a JAMNP-S flight is < 1.5 KB (one ~330-byte Ed25519
-  certificate, no chain, no session tickets: at most 582 bytes measured), so 2 KiB is
-  ample, and after the
-  handshake they shrink to 256 bytes. An overflow would raise aioquic's
-  BufferWriteError and fail the connection loudly, never silently.
-* the per-instance frame-handler table: ~33 ``(bound method, frozenset)`` entries,
-  each with its own freshly built frozenset, ~12 KB per connection. The table is
-  replaced by a tiny per-instance view over one class-level table of plain
-  functions and shared frozensets (binding on lookup, which happens once per frame).
+During the handshake (lower peak, less fragmentation):
 
-Both trims touch aioquic private attributes; this module is the only place that
-does so for memory, and :func:`trims_available` lets the test suite fail loudly if a
-future aioquic renames them (the class then silently behaves like the stock one).
-Behaviour on the wire is unchanged.
+* TLS output buffers: aioquic gives every connection three 16 KiB buffers that
+  hold one TLS flight until ``_push_crypto_data`` copies it into the crypto stream,
+  right after every ``tls.handle_message`` call. They are empty between calls, so
+  all connections of a thread share one set (stock size, so no flight can
+  overflow them); they are rewound on entry to ``connect``/``receive_datagram`` so
+  that a TLS alert mid-flight cannot leave bytes for the next connection.
+* Initial keys: aioquic derives Initial keys for every supported QUIC version
+  (v1 and v2, ~7 KB of OpenSSL state each) for compatible version negotiation. Only
+  the connection's own version's are kept; another version's are derived on first
+  use (same keys, same behaviour), which JAMNP-S peers never need. Discarding the
+  Initial epoch replaces the table by a shared read-only one.
+
+Once the handshake is over:
+
+* epochs: when the Initial and Handshake epochs are discarded, their crypto pairs,
+  packet spaces and crypto streams are replaced by shared stand-ins
+  (:mod:`jamsim.sim.quic_retired`) that behave like discarded ones and refuse to
+  be modified, after ``receive_datagram`` returns (frames later in the confirming
+  datagram may still touch the old objects);
+* TLS context: :meth:`SimQuicConnection.release_tls` swaps it, once the caller has
+  read the peer certificate and ALPN, for :class:`PostHandshakeTls`;
+* queues: the ``deque``\\ s of events, pending datagrams and path challenges become
+  list-backed queues, and the 1-RTT keys' logging callbacks are dropped when no
+  QUIC logger is configured (they only log);
+* the per-instance frame-handler table (~33 bound methods, ~12 KB per connection)
+  is a tiny view over one class-level table that binds on lookup.
+
+All of this touches aioquic private attributes; this module (with quic_retired) is
+the only place that does so for memory, and :func:`memory_trims_report` runs a real
+handshake to check every trim still applies to the installed aioquic (a renamed
+attribute makes the class silently behave like the stock one otherwise). The
+asyncio node (jamsim/net) uses the stock JamQuicConnection and is unaffected.
 """
 
 from __future__ import annotations
 
+import threading
 import types
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from aioquic import tls
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.quic.crypto import CryptoPair, NoCallback
+from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
 
 from jamsim.quic.tls_workaround import JamQuicConnection
+from jamsim.sim.quic_retired import (
+    DISCARDED_SPACE,
+    RETIRED_CRYPTO_PAIR,
+    BoundedQueue,
+    PostHandshakeTls,
+    SmallQueue,
+    retired_initial_keys,
+)
 
-__all__ = ["CRYPTO_BUFFER_CAPACITY", "SimQuicConnection", "trims_available"]
+__all__ = ["CRYPTO_BUFFER_CAPACITY", "SimQuicConnection", "memory_trims_report"]
 
-CRYPTO_BUFFER_CAPACITY = 2048
-"""Bytes per TLS epoch output buffer during the handshake (aioquic's default is 16384).
-
-Measured JAMNP-S flights: ClientHello 466 B (INITIAL), server HANDSHAKE flight 582 B,
-client HANDSHAKE flight 419 B; 2048 leaves a 3.5x margin (512 already overflows)."""
-
-POST_HANDSHAKE_CAPACITY = 256
-"""Bytes per TLS epoch output buffer once the handshake is complete."""
+CRYPTO_BUFFER_CAPACITY = 16384
+"""Bytes per shared TLS output buffer: aioquic's own size (largest JAMNP-S flight:
+582 bytes), affordable because there is one set per thread, not per connection."""
 
 _HANDLERS_ATTR = "_QuicConnection__frame_handlers"
+_HANDSHAKE_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
 
 FrameEntry = tuple[Callable[..., Any], frozenset[Any]]
 
@@ -88,8 +119,47 @@ def _shared_table(handlers: dict[int, FrameEntry]
     return _SHARED_TABLE
 
 
+class _CryptoBuffers(threading.local):
+    """One set of TLS output buffers per thread, shared by its connections."""
+
+    def __init__(self) -> None:
+        buffers = {epoch: Buffer(capacity=CRYPTO_BUFFER_CAPACITY)
+                   for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE, tls.Epoch.ONE_RTT)}
+        self.buffers = buffers
+        self.handshake: Mapping[tls.Epoch, Buffer] = types.MappingProxyType(buffers)
+        self.established: Mapping[tls.Epoch, Buffer] = types.MappingProxyType(
+            {tls.Epoch.ONE_RTT: buffers[tls.Epoch.ONE_RTT]})
+
+    def rewind(self) -> None:
+        for buffer in self.buffers.values():
+            buffer.seek(0)
+
+
+_CRYPTO_BUFFERS = _CryptoBuffers()
+
+
+class _LazyInitialKeys(dict[int, CryptoPair]):
+    """Initial keys per QUIC version; versions other than the connection's on demand."""
+
+    __slots__ = ("_cid", "_is_client", "_versions")
+
+    def __init__(self, cid: bytes, is_client: bool, versions: list[int]) -> None:
+        super().__init__()
+        self._cid = cid
+        self._is_client = is_client
+        self._versions = versions
+
+    def __missing__(self, version: int) -> CryptoPair:
+        if version not in self._versions:
+            raise KeyError(version)
+        pair = CryptoPair()
+        pair.setup_initial(cid=self._cid, is_client=self._is_client, version=version)
+        self[version] = pair
+        return pair
+
+
 class SimQuicConnection(JamQuicConnection):
-    """JamQuicConnection with smaller TLS buffers and a shared frame table."""
+    """JamQuicConnection that retires its handshake state (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,33 +168,136 @@ class SimQuicConnection(JamQuicConnection):
             table = _shared_table(handlers)
             if table is not None and table.keys() == handlers.keys():
                 setattr(self, _HANDLERS_ATTR, _BoundHandlers(self, table))
+        if isinstance(getattr(self, "_events", None), deque):
+            self._events = SmallQueue(self._events)  # type: ignore[assignment]
+        if isinstance(getattr(self, "_datagrams_pending", None), deque):
+            self._datagrams_pending = SmallQueue(  # type: ignore[assignment]
+                self._datagrams_pending)
+
+    # ------------------------------------------------------------ handshake
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
-        buffers = getattr(self, "_crypto_buffers", None)
-        if isinstance(buffers, dict):
-            self._crypto_buffers = {epoch: Buffer(capacity=CRYPTO_BUFFER_CAPACITY)
-                                    for epoch in buffers}
+        if isinstance(getattr(self, "_crypto_buffers", None), dict):
+            self._crypto_buffers = _CRYPTO_BUFFERS.handshake  # type: ignore[assignment]
+        initial = getattr(self, "_cryptos_initial", None)
+        version = self._version
+        if isinstance(initial, dict) and version is not None and version in initial:
+            lazy = _LazyInitialKeys(peer_cid, self._is_client,
+                                    self._configuration.supported_versions)
+            lazy[version] = initial[version]
+            self._cryptos_initial = lazy
 
-    def release_handshake_buffers(self) -> None:
-        """After HandshakeCompleted: shrink the TLS output buffers to a few bytes.
+    def connect(self, addr: Any, now: float) -> None:
+        _CRYPTO_BUFFERS.rewind()
+        super().connect(addr, now)
 
-        Once the handshake is complete TLS writes nothing more here unless a
-        post-handshake message is sent (JAMNP-S configures no session tickets), so
-        holding 3 x 4 KiB per connection for the rest of its life is waste.
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        _CRYPTO_BUFFERS.rewind()
+        super().receive_datagram(data, addr, now)
+        if self._handshake_confirmed and self._spaces.get(tls.Epoch.INITIAL) is not \
+                DISCARDED_SPACE:
+            self._retire_handshake_epochs()
+
+    def _discard_epoch(self, epoch: tls.Epoch) -> None:
+        super()._discard_epoch(epoch)
+        if epoch in _HANDSHAKE_EPOCHS and self._spaces[epoch].discarded:
+            self._cryptos[epoch] = RETIRED_CRYPTO_PAIR
+            if epoch is tls.Epoch.INITIAL:
+                self._cryptos_initial = retired_initial_keys(  # type: ignore[assignment]
+                    self._configuration.supported_versions)
+
+    # ------------------------------------------------------------ established
+
+    def _retire_handshake_epochs(self) -> None:
+        """Handshake confirmed: share the discarded epochs' state, shrink the rest."""
+        spaces = self._spaces
+        if not all(epoch in spaces and spaces[epoch].discarded for epoch in _HANDSHAKE_EPOCHS):
+            return
+        for epoch in _HANDSHAKE_EPOCHS:
+            spaces[epoch] = DISCARDED_SPACE
+            self._cryptos[epoch] = RETIRED_CRYPTO_PAIR
+            self._crypto_streams.pop(epoch, None)
+        self._loss.spaces = list(spaces.values())
+        zero_rtt = self._cryptos.get(tls.Epoch.ZERO_RTT)
+        if zero_rtt is not None and not zero_rtt.recv.is_valid() and \
+                not zero_rtt.send.is_valid():
+            self._cryptos[tls.Epoch.ZERO_RTT] = RETIRED_CRYPTO_PAIR
+        self._crypto_buffers = _CRYPTO_BUFFERS.established  # type: ignore[assignment]
+        if self._quic_logger is None:
+            one_rtt = self._cryptos[tls.Epoch.ONE_RTT]
+            for context in (one_rtt.recv, one_rtt.send):
+                context._setup_cb = NoCallback
+                context._teardown_cb = NoCallback
+        for path in self._network_paths:
+            if isinstance(path.local_challenges, deque):
+                path.local_challenges = BoundedQueue(  # type: ignore[assignment]
+                    path.local_challenges, path.local_challenges.maxlen)
+            if isinstance(path.remote_challenges, deque):
+                path.remote_challenges = SmallQueue(  # type: ignore[assignment]
+                    path.remote_challenges)
+
+    def release_tls(self) -> bool:
+        """After HandshakeCompleted was consumed: keep only post-handshake TLS state.
+
+        Call once the peer certificate and ALPN have been read (they go with the
+        context). Returns whether the context was replaced (it is kept if it is
+        not in a post-handshake state or would build session tickets).
         """
-        buffers = getattr(self, "_crypto_buffers", None)
-        if isinstance(buffers, dict):
-            self._crypto_buffers = {epoch: Buffer(capacity=POST_HANDSHAKE_CAPACITY)
-                                    for epoch in buffers}
+        stand_in = PostHandshakeTls.replacing(getattr(self, "tls", None))
+        if stand_in is None:
+            return False
+        self.tls = stand_in  # type: ignore[assignment]
+        return True
 
 
-def trims_available() -> bool:
-    """Whether the installed aioquic still has both attributes the trims replace."""
-    from aioquic.quic.configuration import QuicConfiguration
+def memory_trims_report() -> dict[str, bool]:
+    """Run one real client/server handshake in memory; which trims took effect.
 
-    conn = SimQuicConnection(configuration=QuicConfiguration(is_client=True))
-    conn.connect(("127.0.0.1", 1), now=0.0)
-    buffers = getattr(conn, "_crypto_buffers", None)
-    return isinstance(getattr(conn, _HANDLERS_ATTR, None), _BoundHandlers) and \
-        isinstance(buffers, dict) and len(buffers) == 3
+    The test suite asserts every value is True, so a future aioquic that renames a
+    private attribute fails loudly instead of silently costing memory again.
+    """
+    from jamsim.identity import ValidatorIdentity
+    from jamsim.quic.certificates import certificate_for
+    from jamsim.quic.config import make_configuration
+
+    genesis = bytes(32)
+    client = SimQuicConnection(configuration=make_configuration(
+        certificate_for(ValidatorIdentity.generate_dev("trims", 0)), genesis,
+        is_client=True, idle_timeout=15.0))
+    server_address, client_address = ("10.0.0.2", 1), ("10.0.0.1", 1)
+    client.connect(server_address, now=0.0)
+    first = client.datagrams_to_send(now=0.0)
+    header = pull_quic_header(Buffer(data=first[0][0]), host_cid_length=8)
+    server = SimQuicConnection(
+        configuration=make_configuration(
+            certificate_for(ValidatorIdentity.generate_dev("trims", 1)), genesis,
+            is_client=False, idle_timeout=15.0),
+        original_destination_connection_id=header.destination_cid)
+    before = {"initial_keys_lazy": isinstance(client._cryptos_initial, _LazyInitialKeys)
+              and QuicProtocolVersion.VERSION_2 not in client._cryptos_initial,
+              "crypto_buffers_shared": client._crypto_buffers is _CRYPTO_BUFFERS.handshake}
+    now, to_server = 0.0, first
+    for _ in range(10):
+        now += 0.05
+        for data, _addr in to_server:
+            server.receive_datagram(data, client_address, now=now)
+        to_client = server.datagrams_to_send(now=now)
+        now += 0.05
+        for data, _addr in to_client:
+            client.receive_datagram(data, server_address, now=now)
+        to_server = client.datagrams_to_send(now=now)
+        if not to_server and not to_client:
+            break
+    released = [conn.release_tls() for conn in (client, server)]
+    report = dict(before)
+    for name, conn in (("client", client), ("server", server)):
+        report[f"{name}_epochs_retired"] = all(
+            conn._spaces[e] is DISCARDED_SPACE and conn._cryptos[e] is RETIRED_CRYPTO_PAIR
+            for e in _HANDSHAKE_EPOCHS) and set(conn._crypto_streams) == {tls.Epoch.ONE_RTT}
+        report[f"{name}_queues_small"] = isinstance(conn._events, SmallQueue) and all(
+            isinstance(p.remote_challenges, SmallQueue) for p in conn._network_paths)
+        report[f"{name}_frame_table_shared"] = isinstance(getattr(conn, _HANDLERS_ATTR),
+                                                          _BoundHandlers)
+    report["tls_released"] = all(released)
+    return report

@@ -69,6 +69,7 @@ from jamsim.net.connection import ConnOutcome, ConnState, JamConnection
 from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
 from jamsim.quic.certificates import NodeCertificate, certificate_for
 from jamsim.quic.config import make_configuration
+from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.quic.verify import PeerVerifier
 from jamsim.sim.quic_connection import SimQuicConnection
 from jamsim.sim.quic_keys import IdentityResolver
@@ -140,6 +141,9 @@ class QuicFabric:
         self.datagrams = 0
         self.datagram_bytes = 0
         self.up0_handshakes = 0
+        self.connection_class: type[JamQuicConnection] = SimQuicConnection
+        """aioquic connection class of new connections; tests swap in the stock one
+        to check the memory trims leave behaviour unchanged."""
 
     def certificate(self, key: bytes) -> NodeCertificate:
         identity: ValidatorIdentity = self.identities(key)
@@ -273,7 +277,7 @@ class QuicTransport:
         address = self.sim.nodes[index].address
         return (address.host, address.port)
 
-    def _make_conn(self, end: _End, quic: SimQuicConnection, peer: PeerAddress) -> JamConnection:
+    def _make_conn(self, end: _End, quic: JamQuicConnection, peer: PeerAddress) -> JamConnection:
         return JamConnection(
             quic, end.cid, peer, outbound=end.client,
             verifier=self.fabric.current_verifier(),
@@ -287,7 +291,7 @@ class QuicTransport:
 
     def _start_client(self, a: SimNode, b: SimNode, timeout: float) -> None:
         config = self.fabric.configuration(a.key, True)
-        quic = SimQuicConnection(configuration=config)
+        quic = self.fabric.connection_class(configuration=config)
         self.client.conn = self._make_conn(self.client, quic, b.address)
         self.fabric.ensure_keepalive(a)
         self.sim.call_for(a.index, a.generation, timeout, self._dial_timeout)
@@ -307,8 +311,8 @@ class QuicTransport:
         manager = node.manager
         assert manager is not None
         config = self.fabric.configuration(node.key, False)
-        quic = SimQuicConnection(configuration=config,
-                                 original_destination_connection_id=header.destination_cid)
+        quic = self.fabric.connection_class(
+            configuration=config, original_destination_connection_id=header.destination_cid)
         end = self.server
         end.gen = node.generation
         end.cid = manager.allocate_connection_id()
@@ -421,9 +425,6 @@ class QuicTransport:
     def _verified(self, end: _End, node: SimNode, conn: JamConnection, key: bytes) -> None:
         manager = node.manager
         assert manager is not None
-        quic = conn.quic
-        if isinstance(quic, SimQuicConnection):
-            quic.release_handshake_buffers()
         if end.client:
             self._set_live(end, True)  # the manager's CloseConnection undoes this
             self.sim.feed(node, ConnectionEstablished(end.cid, key))
@@ -434,6 +435,9 @@ class QuicTransport:
             alpn = conn.quic.tls.alpn_negotiated
             builder = parse_alpn(alpn)[1] if alpn is not None else False
             self.sim.feed(node, InboundHandshake(end.cid, key, conn.address, builder))
+        quic = conn.quic
+        if isinstance(quic, SimQuicConnection):
+            quic.release_tls()  # JamConnection has read the peer certificate and ALPN
 
     def _count_up0(self, end: _End, conn: JamConnection) -> None:
         if not end.up0 and conn.peer_handshake is not None:

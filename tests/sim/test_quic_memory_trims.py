@@ -1,0 +1,297 @@
+"""The ``quic`` fidelity's memory trims: they apply, and nothing observable changes.
+
+The strongest check runs the same faulty scenarios with the trimmed connection class
+and with the stock one and requires identical event logs and datagram counts. The
+other tests pin down the stand-ins one by one against what they replace.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aioquic import tls
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.quic.crypto import CryptoPair, KeyUnavailableError
+from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
+
+from jamsim.core.policy import ConnectionPolicy
+from jamsim.identity import ValidatorIdentity, ValidatorSet
+from jamsim.net.connection import ConnState, JamConnection
+from jamsim.quic.certificates import certificate_for
+from jamsim.quic.config import make_configuration
+from jamsim.quic.tls_workaround import JamQuicConnection
+from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
+from jamsim.sim.quic_connection import _CRYPTO_BUFFERS, SimQuicConnection
+from jamsim.sim.quic_keys import DevKeyring
+from jamsim.sim.quic_retired import (
+    DISCARDED_SPACE,
+    RETIRED_CRYPTO_PAIR,
+    BoundedQueue,
+    PostHandshakeTls,
+    RetiredStateError,
+    SmallQueue,
+)
+from jamsim.sim.quic_transport import QuicTransport
+from jamsim.sim.simulation import Simulation, event_log_digest
+from jamsim.telemetry.records import EventRecord
+
+SET_SEED = 5
+GENESIS = bytes(32)
+CLIENT_ADDR, SERVER_ADDR = ("10.0.0.1", 1), ("10.0.0.2", 1)
+
+
+def build(v: int, network: NetworkConfig, seed: int,
+          connection_class: type[JamQuicConnection] = SimQuicConnection,
+          ) -> tuple[Simulation, list[EventRecord]]:
+    records: list[EventRecord] = []
+    sim = Simulation(ValidatorSet.dev(v, seed=SET_SEED), network,
+                     ConnectionPolicy.preset("jamnp-s"), fidelity="quic", seed=seed,
+                     on_event=records.append, sample_interval=0.05,
+                     identities=DevKeyring([SET_SEED], v))
+    assert sim.quic is not None
+    sim.quic.connection_class = connection_class
+    return sim, records
+
+
+def retired(quic: Any) -> bool:
+    """Whether a connection runs on the stand-ins for its handshake state."""
+    return isinstance(quic.tls, PostHandshakeTls) and all(
+        quic._spaces[e] is DISCARDED_SPACE and quic._cryptos[e] is RETIRED_CRYPTO_PAIR
+        for e in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE))
+
+
+def live_connections(sim: Simulation) -> list[JamConnection]:
+    conns = []
+    for transport in sim.transports.values():
+        assert isinstance(transport, QuicTransport)
+        for end in (transport.client, transport.server):
+            if end.conn is not None and end.conn.state is ConnState.VERIFIED:
+                conns.append(end.conn)
+    return conns
+
+
+# ------------------------------------------------------------- whole simulations
+
+def lossy_partition(sim: Simulation) -> None:
+    sim.at(3.0, lambda: sim.partition([[0, 1, 2], [3, 4, 5]]))
+    sim.at(25.0, sim.heal)
+    sim.run(50.0)
+
+
+def crash_and_pauses(sim: Simulation) -> None:
+    sim.at(2.0, lambda: sim.crash(2))
+    sim.at(25.0, lambda: sim.restart(2))
+    sim.at(5.0, lambda: sim.pause(4))
+    sim.at(30.0, lambda: sim.resume(4))
+    sim.at(40.0, lambda: sim.pause(5))
+    sim.at(44.0, lambda: sim.resume(5))
+    sim.run(60.0)
+
+
+@pytest.mark.parametrize(("scenario", "loss", "seed"), [
+    (lossy_partition, 0.05, 1),
+    (crash_and_pauses, 0.02, 2),
+])
+def test_trimmed_connections_behave_exactly_like_stock_ones(
+        scenario: Callable[[Simulation], None], loss: float, seed: int) -> None:
+    network = NetworkConfig(default=LinkSpec(LatencySpec(0.05, 0.02, "lognormal"),
+                                             LossSpec.bernoulli(loss)))
+    outcomes = []
+    for cls in (SimQuicConnection, JamQuicConnection):
+        sim, records = build(6, network, seed, cls)
+        scenario(sim)
+        fabric = sim.quic
+        assert fabric is not None
+        outcomes.append((event_log_digest(records), fabric.datagrams, fabric.datagram_bytes,
+                         dict(fabric.terminations), fabric.up0_handshakes))
+        conns = live_connections(sim)
+        assert conns
+        # The trims did apply in the trimmed run (and not in the stock one).
+        assert all(retired(c.quic) for c in conns) == (cls is SimQuicConnection)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][3]  # the scenarios did lose and close connections
+
+
+def test_retired_connections_reopen_up0_and_close_cleanly() -> None:
+    sim, records = build(3, NetworkConfig(default=LinkSpec(LatencySpec(0.05))), 1)
+    sim.run(1.0)
+    assert sim.is_full_mesh()
+    transports = [t for t in sim.transports.values() if isinstance(t, QuicTransport)]
+    assert all(retired(c.quic) for c in live_connections(sim))
+    # UP 0 after retirement: the initiator re-opens it, both ends handshake again.
+    transport = transports[0]
+    client, server = transport.client.conn, transport.server.conn
+    assert client is not None and server is not None
+    client.peer_handshake = server.peer_handshake = None
+    client.open_up0()
+    transport._transmit(transport.client)
+    sim.run(1.5)
+    assert client.peer_handshake is not None and server.peer_handshake is not None
+    # Close after retirement: the peer sees our CONNECTION_CLOSE with our reason
+    # once its draining period (3 PTO) is over.
+    node_a = sim.nodes[transport.a]
+    transport.close(node_a, "test close")
+    sim.run(3.0)
+    lost = [r for r in records if r.event == "disconnected" and r.reason == "test close"]
+    assert len(lost) == 1 and lost[0].peer == transport.a
+    assert transport.server.conn is None and transport.client.conn is None
+
+
+# ------------------------------------------------------------- one connection pair
+
+def _config(index: int, is_client: bool) -> Any:
+    cert = certificate_for(ValidatorIdentity.generate_dev("trims-test", index))
+    return make_configuration(cert, GENESIS, is_client=is_client, idle_timeout=15.0)
+
+
+def handshake(cls: type[JamQuicConnection] = SimQuicConnection,
+              release: bool = True) -> tuple[Any, Any]:
+    """A real client/server handshake in memory, 50 ms each way; events drained."""
+    client = cls(configuration=_config(0, True))
+    client.connect(SERVER_ADDR, now=0.0)
+    to_server = client.datagrams_to_send(now=0.0)
+    header = pull_quic_header(Buffer(data=to_server[0][0]), host_cid_length=8)
+    server = cls(configuration=_config(1, False),
+                 original_destination_connection_id=header.destination_cid)
+    now = 0.0
+    while to_server:
+        now += 0.05
+        for data, _ in to_server:
+            server.receive_datagram(data, CLIENT_ADDR, now=now)
+        to_client = server.datagrams_to_send(now=now)
+        now += 0.05
+        for data, _ in to_client:
+            client.receive_datagram(data, SERVER_ADDR, now=now)
+        to_server = client.datagrams_to_send(now=now)
+    for conn in (client, server):
+        while conn.next_event() is not None:
+            pass
+        if release and isinstance(conn, SimQuicConnection):
+            assert conn.release_tls()
+    return client, server
+
+
+def test_leftover_tls_output_cannot_leak_into_the_next_connection() -> None:
+    # As if a TLS alert had interrupted a flight: bytes left in the shared buffers.
+    for buffer in _CRYPTO_BUFFERS.buffers.values():
+        buffer.push_bytes(b"\x16stale flight")
+    client, server = handshake()
+    assert retired(client) and retired(server)
+    assert client._handshake_confirmed and server._handshake_confirmed
+
+
+def test_initial_keys_of_other_versions_are_derived_on_demand_and_retired() -> None:
+    client = SimQuicConnection(configuration=_config(0, True))
+    client.connect(SERVER_ADDR, now=0.0)
+    keys = client._cryptos_initial
+    assert QuicProtocolVersion.VERSION_2 not in keys  # not derived up front
+    stock = CryptoPair()
+    stock.setup_initial(cid=client._peer_cid.cid, is_client=True,
+                        version=QuicProtocolVersion.VERSION_2)
+    lazy = keys[QuicProtocolVersion.VERSION_2]
+    assert (lazy.send.secret, lazy.recv.secret) == (stock.send.secret, stock.recv.secret)
+    with pytest.raises(KeyError):
+        keys[0x0A0A0A0A]  # unsupported: no entry, as in aioquic's table
+    client, _ = handshake()
+    for version in (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2):
+        with pytest.raises(KeyUnavailableError):
+            client._cryptos_initial[version].decrypt_packet(bytes(64), 20, 0)
+
+
+def test_shared_stand_ins_refuse_modification() -> None:
+    with pytest.raises(RetiredStateError):
+        DISCARDED_SPACE.ack_at = 1.0
+    with pytest.raises(AttributeError):
+        DISCARDED_SPACE.sent_packets.clear()
+    with pytest.raises(RetiredStateError):
+        RETIRED_CRYPTO_PAIR.send.setup(cipher_suite=tls.CipherSuite.AES_128_GCM_SHA256,
+                                       secret=bytes(32), version=1)
+    with pytest.raises(RetiredStateError):
+        RETIRED_CRYPTO_PAIR.update_key()
+    assert not RETIRED_CRYPTO_PAIR.send.is_valid()
+
+
+def _ticket(trailing: bytes = b"") -> bytes:
+    buf = Buffer(capacity=256)
+    tls.push_new_session_ticket(buf, tls.NewSessionTicket(
+        ticket_lifetime=60, ticket_age_add=7, ticket_nonce=b"n", ticket=b"t" * 16))
+    message = buf.data
+    if trailing:
+        length = int.from_bytes(message[1:4], "big") + len(trailing)
+        message = message[:1] + length.to_bytes(3, "big") + message[4:] + trailing
+    return message
+
+
+KEY_UPDATE = bytes([24, 0, 0, 1, 0])
+POST_HANDSHAKE_INPUTS = {
+    "ticket": [_ticket()],
+    "ticket in two pieces": [_ticket()[:7], _ticket()[7:]],
+    "two tickets": [_ticket() + _ticket()],
+    "partial header": [_ticket()[:3]],
+    "ticket with trailing bytes": [_ticket(b"xx")],
+    "truncated ticket body": [bytes([4, 0, 0, 3, 0, 0, 0])],
+    "key update": [KEY_UPDATE],
+    "ticket then key update": [_ticket(), KEY_UPDATE],
+}
+
+
+def _outcome(context: Any, pieces: list[bytes]) -> tuple[str, bytes]:
+    try:
+        for piece in pieces:
+            context.handle_message(piece, {})
+    except (tls.Alert, AssertionError) as exc:
+        return type(exc).__name__, context._receive_buffer
+    return "ok", context._receive_buffer
+
+
+@pytest.mark.parametrize("name", sorted(POST_HANDSHAKE_INPUTS))
+def test_post_handshake_tls_reacts_like_the_real_context(name: str) -> None:
+    client, server = handshake(release=False)
+    for conn in (client, server):
+        stand_in = PostHandshakeTls.replacing(conn.tls)
+        assert stand_in is not None
+        assert (stand_in.state, stand_in.alpn_negotiated, stand_in.session_resumed,
+                stand_in.early_data_accepted) == (
+            conn.tls.state, conn.tls.alpn_negotiated, conn.tls.session_resumed,
+            conn.tls.early_data_accepted)
+        pieces = POST_HANDSHAKE_INPUTS[name]
+        assert _outcome(stand_in, pieces) == _outcome(copy.copy(conn.tls), pieces)
+
+
+def test_tls_is_kept_when_it_could_still_build_session_tickets() -> None:
+    client, _ = handshake(release=False)
+    client.tls.new_session_ticket_cb = lambda ticket: None
+    assert not client.release_tls()
+    assert isinstance(client.tls, tls.Context)
+
+
+def test_small_queues_match_deque_semantics() -> None:
+    rng = random.Random(3)
+    for maxlen in (None, 0, 1, 5):
+        ours: SmallQueue[int] = BoundedQueue(maxlen=maxlen) if maxlen is not None \
+            else SmallQueue()
+        theirs: deque[int] = deque(maxlen=maxlen)
+        for step in range(400):
+            op = rng.choice(("append", "append", "popleft", "clear", "check"))
+            if op == "append":
+                ours.append(step)
+                theirs.append(step)
+            elif op == "popleft":
+                got = [ours.popleft()] if ours else []
+                want = [theirs.popleft()] if theirs else []
+                assert got == want
+                if not theirs:
+                    with pytest.raises(IndexError):
+                        ours.popleft()
+            elif op == "clear":
+                ours.clear()
+                theirs.clear()
+            assert list(ours) == list(theirs) and bool(ours) == bool(theirs)
+            assert (step - 1 in ours) == (step - 1 in theirs)
+            if theirs:
+                assert ours[0] == theirs[0]
