@@ -58,6 +58,7 @@ from aioquic.quic.crypto import CryptoPair, NoCallback
 from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
 
 from jamsim.quic.tls_workaround import JamQuicConnection
+from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
 from jamsim.sim.quic_retired import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
@@ -138,6 +139,34 @@ class _CryptoBuffers(threading.local):
 _CRYPTO_BUFFERS = _CryptoBuffers()
 
 
+def _slim_pair(pair: CryptoPair) -> None:
+    slim_context(pair.send)
+    slim_context(pair.recv)
+
+
+def _compact_paths(paths: list[Any]) -> None:
+    """Swap the challenge deques of network paths for list-backed queues."""
+    for path in paths:
+        if isinstance(path.local_challenges, deque):
+            path.local_challenges = BoundedQueue(path.local_challenges,
+                                                 path.local_challenges.maxlen)
+        if isinstance(path.remote_challenges, deque):
+            path.remote_challenges = SmallQueue(path.remote_challenges)
+
+
+def _forget_key_shares(context: Any) -> None:
+    """Drop the (EC)DHE private keys once the handshake secret is derived from them.
+
+    TLS uses them for exactly one key exchange (a client offers four groups, ~5 KB
+    of OpenSSL keys; aioquic implements no HelloRetryRequest, which would be the
+    only reason to keep them), yet ``tls.Context`` holds them for its lifetime.
+    """
+    if isinstance(context, tls.Context) and context.key_schedule is not None:
+        context._ec_private_keys = []
+        context._x25519_private_key = None
+        context._x448_private_key = None
+
+
 class _LazyInitialKeys(dict[int, CryptoPair]):
     """Initial keys per QUIC version; versions other than the connection's on demand."""
 
@@ -154,6 +183,7 @@ class _LazyInitialKeys(dict[int, CryptoPair]):
             raise KeyError(version)
         pair = CryptoPair()
         pair.setup_initial(cid=self._cid, is_client=self._is_client, version=version)
+        _slim_pair(pair)
         self[version] = pair
         return pair
 
@@ -187,14 +217,31 @@ class SimQuicConnection(JamQuicConnection):
                                     self._configuration.supported_versions)
             lazy[version] = initial[version]
             self._cryptos_initial = lazy
+            _slim_pair(lazy[version])
+        if self._quic_logger is None:
+            # The pairs' callbacks only log key changes to the QUIC logger.
+            for pair in self._cryptos.values():
+                for context in (pair.recv, pair.send):
+                    context._setup_cb = NoCallback
+                    context._teardown_cb = NoCallback
+
+    def _update_traffic_key(self, direction: tls.Direction, epoch: tls.Epoch,
+                            cipher_suite: tls.CipherSuite, secret: bytes) -> None:
+        super()._update_traffic_key(direction, epoch, cipher_suite, secret)
+        pair = self._cryptos[epoch]
+        slim_context(pair.send if direction == tls.Direction.ENCRYPT else pair.recv)
+        if epoch is tls.Epoch.HANDSHAKE:
+            _forget_key_shares(self.tls)
 
     def connect(self, addr: Any, now: float) -> None:
         _CRYPTO_BUFFERS.rewind()
         super().connect(addr, now)
+        _compact_paths(self._network_paths)
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         _CRYPTO_BUFFERS.rewind()
         super().receive_datagram(data, addr, now)
+        _compact_paths(self._network_paths)
         if self._handshake_confirmed and self._spaces.get(tls.Epoch.INITIAL) is not \
                 DISCARDED_SPACE:
             self._retire_handshake_epochs()
@@ -224,18 +271,6 @@ class SimQuicConnection(JamQuicConnection):
                 not zero_rtt.send.is_valid():
             self._cryptos[tls.Epoch.ZERO_RTT] = RETIRED_CRYPTO_PAIR
         self._crypto_buffers = _CRYPTO_BUFFERS.established  # type: ignore[assignment]
-        if self._quic_logger is None:
-            one_rtt = self._cryptos[tls.Epoch.ONE_RTT]
-            for context in (one_rtt.recv, one_rtt.send):
-                context._setup_cb = NoCallback
-                context._teardown_cb = NoCallback
-        for path in self._network_paths:
-            if isinstance(path.local_challenges, deque):
-                path.local_challenges = BoundedQueue(  # type: ignore[assignment]
-                    path.local_challenges, path.local_challenges.maxlen)
-            if isinstance(path.remote_challenges, deque):
-                path.remote_challenges = SmallQueue(  # type: ignore[assignment]
-                    path.remote_challenges)
 
     def release_tls(self) -> bool:
         """After HandshakeCompleted was consumed: keep only post-handshake TLS state.
@@ -289,8 +324,11 @@ def memory_trims_report() -> dict[str, bool]:
         to_server = client.datagrams_to_send(now=now)
         if not to_server and not to_client:
             break
-    released = [conn.release_tls() for conn in (client, server)]
     report = dict(before)
+    report["key_shares_forgotten"] = all(
+        not conn.tls._ec_private_keys and conn.tls._x25519_private_key is None
+        and conn.tls._x448_private_key is None for conn in (client, server))
+    released = [conn.release_tls() for conn in (client, server)]
     for name, conn in (("client", client), ("server", server)):
         report[f"{name}_epochs_retired"] = all(
             conn._spaces[e] is DISCARDED_SPACE and conn._cryptos[e] is RETIRED_CRYPTO_PAIR
@@ -300,4 +338,12 @@ def memory_trims_report() -> dict[str, bool]:
         report[f"{name}_frame_table_shared"] = isinstance(getattr(conn, _HANDLERS_ATTR),
                                                           _BoundHandlers)
     report["tls_released"] = all(released)
+    report["ciphers_key_only"] = all(
+        isinstance(context.aead, KeyOnlyAead) and
+        isinstance(context.hp, KeyOnlyHeaderProtection)
+        for conn in (client, server) for context in (conn._cryptos[tls.Epoch.ONE_RTT].send,
+                                                     conn._cryptos[tls.Epoch.ONE_RTT].recv))
+    report["key_log_callbacks_dropped"] = all(
+        conn._cryptos[tls.Epoch.ONE_RTT].send._setup_cb is NoCallback
+        for conn in (client, server))
     return report

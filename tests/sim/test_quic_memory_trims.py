@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from aioquic import tls
+from aioquic._crypto import CryptoError
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
-from aioquic.quic.crypto import CryptoPair, KeyUnavailableError
+from aioquic.quic.crypto import CryptoContext, CryptoPair, KeyUnavailableError
 from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
 
 from jamsim.core.policy import ConnectionPolicy
@@ -26,6 +27,7 @@ from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
+from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
 from jamsim.sim.quic_connection import _CRYPTO_BUFFERS, SimQuicConnection
 from jamsim.sim.quic_keys import DevKeyring
 from jamsim.sim.quic_retired import (
@@ -295,3 +297,27 @@ def test_small_queues_match_deque_semantics() -> None:
             assert (step - 1 in ours) == (step - 1 in theirs)
             if theirs:
                 assert ours[0] == theirs[0]
+
+
+@pytest.mark.parametrize("suite", [tls.CipherSuite.AES_128_GCM_SHA256,
+                                   tls.CipherSuite.AES_256_GCM_SHA384,
+                                   tls.CipherSuite.CHACHA20_POLY1305_SHA256])
+def test_key_only_ciphers_protect_packets_bit_identically(suite: tls.CipherSuite) -> None:
+    secret = bytes(range(tls.cipher_suite_hash(suite).digest_size))
+    stock, slim = CryptoContext(), CryptoContext()
+    for context in (stock, slim):
+        context.setup(cipher_suite=suite, secret=secret, version=QuicProtocolVersion.VERSION_1)
+    assert slim_context(slim) and not slim_context(slim)
+    assert isinstance(slim.aead, KeyOnlyAead) and isinstance(slim.hp, KeyOnlyHeaderProtection)
+    payload = bytes(range(256)) * 4
+    for packet_number in (7, 0x1234):
+        # Short header: flags (2-byte packet number), 8-byte connection id, number.
+        header = bytes([0x41]) + bytes(range(8)) + packet_number.to_bytes(2, "big")
+        sealed = stock.encrypt_packet(header, payload, packet_number)
+        assert slim.encrypt_packet(header, payload, packet_number) == sealed
+        for opener in (stock, slim):
+            assert opener.decrypt_packet(sealed, len(header) - 2, packet_number)[1] == payload
+        tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+        for opener in (stock, slim):
+            with pytest.raises(CryptoError):
+                opener.decrypt_packet(tampered, len(header) - 2, packet_number)
