@@ -76,6 +76,10 @@ class TestnetSpec:
     run_dir: Path = Path(".jamsim-run")
     name: str = "jamsim"
 
+    def region_names(self) -> list[str]:
+        """The region of each validator, in index order (what a keys file records)."""
+        return [self.regions.get(i, "default") for i in range(self.validators)]
+
 
 # ---------------------------------------------------------------------- timeline ops
 # Nodes are referred to by validator index.

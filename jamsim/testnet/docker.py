@@ -35,7 +35,6 @@ from typing import Any
 
 import yaml
 
-from jamsim.identity import alt_name
 from jamsim.net.control import control_request
 from jamsim.testnet.base import (
     Heal,
@@ -58,6 +57,7 @@ from jamsim.testnet.local import (
     STATE_FILE,
     LocalProcessBackend,
     _CollectorThread,
+    key_index,
     write_state_file,
 )
 
@@ -253,8 +253,6 @@ class DockerComposeBackend(LocalProcessBackend):
         raise TestnetError(f"no free /24 in {_SUBNET_POOL} for a bridge network: {last_error}")
 
     def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
-        regions = [spec.regions.get(i, "default") for i in range(spec.validators)]
-        hosts = [self.ips[i] for i in range(spec.validators)]
         if spec.keys_file is not None:
             # Keep the user's identities; the addresses must be the containers'.
             document = json.loads(Path(spec.keys_file).read_text())
@@ -263,22 +261,14 @@ class DockerComposeBackend(LocalProcessBackend):
                 entry["port"] = NODE_PORT
         else:
             document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
-                                     regions=regions, hosts=hosts)
+                                     regions=spec.region_names(),
+                                     hosts=[self.ips[i] for i in range(spec.validators)])
         self.keys_file = run_dir / "keys.json"
         write_keys(self.keys_file, document)
-        _genesis, vset, _ids = load_keys(self.keys_file)
-        if len(vset) != spec.validators:
-            raise TestnetError(f"{self.keys_file}: has {len(vset)} validators, "
-                               f"spec wants {spec.validators}")
-        for info in vset:
-            self.addresses[info.index] = (info.address.host, info.address.port)
-            self._key_index[info.key.hex()] = info.index
-            self._key_index[alt_name(info.key)] = info.index
-        self._regions = {info.index: info.region for info in vset}
-        self._vset = vset
+        self._use_validator_set(load_keys(self.keys_file)[1])
 
     def _start_collector(self) -> None:
-        assert self.spec is not None and self.gateway is not None
+        assert self.spec is not None and self.gateway is not None and self._vset is not None
         if self.spec.telemetry is not None:
             self._telemetry = self.spec.telemetry
             return
@@ -323,10 +313,7 @@ class DockerComposeBackend(LocalProcessBackend):
                                 name=state.get("name", "jamsim"))
         self.control_ports = dict.fromkeys(self.ips, NODE_PORT)
         with contextlib.suppress(OSError, ValueError):
-            _genesis, vset, _ids = load_keys(self.keys_file)
-            for info in vset:
-                self._key_index[info.key.hex()] = info.index
-                self._key_index[alt_name(info.key)] = info.index
+            self._key_index.update(key_index(load_keys(self.keys_file)[1]))
 
     def down(self) -> None:
         self._load_state()

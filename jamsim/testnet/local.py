@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from jamsim.identity import alt_name
+from jamsim.identity import ValidatorSet, alt_name
 from jamsim.net.control import ControlError, control_request
 from jamsim.telemetry.records import EventRecord
 from jamsim.testnet.base import (
@@ -78,6 +78,13 @@ def node_argv(
     if telemetry is not None:
         argv += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
     return argv
+
+
+def key_index(vset: ValidatorSet) -> dict[str, int]:
+    """Validator index by each name a node's status may give a peer: hex key and alt-name."""
+    names = {info.key.hex(): info.index for info in vset}
+    names.update({alt_name(info.key): info.index for info in vset})
+    return names
 
 
 def write_state_file(run_dir: Path, state: dict[str, Any]) -> None:
@@ -132,8 +139,7 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
         _genesis, vset, _ids = load_keys(Path(state["keys_file"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TestnetError(f"{path}: no usable local testnet state: {exc}") from exc
-    names = {info.key.hex(): info.index for info in vset}
-    names.update({alt_name(info.key): info.index for info in vset})
+    names = key_index(vset)
     out: dict[int, NodeStatus] = {}
     for index, pid in sorted(pids.items()):
         try:
@@ -206,6 +212,8 @@ class LocalProcessBackend:
         self.addresses: dict[int, tuple[str, int]] = {}
         self.control_ports: dict[int, int] = {}
         self._key_index: dict[str, int] = {}
+        self._regions: dict[int, str] = {}
+        self._vset: ValidatorSet | None = None
         self._collector: _CollectorThread | None = None
         self._telemetry: tuple[str, int] | None = None
         self._paused: set[int] = set()
@@ -235,27 +243,21 @@ class LocalProcessBackend:
         if spec.keys_file is not None:
             self.keys_file = Path(spec.keys_file)
         else:
-            regions = [spec.regions.get(i, "default") for i in range(spec.validators)]
             self.keys_file = run_dir / "keys.json"
             write_keys(
                 self.keys_file,
                 generate_keys(
-                    spec.validators, seed=spec.seed, base_port=spec.base_port, regions=regions
+                    spec.validators,
+                    seed=spec.seed,
+                    base_port=spec.base_port,
+                    regions=spec.region_names(),
                 ),
             )
-        _genesis, vset, _ids = load_keys(self.keys_file)
-        if len(vset) != spec.validators:
-            raise TestnetError(
-                f"{self.keys_file}: has {len(vset)} validators, spec wants {spec.validators}"
-            )
-        for info in vset:
-            self.addresses[info.index] = (info.address.host, info.address.port)
-            self._key_index[info.key.hex()] = info.index
-            self._key_index[alt_name(info.key)] = info.index
+        vset = self._use_validator_set(load_keys(self.keys_file)[1])
+        for index, (_host, port) in self.addresses.items():
             # TCP and UDP port spaces are separate: the control channel uses the node's
             # UDP port number over TCP, staying out of the ephemeral range used above it
-            self.control_ports[info.index] = info.address.port
-        self._regions = {info.index: info.region for info in vset}
+            self.control_ports[index] = port
         self._install_cleanup()
         if spec.telemetry is None:
             try:
@@ -278,6 +280,28 @@ class LocalProcessBackend:
         except BaseException:
             self.down()
             raise
+
+    def _use_validator_set(self, vset: ValidatorSet, *, addresses: bool = True) -> ValidatorSet:
+        """Learn the testnet's validators from its keys file's validator set.
+
+        Every backend needs the same three things from it: which validator a
+        peer key reported in a node's status is (``_key_index``), each node's
+        region (to apply ``spec.links``) and the set itself (for the telemetry
+        collector). ``addresses``: also take each node's address from the file
+        (swarm learns them from the running nodes instead).
+        """
+        assert self.spec is not None
+        if len(vset) != self.spec.validators:
+            raise TestnetError(
+                f"{self.keys_file}: has {len(vset)} validators, spec wants {self.spec.validators}"
+            )
+        if addresses:
+            for info in vset:
+                self.addresses[info.index] = (info.address.host, info.address.port)
+        self._key_index.update(key_index(vset))
+        self._regions = {info.index: info.region for info in vset}
+        self._vset = vset
+        return vset
 
     def _start(self, index: int) -> None:
         assert self.spec is not None and self.keys_file is not None

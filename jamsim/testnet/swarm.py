@@ -38,7 +38,6 @@ from typing import Any
 
 import yaml
 
-from jamsim.identity import alt_name
 from jamsim.net.control import ControlError, control_request
 from jamsim.testnet.base import (
     Isolate,
@@ -69,6 +68,8 @@ FIRST_CONTROL_PORT = 22000
 """Where the search for a free block of published control ports starts (below
 Linux's ephemeral range, so outgoing connections do not take them meanwhile)."""
 KEYS_CONFIG_TARGET = "/jamsim/keys.json"
+PLACEHOLDER_HOST = "127.0.0.1"
+"""Stands in for task names where an IP is required: validating and indexing the keys."""
 
 
 def swarm_active() -> bool:
@@ -190,28 +191,18 @@ class SwarmBackend(LocalProcessBackend):
             raise
 
     def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
-        regions = [spec.regions.get(i, "default") for i in range(spec.validators)]
-        names = [f"tasks.v{i}" for i in range(spec.validators)]
         document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
-                                 regions=regions, hosts=["127.0.0.1"])
-        # Validate with a placeholder address, then name the tasks instead.
-        parse_keys(document)
-        for entry, name in zip(document["validators"], names, strict=True):
-            entry["host"] = name
+                                 regions=spec.region_names(), hosts=[PLACEHOLDER_HOST])
         self.keys_file = run_dir / "keys.json"
+        # Validate with a placeholder address (the file itself names the tasks instead).
+        vset = parse_keys(document, str(self.keys_file))[1]
+        for entry in document["validators"]:
+            entry["host"] = f"tasks.v{entry['index']}"
         write_keys(self.keys_file, document)
-        placeholder = json.loads(json.dumps(document))
-        for entry in placeholder["validators"]:
-            entry["host"] = "127.0.0.1"
-        _genesis, vset, _ids = parse_keys(placeholder, str(self.keys_file))
-        for info in vset:
-            self._key_index[info.key.hex()] = info.index
-            self._key_index[alt_name(info.key)] = info.index
-        self._regions = {info.index: info.region for info in vset}
-        self._vset = vset
+        self._use_validator_set(vset, addresses=False)
 
     def _start_collector(self) -> None:
-        assert self.spec is not None
+        assert self.spec is not None and self._vset is not None
         if self.spec.telemetry is not None:
             self._telemetry = self.spec.telemetry
             return
