@@ -43,7 +43,6 @@ from jamsim.testnet.base import (
     NodeStatus,
     Pause,
     Restart,
-    SetLink,
     TestnetError,
     TestnetSpec,
     TimelineOp,
@@ -56,8 +55,8 @@ from jamsim.testnet.keys import generate_keys, load_keys, write_keys
 from jamsim.testnet.local import (
     STATE_FILE,
     LocalProcessBackend,
-    _CollectorThread,
     key_index,
+    node_options,
     write_state_file,
 )
 
@@ -109,14 +108,9 @@ def project_name(spec: TestnetSpec) -> str:
 def node_command_args(spec: TestnetSpec, index: int, telemetry: tuple[str, int] | None,
                       ) -> list[str]:
     """Arguments after the entrypoint for validator ``index``."""
-    args = ["--keys", KEYS_IN_CONTAINER, "--index", str(index),
+    return ["--keys", KEYS_IN_CONTAINER, "--index", str(index),
             "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
-            "--policy", spec.policy]
-    for name, value in sorted(spec.policy_overrides.items()):
-        args += ["--policy-set", f"{name}={'none' if value is None else value}"]
-    if telemetry is not None:
-        args += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
-    return args
+            *node_options(spec, telemetry)]
 
 
 def compose_document(spec: TestnetSpec, project: str, network: str, ips: list[str],
@@ -173,9 +167,6 @@ class DockerComposeBackend(LocalProcessBackend):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> DockerComposeBackend:
-        return self
-
     def build(self) -> None:
         """Make sure the node image exists (built offline if no registry is reachable)."""
         if not engine_reachable():
@@ -215,12 +206,7 @@ class DockerComposeBackend(LocalProcessBackend):
             (gate / "open").touch()  # every container exists: start all nodes now
             for index in range(spec.validators):
                 self.control_ports[index] = NODE_PORT
-            if spec.links:
-                self._wait_control(set(range(spec.validators)))
-                for (src, dst), cond in spec.links.items():
-                    srcs = tuple(i for i, r in self._regions.items() if r == src)
-                    dsts = tuple(i for i, r in self._regions.items() if r == dst)
-                    self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+            self._apply_spec_links()
         except BaseException:
             self.down()
             raise
@@ -267,14 +253,10 @@ class DockerComposeBackend(LocalProcessBackend):
         write_keys(self.keys_file, document)
         self._use_validator_set(load_keys(self.keys_file)[1])
 
-    def _start_collector(self) -> None:
-        assert self.spec is not None and self.gateway is not None and self._vset is not None
-        if self.spec.telemetry is not None:
-            self._telemetry = self.spec.telemetry
-            return
-        self._collector = _CollectorThread({info.key: info.index for info in self._vset},
-                                           host=self.gateway)
-        self._telemetry = self._collector.address
+    def _collector_hosts(self) -> tuple[str, str | None]:
+        """The bridge's gateway: containers reach it, nothing outside this host does."""
+        assert self.gateway is not None
+        return self.gateway, None
 
     def container(self, index: int) -> str:
         assert self.project is not None
@@ -327,21 +309,12 @@ class DockerComposeBackend(LocalProcessBackend):
         # jamsim-labelled container here would take down other harnesses'
         # testnets whenever an unused backend leaves a `with` block;
         # `jamsim testnet down --all` does that on purpose.)
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
+        self._stop_collector()
         if self._state_dir is not None:
             (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
         self._remove_cleanup()
         self.project = None
         self.procs.clear()
-
-    def detach(self) -> None:
-        """Leave the containers running; ``jamsim testnet down --backend docker`` removes them."""
-        self._remove_cleanup()
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
 
     # -------------------------------------------------------------------- control
 
@@ -377,11 +350,8 @@ class DockerComposeBackend(LocalProcessBackend):
                 docker("kill", self.container(op.node), check=False)
             docker("start", self.container(op.node))
             self._stopped.discard(op.node)
-            if self._in_force.get(op.node) and op.node not in self._isolated:
-                # a fresh process has no rules: restore partitions/links first
-                self._wait_control({op.node})
-                for request in self._in_force[op.node]:
-                    self._control(op.node, request)
+            if op.node not in self._isolated:  # unplugged: its control port is unreachable
+                self._replay_rules(op.node)
         elif isinstance(op, Isolate):
             assert self.network is not None
             docker("network", "disconnect", "--force", self.network, self.container(op.node))

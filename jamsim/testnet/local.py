@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 from jamsim.identity import ValidatorSet, alt_name
 from jamsim.net.control import ControlError, control_request
@@ -72,12 +72,17 @@ def node_argv(
 ) -> list[str]:
     """The command line of node ``index`` (the contract with ``jamsim node``)."""
     argv = [*prefix, "--keys", str(keys_file), "--index", str(index)]
-    argv += ["--control-port", str(control_port), "--policy", spec.policy]
+    return [*argv, "--control-port", str(control_port), *node_options(spec, telemetry)]
+
+
+def node_options(spec: TestnetSpec, telemetry: tuple[str, int] | None) -> list[str]:
+    """The ``jamsim node`` options every backend passes the same way: policy and telemetry."""
+    options = ["--policy", spec.policy]
     for name, value in sorted(spec.policy_overrides.items()):
-        argv += ["--policy-set", f"{name}={'none' if value is None else value}"]
+        options += ["--policy-set", f"{name}={'none' if value is None else value}"]
     if telemetry is not None:
-        argv += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
-    return argv
+        options += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
+    return options
 
 
 def key_index(vset: ValidatorSet) -> dict[str, int]:
@@ -224,7 +229,7 @@ class LocalProcessBackend:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> LocalProcessBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,35 +258,23 @@ class LocalProcessBackend:
                     regions=spec.region_names(),
                 ),
             )
-        vset = self._use_validator_set(load_keys(self.keys_file)[1])
+        self._use_validator_set(load_keys(self.keys_file)[1])
         for index, (_host, port) in self.addresses.items():
             # TCP and UDP port spaces are separate: the control channel uses the node's
             # UDP port number over TCP, staying out of the ephemeral range used above it
             self.control_ports[index] = port
         self._install_cleanup()
-        if spec.telemetry is None:
-            try:
-                self._collector = _CollectorThread({info.key: info.index for info in vset})
-                self._telemetry = self._collector.address
-            except ImportError:
-                self._telemetry = None
-        else:
-            self._telemetry = spec.telemetry
+        self._start_collector()
         (run_dir / "logs").mkdir(exist_ok=True)
         try:
             for index in range(spec.validators):
                 self._start(index)
-            if spec.links:
-                self._wait_control(set(range(spec.validators)))
-                for (src, dst), cond in spec.links.items():
-                    srcs = tuple(i for i, r in self._regions.items() if r == src)
-                    dsts = tuple(i for i, r in self._regions.items() if r == dst)
-                    self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+            self._apply_spec_links()
         except BaseException:
             self.down()
             raise
 
-    def _use_validator_set(self, vset: ValidatorSet, *, addresses: bool = True) -> ValidatorSet:
+    def _use_validator_set(self, vset: ValidatorSet, *, addresses: bool = True) -> None:
         """Learn the testnet's validators from its keys file's validator set.
 
         Every backend needs the same three things from it: which validator a
@@ -301,7 +294,58 @@ class LocalProcessBackend:
         self._key_index.update(key_index(vset))
         self._regions = {info.index: info.region for info in vset}
         self._vset = vset
-        return vset
+
+    def _start_collector(self) -> None:
+        """Run the harness's JIP-3 collector, unless ``spec.telemetry`` names another one.
+
+        Where it listens and the address nodes are told differ per backend
+        (:meth:`_collector_hosts`); this is asked only when a collector is needed.
+        """
+        assert self.spec is not None and self._vset is not None
+        if self.spec.telemetry is not None:
+            self._telemetry = self.spec.telemetry
+            return
+        listen, advertised = self._collector_hosts()
+        self._collector = _CollectorThread(
+            {info.key: info.index for info in self._vset}, host=listen
+        )
+        host, port = self._collector.address
+        self._telemetry = (advertised or host, port)
+
+    def _collector_hosts(self) -> tuple[str, str | None]:
+        """(address the collector listens on, address nodes send to; None: the same)."""
+        return "127.0.0.1", None
+
+    def _stop_collector(self) -> None:
+        if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+
+    def _apply_spec_links(self, *, wait: bool = True) -> None:
+        """Apply ``spec.links`` (conditions between regions) to the started nodes.
+
+        ``wait``: first wait until every node answers on its control channel
+        (the caller may already have done so).
+        """
+        assert self.spec is not None
+        if not self.spec.links:
+            return
+        if wait:
+            self._wait_control(set(range(self.spec.validators)))
+        for (src, dst), cond in self.spec.links.items():
+            srcs = tuple(i for i, r in self._regions.items() if r == src)
+            dsts = tuple(i for i, r in self._regions.items() if r == dst)
+            self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+
+    def _replay_rules(self, index: int) -> None:
+        """Give a restarted node the control requests in force (a fresh process has none).
+
+        Before it dials much: a partitioned node must not reconnect meanwhile.
+        """
+        if self._in_force.get(index):
+            self._wait_control({index})
+            for request in self._in_force[index]:
+                self._control(index, request)
 
     def _start(self, index: int) -> None:
         assert self.spec is not None and self.keys_file is not None
@@ -353,23 +397,20 @@ class LocalProcessBackend:
             del self.procs[index]
         if self.spec is not None:
             down_run_dir(Path(self.spec.run_dir))
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
+        self._stop_collector()
         self._remove_cleanup()
 
     def detach(self) -> None:
         """Leave the nodes running after this harness exits (``jamsim testnet up --detach``).
 
-        The state file keeps their pids; ``jamsim testnet down`` removes them.
-        The in-harness telemetry collector stops, so detached nodes report only
-        to an external collector (``spec.telemetry``).
+        The state file keeps what they are (pids, containers or services);
+        ``jamsim testnet down [--backend B] --run-dir D`` removes them. The
+        in-harness telemetry collector stops, so detached nodes report only to
+        an external collector (``spec.telemetry``).
         """
         self._remove_cleanup()
         self.procs.clear()
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
+        self._stop_collector()
 
     def _install_cleanup(self) -> None:
         if not self._registered:
@@ -480,11 +521,7 @@ class LocalProcessBackend:
                 _kill_group(proc.pid, signal.SIGKILL)
                 proc.wait(5)
             self._start(op.node)
-            if self._in_force.get(op.node):
-                # a fresh process has no rules: restore partitions/links before it dials much
-                self._wait_control({op.node})
-                for request in self._in_force[op.node]:
-                    self._control(op.node, request)
+            self._replay_rules(op.node)
         else:
             raise TestnetError(f"unsupported op {op!r}")
 

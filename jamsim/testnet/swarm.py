@@ -45,7 +45,6 @@ from jamsim.testnet.base import (
     NodeStatus,
     Pause,
     Restart,
-    SetLink,
     TestnetError,
     TestnetSpec,
     TimelineOp,
@@ -58,7 +57,7 @@ from jamsim.testnet.keys import generate_keys, load_keys, parse_keys, write_keys
 from jamsim.testnet.local import (
     STATE_FILE,
     LocalProcessBackend,
-    _CollectorThread,
+    node_options,
     write_state_file,
 )
 
@@ -87,11 +86,7 @@ def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: s
     for index in range(spec.validators):
         command = ["--keys", KEYS_CONFIG_TARGET, "--index", str(index),
                    "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
-                   "--resolve-hosts", "120", "--policy", spec.policy]
-        for name, value in sorted(spec.policy_overrides.items()):
-            command += ["--policy-set", f"{name}={'none' if value is None else value}"]
-        if telemetry is not None:
-            command += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
+                   "--resolve-hosts", "120", *node_options(spec, telemetry)]
         services[f"v{index}"] = {
             "image": image,
             "entrypoint": NODE_ENTRYPOINT,
@@ -132,9 +127,6 @@ class SwarmBackend(LocalProcessBackend):
         self.stack_file: Path | None = None
         self._state_dir = run_dir
         self._task_hosts: dict[int, str] = {}
-
-    def __enter__(self) -> SwarmBackend:
-        return self
 
     def build(self) -> None:
         if not engine_reachable():
@@ -181,11 +173,7 @@ class SwarmBackend(LocalProcessBackend):
             self.control_ports = {i: self.control_base + i for i in range(spec.validators)}
             self._wait_control(set(range(spec.validators)))
             self._learn_addresses()
-            if spec.links:
-                for (src, dst), cond in spec.links.items():
-                    srcs = tuple(i for i, r in self._regions.items() if r == src)
-                    dsts = tuple(i for i, r in self._regions.items() if r == dst)
-                    self.apply(SetLink(srcs, dsts, cond, symmetric=False))
+            self._apply_spec_links(wait=False)
         except BaseException:
             self.down()
             raise
@@ -201,15 +189,9 @@ class SwarmBackend(LocalProcessBackend):
         write_keys(self.keys_file, document)
         self._use_validator_set(vset, addresses=False)
 
-    def _start_collector(self) -> None:
-        assert self.spec is not None and self._vset is not None
-        if self.spec.telemetry is not None:
-            self._telemetry = self.spec.telemetry
-            return
-        host = os.environ.get("JAMSIM_TELEMETRY_HOST") or _host_address_for_tasks()
-        self._collector = _CollectorThread({info.key: info.index for info in self._vset},
-                                           host="0.0.0.0")
-        self._telemetry = (host, self._collector.address[1])
+    def _collector_hosts(self) -> tuple[str, str | None]:
+        """All interfaces; tasks are told this host's address on their bridge (or the env's)."""
+        return "0.0.0.0", os.environ.get("JAMSIM_TELEMETRY_HOST") or _host_address_for_tasks()
 
     def _learn_addresses(self) -> None:
         """Each node's overlay address, as it resolved it, for impairment rules."""
@@ -264,19 +246,11 @@ class SwarmBackend(LocalProcessBackend):
         self._load_state()
         if self.project is not None and swarm_active():
             self._remove_stack()
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
+        self._stop_collector()
         if self._state_dir is not None:
             (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
         self._remove_cleanup()
         self.project = None
-
-    def detach(self) -> None:
-        self._remove_cleanup()
-        if self._collector is not None:
-            self._collector.stop()
-            self._collector = None
 
     def _control_host(self, index: int) -> str:
         """Address of the swarm node running validator ``index``'s task (cached)."""
