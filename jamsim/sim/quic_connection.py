@@ -56,15 +56,19 @@ from aioquic import tls
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic.crypto import CryptoPair, NoCallback
 from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
+from aioquic.quic.stream import QuicStream
 
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
+from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
 from jamsim.sim.quic_retired import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
+    UNUSED_CRYPTO_STREAM,
     BoundedQueue,
     PostHandshakeTls,
     SmallQueue,
+    is_unused_stream,
     retired_initial_keys,
 )
 
@@ -218,6 +222,13 @@ class SimQuicConnection(JamQuicConnection):
             lazy[version] = initial[version]
             self._cryptos_initial = lazy
             _slim_pair(lazy[version])
+        context: Any = self.tls
+        if context.session_ticket is None and context.get_session_ticket_cb is None:
+            # 0-RTT keys need a session ticket; without one TLS never installs them.
+            self._cryptos[tls.Epoch.ZERO_RTT] = RETIRED_CRYPTO_PAIR
+        streams = self._crypto_streams
+        if is_unused_stream(streams[tls.Epoch.ONE_RTT]):
+            streams[tls.Epoch.ONE_RTT] = UNUSED_CRYPTO_STREAM  # until first used
         if self._quic_logger is None:
             # The pairs' callbacks only log key changes to the QUIC logger.
             for pair in self._cryptos.values():
@@ -237,11 +248,14 @@ class SimQuicConnection(JamQuicConnection):
         _CRYPTO_BUFFERS.rewind()
         super().connect(addr, now)
         _compact_paths(self._network_paths)
+        stash_key_shares(self.tls)
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         _CRYPTO_BUFFERS.rewind()
         super().receive_datagram(data, addr, now)
         _compact_paths(self._network_paths)
+        if self._is_client:
+            stash_key_shares(self.tls)  # a Retry or version negotiation starts over
         if self._handshake_confirmed and self._spaces.get(tls.Epoch.INITIAL) is not \
                 DISCARDED_SPACE:
             self._retire_handshake_epochs()
@@ -271,6 +285,17 @@ class SimQuicConnection(JamQuicConnection):
                 not zero_rtt.send.is_valid():
             self._cryptos[tls.Epoch.ZERO_RTT] = RETIRED_CRYPTO_PAIR
         self._crypto_buffers = _CRYPTO_BUFFERS.established  # type: ignore[assignment]
+
+    def _handle_crypto_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
+        if self._crypto_streams.get(context.epoch) is UNUSED_CRYPTO_STREAM:
+            self._crypto_streams[context.epoch] = QuicStream()  # as aioquic built it
+        super()._handle_crypto_frame(context, frame_type, buf)
+
+    def _push_crypto_data(self) -> None:
+        for epoch, buffer in self._crypto_buffers.items():
+            if buffer.tell() and self._crypto_streams.get(epoch) is UNUSED_CRYPTO_STREAM:
+                self._crypto_streams[epoch] = QuicStream()  # TLS wrote post-handshake data
+        super()._push_crypto_data()
 
     def release_tls(self) -> bool:
         """After HandshakeCompleted was consumed: keep only post-handshake TLS state.
@@ -309,7 +334,11 @@ def memory_trims_report() -> dict[str, bool]:
             certificate_for(ValidatorIdentity.generate_dev("trims", 1)), genesis,
             is_client=False, idle_timeout=15.0),
         original_destination_connection_id=header.destination_cid)
-    before = {"initial_keys_lazy": isinstance(client._cryptos_initial, _LazyInitialKeys)
+    context: Any = client.tls
+    before = {"key_shares_stashed": len(context._ec_private_keys) == 2 and all(
+                  isinstance(key, StashedEcKey) for key in context._ec_private_keys)
+              and isinstance(context._x25519_private_key, StashedRawKey),
+              "initial_keys_lazy": isinstance(client._cryptos_initial, _LazyInitialKeys)
               and QuicProtocolVersion.VERSION_2 not in client._cryptos_initial,
               "crypto_buffers_shared": client._crypto_buffers is _CRYPTO_BUFFERS.handshake}
     now, to_server = 0.0, first
@@ -332,7 +361,8 @@ def memory_trims_report() -> dict[str, bool]:
     for name, conn in (("client", client), ("server", server)):
         report[f"{name}_epochs_retired"] = all(
             conn._spaces[e] is DISCARDED_SPACE and conn._cryptos[e] is RETIRED_CRYPTO_PAIR
-            for e in _HANDSHAKE_EPOCHS) and set(conn._crypto_streams) == {tls.Epoch.ONE_RTT}
+            for e in _HANDSHAKE_EPOCHS) and \
+            conn._crypto_streams == {tls.Epoch.ONE_RTT: UNUSED_CRYPTO_STREAM}
         report[f"{name}_queues_small"] = isinstance(conn._events, SmallQueue) and all(
             isinstance(p.remote_challenges, SmallQueue) for p in conn._network_paths)
         report[f"{name}_frame_table_shared"] = isinstance(getattr(conn, _HANDLERS_ATTR),

@@ -19,6 +19,8 @@ leaking state from one connection into another:
   epoch is discarded (every supported version maps to the retired pair);
 * :data:`DISCARDED_SPACE`: a discarded packet space (nothing in flight, no loss
   time, no ACK due), which is all loss recovery ever reads from one;
+* :data:`UNUSED_CRYPTO_STREAM`: the 1-RTT crypto stream while nothing was ever sent
+  or received on it;
 * :class:`PostHandshakeTls`: the part of a TLS context a connection still uses in
   the post-handshake state (negotiated ALPN and its reaction to a post-handshake
   message);
@@ -36,14 +38,17 @@ from aioquic import tls
 from aioquic.buffer import Buffer, BufferReadError  # type: ignore[attr-defined]
 from aioquic.quic.crypto import CryptoContext, CryptoPair
 from aioquic.quic.recovery import QuicPacketSpace
+from aioquic.quic.stream import QuicStream, QuicStreamReceiver, QuicStreamSender
 
 __all__ = [
     "DISCARDED_SPACE",
     "RETIRED_CRYPTO_PAIR",
+    "UNUSED_CRYPTO_STREAM",
     "BoundedQueue",
     "PostHandshakeTls",
     "RetiredStateError",
     "SmallQueue",
+    "is_unused_stream",
     "retired_initial_keys",
 ]
 
@@ -112,6 +117,56 @@ class _DiscardedSpace(QuicPacketSpace):
 
 DISCARDED_SPACE: QuicPacketSpace = _DiscardedSpace()
 """Shared by every connection for its discarded Initial and Handshake spaces."""
+
+
+class _FrozenStreamPart:
+    """Mixin: no attribute may change once ``_frozen`` is set."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise RetiredStateError(f"unused crypto stream is shared: cannot set {name}")
+        super().__setattr__(name, value)
+
+
+class _UnusedSender(_FrozenStreamPart, QuicStreamSender):
+    def write(self, data: bytes, end_stream: bool = False) -> None:
+        if data or end_stream:
+            raise RetiredStateError("unused crypto stream is shared: cannot write to it")
+
+
+class _UnusedReceiver(_FrozenStreamPart, QuicStreamReceiver):
+    def handle_frame(self, frame: Any) -> Any:
+        raise RetiredStateError("unused crypto stream is shared: replace it before use")
+
+
+class _UnusedCryptoStream(_FrozenStreamPart, QuicStream):
+    def __init__(self) -> None:
+        super().__init__()
+        self.receiver = _UnusedReceiver(stream_id=None, readable=True)
+        self.sender = _UnusedSender(stream_id=None, writable=True)
+        for part in (self.receiver, self.sender, self):
+            part._frozen = True
+
+
+UNUSED_CRYPTO_STREAM: QuicStream = _UnusedCryptoStream()
+"""Shared 1-RTT crypto stream of connections that never used theirs.
+
+JAMNP-S sends nothing after the handshake on the 1-RTT crypto stream (no session
+tickets), yet aioquic keeps a QuicStream with two buffers and three range sets
+(~850 bytes) per connection for it. Reading it (``buffer_is_empty``) and writing
+nothing to it are all aioquic does with an unused one; the connection swaps in a
+fresh QuicStream before the first CRYPTO frame is handled."""
+
+
+def is_unused_stream(stream: QuicStream) -> bool:
+    """Whether ``stream`` is indistinguishable from a freshly built ``QuicStream()``."""
+    fresh = QuicStream()
+
+    def fields(obj: object) -> dict[str, Any]:
+        return {k: v for k, v in vars(obj).items() if k not in ("receiver", "sender")}
+
+    return fields(stream) == fields(fresh) and vars(stream.sender) == vars(fresh.sender) \
+        and vars(stream.receiver) == vars(fresh.receiver)
 
 
 _POST_HANDSHAKE_STATES = frozenset({tls.State.CLIENT_POST_HANDSHAKE,

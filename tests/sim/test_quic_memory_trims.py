@@ -19,6 +19,7 @@ from aioquic._crypto import CryptoError
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic.crypto import CryptoContext, CryptoPair, KeyUnavailableError
 from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
+from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorIdentity, ValidatorSet
@@ -29,10 +30,12 @@ from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
 from jamsim.sim.quic_connection import _CRYPTO_BUFFERS, SimQuicConnection
+from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
 from jamsim.sim.quic_keys import DevKeyring
 from jamsim.sim.quic_retired import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
+    UNUSED_CRYPTO_STREAM,
     BoundedQueue,
     PostHandshakeTls,
     RetiredStateError,
@@ -151,25 +154,33 @@ def _config(index: int, is_client: bool) -> Any:
     return make_configuration(cert, GENESIS, is_client=is_client, idle_timeout=15.0)
 
 
-def handshake(cls: type[JamQuicConnection] = SimQuicConnection,
-              release: bool = True) -> tuple[Any, Any]:
-    """A real client/server handshake in memory, 50 ms each way; events drained."""
+def exchange(client: Any, server: Any, now: float, to_server: list[Any] | None = None) -> float:
+    """Deliver datagrams both ways, 50 ms each way, until both ends are quiet."""
+    if to_server is None:
+        to_server = client.datagrams_to_send(now=now)
+    # A server that has not heard from its client yet has no path to send on.
+    to_client = server.datagrams_to_send(now=now) if server._network_paths else []
+    while to_server or to_client:
+        now += 0.05
+        for data, _ in to_server:
+            server.receive_datagram(data, CLIENT_ADDR, now=now)
+        for data, _ in to_client:
+            client.receive_datagram(data, SERVER_ADDR, now=now)
+        to_client = server.datagrams_to_send(now=now)
+        to_server = client.datagrams_to_send(now=now)
+    return now
+
+
+def handshake(cls: type[JamQuicConnection] = SimQuicConnection, release: bool = True,
+              server_cls: type[JamQuicConnection] | None = None) -> tuple[Any, Any]:
+    """A real client/server handshake in memory; events drained."""
     client = cls(configuration=_config(0, True))
     client.connect(SERVER_ADDR, now=0.0)
     to_server = client.datagrams_to_send(now=0.0)
     header = pull_quic_header(Buffer(data=to_server[0][0]), host_cid_length=8)
-    server = cls(configuration=_config(1, False),
-                 original_destination_connection_id=header.destination_cid)
-    now = 0.0
-    while to_server:
-        now += 0.05
-        for data, _ in to_server:
-            server.receive_datagram(data, CLIENT_ADDR, now=now)
-        to_client = server.datagrams_to_send(now=now)
-        now += 0.05
-        for data, _ in to_client:
-            client.receive_datagram(data, SERVER_ADDR, now=now)
-        to_server = client.datagrams_to_send(now=now)
+    server = (server_cls or cls)(configuration=_config(1, False),
+                                 original_destination_connection_id=header.destination_cid)
+    exchange(client, server, 0.0, to_server)
     for conn in (client, server):
         while conn.next_event() is not None:
             pass
@@ -321,3 +332,53 @@ def test_key_only_ciphers_protect_packets_bit_identically(suite: tls.CipherSuite
         for opener in (stock, slim):
             with pytest.raises(CryptoError):
                 opener.decrypt_packet(tampered, len(header) - 2, packet_number)
+
+
+@pytest.mark.parametrize("to_client", [True, False])
+def test_post_handshake_crypto_data_is_handled_like_stock(to_client: bool) -> None:
+    """A NewSessionTicket to a client is accepted, anything to a server closes it."""
+    outcomes = []
+    for cls in (SimQuicConnection, JamQuicConnection):
+        # The end under test is ``cls``; its stock peer can write CRYPTO data.
+        client, server = handshake(cls if to_client else JamQuicConnection,
+                                   server_cls=JamQuicConnection if to_client else cls)
+        sender, receiver = (server, client) if to_client else (client, server)
+        if cls is SimQuicConnection:
+            assert receiver._crypto_streams[tls.Epoch.ONE_RTT] is UNUSED_CRYPTO_STREAM
+        sender._crypto_streams[tls.Epoch.ONE_RTT].sender.write(
+            _ticket() if to_client else KEY_UPDATE)
+        exchange(client, server, 1.0)
+        close = receiver._close_event
+        outcomes.append((receiver._state, close and (close.error_code, close.reason_phrase),
+                         receiver._crypto_streams[tls.Epoch.ONE_RTT].receiver.highest_offset))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0][1] is None) == to_client and outcomes[0][2] > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ec.generate_private_key(ec.SECP256R1()),
+    lambda: ec.generate_private_key(ec.SECP384R1()),
+    x25519.X25519PrivateKey.generate,
+    x448.X448PrivateKey.generate,
+])
+def test_stashed_key_shares_derive_the_same_secret(make: Callable[[], Any]) -> None:
+    key, peer = make(), make()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        stashed_ec = StashedEcKey(key)
+        assert stashed_ec.public_key().curve.__class__ is key.curve.__class__
+        assert stashed_ec.exchange(ec.ECDH(), peer.public_key()) == \
+            key.exchange(ec.ECDH(), peer.public_key())
+    else:
+        assert StashedRawKey(key).exchange(peer.public_key()) == key.exchange(peer.public_key())
+
+
+def test_key_shares_are_stashed_only_while_waiting_for_the_server_hello() -> None:
+    client = SimQuicConnection(configuration=_config(0, True))
+    client.connect(SERVER_ADDR, now=0.0)
+    context: Any = client.tls
+    assert all(isinstance(k, StashedEcKey) for k in context._ec_private_keys)
+    assert isinstance(context._x25519_private_key, StashedRawKey)
+    assert isinstance(context._x448_private_key, StashedRawKey)
+    assert not stash_key_shares(context)  # idempotent
+    client, _ = handshake(release=False)
+    assert client.tls._x25519_private_key is None and not client.tls._ec_private_keys
