@@ -2,8 +2,9 @@
 
 The same node (``jamsim node``), control channel and telemetry as the local
 backend, so everything above the process boundary is inherited from
-:class:`jamsim.testnet.local.LocalProcessBackend`; this class only changes *where*
-nodes run:
+:class:`jamsim.testnet.local.LocalProcessBackend`, and the lifecycle it shares
+with swarm from :class:`jamsim.testnet.container.ContainerBackend`; this class
+only changes *where* nodes run:
 
 * a labelled bridge network with a fixed subnet, so every container has a known
   address before it starts and the keys file can carry it (JAMNP-S validator
@@ -48,69 +49,31 @@ from jamsim.testnet.base import (
     TimelineOp,
     Unpause,
 )
-from jamsim.testnet.docker_cli import LABEL, compose, docker, engine_reachable, remove_labelled
-from jamsim.testnet.host_limits import ensure_neighbour_capacity
-from jamsim.testnet.image import NODE_IMAGE, ensure_image
-from jamsim.testnet.keys import generate_keys, load_keys, write_keys
-from jamsim.testnet.local import (
-    STATE_FILE,
-    LocalProcessBackend,
-    key_index,
-    node_options,
-    write_state_file,
+from jamsim.testnet.container import (
+    GATE_IN_CONTAINER,
+    KEYS_IN_CONTAINER,
+    NODE_ENTRYPOINT,
+    NODE_PORT,
+    ContainerBackend,
+    node_command_args,
+    project_name,
 )
+from jamsim.testnet.docker_cli import LABEL, compose, docker, remove_labelled
+from jamsim.testnet.host_limits import ensure_neighbour_capacity
+from jamsim.testnet.image import NODE_IMAGE
+from jamsim.testnet.keys import generate_keys, load_keys, write_keys
 
-__all__ = ["NODE_PORT", "DockerComposeBackend", "compose_document", "create_backend"]
-
-NODE_PORT = 40000
-"""UDP port of every node inside its container (each container has its own IP)."""
-KEYS_IN_CONTAINER = "/jamsim/keys.json"
-GATE_IN_CONTAINER = "/jamsim/gate"
-"""A directory mounted from ``run_dir/gate``: nodes wait for ``open`` in it to start.
-
-Why: ``compose up`` starts containers one after another (~0.2 s each, 14 s for
-64). Without a gate the first nodes spend that time dialling peers that do not
-exist yet and back off (up to ``max_retry``) just as those peers appear, and
-their handshakes compete for CPU with the remaining containers' Python imports.
-With it every node imports first, then all start together once the last
-container is up: a common genesis, as a real validator set launch has. A
-restarted container finds the gate open and starts at once; without the mount
-(swarm) there is no wait.
-"""
-NODE_ENTRYPOINT = [
-    "/opt/jamsim/bin/python", "-c",
-    # `jamsim node` without importing the whole CLI (pandas, matplotlib): ~40 MB
-    # instead of ~170 MB per container.
-    "import os, sys, time, typer\n"
-    "from jamsim.net.commands import node_command\n"
-    f"gate = '{GATE_IN_CONTAINER}'\n"
-    "deadline = time.monotonic() + 600\n"
-    "while os.path.isdir(gate) and not os.path.exists(gate + '/open') "
-    "and time.monotonic() < deadline:\n"
-    "    time.sleep(0.05)  # bounded wait for the harness to open the gate\n"
-    "sys.argv[0] = 'jamsim-node'\n"
-    "typer.run(node_command)\n",
+__all__ = [
+    "GATE_IN_CONTAINER",
+    "NODE_PORT",
+    "DockerComposeBackend",
+    "compose_document",
+    "create_backend",
+    "node_command_args",
+    "project_name",
 ]
+
 _SUBNET_POOL = ipaddress.IPv4Network("10.213.0.0/16")
-
-
-def project_name(spec: TestnetSpec) -> str:
-    """A compose project name: the spec's name plus a hash of its run folder.
-
-    Two runs with the same scenario name in different folders must not tear
-    each other down.
-    """
-    slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")[:30] or "testnet"
-    digest = hashlib.sha1(str(Path(spec.run_dir).resolve()).encode()).hexdigest()[:8]
-    return f"jamsim-{slug}-{digest}"
-
-
-def node_command_args(spec: TestnetSpec, index: int, telemetry: tuple[str, int] | None,
-                      ) -> list[str]:
-    """Arguments after the entrypoint for validator ``index``."""
-    return ["--keys", KEYS_IN_CONTAINER, "--index", str(index),
-            "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
-            *node_options(spec, telemetry)]
 
 
 def compose_document(spec: TestnetSpec, project: str, network: str, ips: list[str],
@@ -142,74 +105,54 @@ def compose_document(spec: TestnetSpec, project: str, network: str, ips: list[st
     }
 
 
-class DockerComposeBackend(LocalProcessBackend):
+class DockerComposeBackend(ContainerBackend):
     """Validators as containers of one compose project.
 
     ``with DockerComposeBackend() as tn: tn.up(spec); tn.wait_full_mesh(60)``.
     """
 
+    backend_name = "docker"
     control_wait = 60.0  # containers start slower than processes
     control_poll = 0.1
 
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 5.0,
                  run_dir: Path | None = None) -> None:
-        super().__init__(node_command=("docker",), control_timeout=control_timeout)
-        self.image = image
-        self.project: str | None = None
-        self.network: str | None = None
+        super().__init__(image, control_timeout, run_dir)
         self.gateway: str | None = None
         self.compose_file: Path | None = None
         self.ips: dict[int, str] = {}
         self._stopped: set[int] = set()
         self._isolated: set[int] = set()
-        self._state_dir = run_dir
         self.host_warning: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def build(self) -> None:
-        """Make sure the node image exists (built offline if no registry is reachable)."""
-        if not engine_reachable():
-            raise TestnetError("no Docker engine reachable (`docker info` failed): "
-                               "start dockerd or use --testnet local")
-        ensure_image(tag=self.image)
-
-    def up(self, spec: TestnetSpec) -> None:
-        if self.project is not None:
-            raise TestnetError("testnet already up; call down() first")
-        if not engine_reachable():
-            raise TestnetError("no Docker engine reachable (`docker info` failed)")
-        self.spec = spec
-        self.project = project_name(spec)
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._state_dir = run_dir
+    def _clear_leftovers(self, spec: TestnetSpec) -> None:
+        assert self.project is not None
         remove_labelled(self.project)  # leftovers of a crashed run in this folder
         self.host_warning = ensure_neighbour_capacity(spec.validators)
-        self._install_cleanup()
-        try:
-            self._create_network(spec.validators)
-            self._write_keys(spec, run_dir)
-            self._start_collector()
-            assert self.network is not None and self.keys_file is not None
-            self.compose_file = run_dir / "docker-compose.yml"
-            gate = run_dir / "gate"
-            gate.mkdir(exist_ok=True)
-            (gate / "open").unlink(missing_ok=True)
-            document = compose_document(spec, self.project, self.network,
-                                        [self.ips[i] for i in range(spec.validators)],
-                                        self.keys_file, self._telemetry, self.image, gate)
-            self.compose_file.write_text(yaml.safe_dump(document, sort_keys=False))
-            self._write_state()
-            compose(self.project, str(self.compose_file), "up", "-d", "--no-build",
-                    timeout=120 + 5 * spec.validators)
-            (gate / "open").touch()  # every container exists: start all nodes now
-            for index in range(spec.validators):
-                self.control_ports[index] = NODE_PORT
-            self._apply_spec_links()
-        except BaseException:
-            self.down()
-            raise
+
+    def _deploy(self, spec: TestnetSpec, run_dir: Path) -> None:
+        assert self.project is not None
+        self._create_network(spec.validators)
+        self._write_keys(spec, run_dir)
+        self._start_collector()
+        assert self.network is not None and self.keys_file is not None
+        self.compose_file = run_dir / "docker-compose.yml"
+        gate = run_dir / "gate"
+        gate.mkdir(exist_ok=True)
+        (gate / "open").unlink(missing_ok=True)
+        document = compose_document(spec, self.project, self.network,
+                                    [self.ips[i] for i in range(spec.validators)],
+                                    self.keys_file, self._telemetry, self.image, gate)
+        self.compose_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        self._write_state()
+        compose(self.project, str(self.compose_file), "up", "-d", "--no-build",
+                timeout=120 + 5 * spec.validators)
+        (gate / "open").touch()  # every container exists: start all nodes now
+        for index in range(spec.validators):
+            self.control_ports[index] = NODE_PORT
+        self._apply_spec_links()
 
     def _create_network(self, count: int) -> None:
         """A labelled bridge network on a /24 of 10.213.0.0/16 that is not in use."""
@@ -262,59 +205,23 @@ class DockerComposeBackend(LocalProcessBackend):
         assert self.project is not None
         return f"{self.project}-v{index}"
 
-    def _write_state(self) -> None:
-        if self._state_dir is None or self.spec is None:
-            return
-        state = {
-            "backend": "docker",
-            "name": self.spec.name,
-            "project": self.project,
-            "network": self.network,
-            "compose_file": str(self.compose_file),
-            "ips": {str(i): ip for i, ip in self.ips.items()},
-            "keys_file": str(self.keys_file),
-        }
-        write_state_file(Path(self._state_dir), state)
+    def _state_fields(self) -> dict[str, Any]:
+        return {"network": self.network, "compose_file": str(self.compose_file),
+                "ips": {str(i): ip for i, ip in self.ips.items()}}
 
-    def _load_state(self) -> None:
-        """Attach to a testnet started by another harness (``status``/``logs``/``down``)."""
-        if self.project is not None or self._state_dir is None:
-            return
-        path = Path(self._state_dir) / STATE_FILE
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        if state.get("backend") != "docker":
-            return
-        self.project = state["project"]
+    def _restore_state(self, state: dict[str, Any]) -> int:
         self.network = state.get("network")
         self.ips = {int(i): ip for i, ip in state.get("ips", {}).items()}
-        self.keys_file = Path(state["keys_file"])
-        self.spec = TestnetSpec(validators=len(self.ips), run_dir=Path(self._state_dir),
-                                name=state.get("name", "jamsim"))
         self.control_ports = dict.fromkeys(self.ips, NODE_PORT)
-        with contextlib.suppress(OSError, ValueError):
-            self._key_index.update(key_index(load_keys(self.keys_file)[1]))
+        return len(self.ips)
 
-    def down(self) -> None:
-        self._load_state()
-        if self.project is not None:
-            if self.compose_file is not None and self.compose_file.exists():
-                with contextlib.suppress(TestnetError):
-                    compose(self.project, str(self.compose_file), "down", "-v",
-                            "--remove-orphans", "--timeout", "2", timeout=180)
-            remove_labelled(self.project)
-        # No project and no state: nothing of ours to remove. (Removing every
-        # jamsim-labelled container here would take down other harnesses'
-        # testnets whenever an unused backend leaves a `with` block;
-        # `jamsim testnet down --all` does that on purpose.)
-        self._stop_collector()
-        if self._state_dir is not None:
-            (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
-        self._remove_cleanup()
-        self.project = None
-        self.procs.clear()
+    def _remove_project(self) -> None:
+        assert self.project is not None
+        if self.compose_file is not None and self.compose_file.exists():
+            with contextlib.suppress(TestnetError):
+                compose(self.project, str(self.compose_file), "down", "-v",
+                        "--remove-orphans", "--timeout", "2", timeout=180)
+        remove_labelled(self.project)
 
     # -------------------------------------------------------------------- control
 
@@ -369,9 +276,6 @@ class DockerComposeBackend(LocalProcessBackend):
     # --------------------------------------------------------------------- queries
 
     def status(self) -> dict[int, NodeStatus]:
-        self._load_state()
-        if self.spec is None:
-            raise TestnetError("no docker testnet here: nothing started from this run folder")
         statuses = super().status()
         for index in self._isolated - self._stopped - self._paused:
             # Alive but unplugged: its control port is unreachable too.
@@ -379,10 +283,7 @@ class DockerComposeBackend(LocalProcessBackend):
                                          "isolated (docker network disconnect)")
         return statuses
 
-    def logs(self, node: int) -> str:
-        self._load_state()
-        if self.project is None:
-            raise TestnetError("no docker testnet here: nothing started from this run folder")
+    def _node_logs(self, node: int) -> str:
         return docker("logs", self.container(node), check=False, timeout=30, with_stderr=True)
 
     def memory_bytes(self) -> dict[int, int]:

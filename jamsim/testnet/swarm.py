@@ -42,7 +42,6 @@ from jamsim.net.control import ControlError, control_request
 from jamsim.testnet.base import (
     Isolate,
     Kill,
-    NodeStatus,
     Pause,
     Restart,
     TestnetError,
@@ -50,23 +49,22 @@ from jamsim.testnet.base import (
     TimelineOp,
     Unpause,
 )
-from jamsim.testnet.docker import NODE_ENTRYPOINT, NODE_PORT, project_name
-from jamsim.testnet.docker_cli import LABEL, docker, engine_reachable, remove_labelled
-from jamsim.testnet.image import NODE_IMAGE, ensure_image
-from jamsim.testnet.keys import generate_keys, load_keys, parse_keys, write_keys
-from jamsim.testnet.local import (
-    STATE_FILE,
-    LocalProcessBackend,
-    node_options,
-    write_state_file,
+from jamsim.testnet.container import (
+    KEYS_IN_CONTAINER,
+    NODE_ENTRYPOINT,
+    NODE_PORT,
+    ContainerBackend,
+    node_command_args,
 )
+from jamsim.testnet.docker_cli import LABEL, docker, remove_labelled
+from jamsim.testnet.image import NODE_IMAGE
+from jamsim.testnet.keys import generate_keys, parse_keys, write_keys
 
 __all__ = ["SwarmBackend", "create_backend", "stack_document", "swarm_active"]
 
 FIRST_CONTROL_PORT = 22000
 """Where the search for a free block of published control ports starts (below
 Linux's ephemeral range, so outgoing connections do not take them meanwhile)."""
-KEYS_CONFIG_TARGET = "/jamsim/keys.json"
 PLACEHOLDER_HOST = "127.0.0.1"
 """Stands in for task names where an IP is required: validating and indexing the keys."""
 
@@ -84,15 +82,13 @@ def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: s
     """The stack file: one single-replica service per validator on ``network``."""
     services: dict[str, Any] = {}
     for index in range(spec.validators):
-        command = ["--keys", KEYS_CONFIG_TARGET, "--index", str(index),
-                   "--control-port", str(NODE_PORT), "--control-host", "0.0.0.0",
-                   "--resolve-hosts", "120", *node_options(spec, telemetry)]
+        command = node_command_args(spec, index, telemetry, resolve_hosts=120)
         services[f"v{index}"] = {
             "image": image,
             "entrypoint": NODE_ENTRYPOINT,
             "command": command,
             "networks": [network],
-            "configs": [{"source": keys_config, "target": KEYS_CONFIG_TARGET}],
+            "configs": [{"source": keys_config, "target": KEYS_IN_CONTAINER}],
             "ports": [{"target": NODE_PORT, "published": control_base + index,
                        "protocol": "tcp", "mode": "host"}],
             "labels": {LABEL: project},
@@ -111,72 +107,56 @@ def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: s
     }
 
 
-class SwarmBackend(LocalProcessBackend):
+class SwarmBackend(ContainerBackend):
     """Validators as services of one swarm stack. Needs an active swarm manager."""
 
+    backend_name = "swarm"
     control_wait = 120.0  # tasks are scheduled, then each resolves its peers' names
     control_poll = 0.25
 
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 3.0,
                  run_dir: Path | None = None, control_base: int | None = None) -> None:
-        super().__init__(node_command=("docker",), control_timeout=control_timeout)
-        self.image = image
+        super().__init__(image, control_timeout, run_dir)
         self.control_base = control_base
-        self.project: str | None = None
-        self.network: str | None = None
         self.stack_file: Path | None = None
-        self._state_dir = run_dir
         self._task_hosts: dict[int, str] = {}
 
-    def build(self) -> None:
-        if not engine_reachable():
-            raise TestnetError("no Docker engine reachable (`docker info` failed)")
-        ensure_image(tag=self.image)
-
-    def up(self, spec: TestnetSpec) -> None:
-        if self.project is not None:
-            raise TestnetError("testnet already up; call down() first")
-        if not engine_reachable():
-            raise TestnetError("no Docker engine reachable (`docker info` failed)")
+    def _check_engine(self) -> None:
+        super()._check_engine()
         if not swarm_active():
             raise TestnetError("this engine is not a swarm manager: run `docker swarm init` "
                                "(or join a swarm as a manager), or use --backend docker")
-        self.spec = spec
-        self.project = project_name(spec)
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._state_dir = run_dir
-        self._remove_stack()
-        self._install_cleanup()
-        try:
-            self.network = self.project
-            docker("network", "create", "--driver", "overlay", "--attachable",
-                   "--label", f"{LABEL}={self.project}", self.network)
-            self._write_keys(spec, run_dir)
-            self._start_collector()
-            assert self.keys_file is not None
-            keys_config = f"{self.project}-keys"
-            docker("config", "create", "--label", f"{LABEL}={self.project}", keys_config,
-                   str(self.keys_file))
-            if self.control_base is None:
-                # A fixed block could collide with other programs: take one free now.
-                from jamsim.scenario.testnet_runner import free_base_port
 
-                self.control_base = free_base_port(spec.validators, first=FIRST_CONTROL_PORT)
-            self.stack_file = run_dir / "stack.yml"
-            self.stack_file.write_text(yaml.safe_dump(stack_document(
-                spec, self.project, self.network, keys_config, self._telemetry, self.image,
-                self.control_base), sort_keys=False))
-            self._write_state()
-            docker("stack", "deploy", "--compose-file", str(self.stack_file), self.project,
-                   timeout=120 + 5 * spec.validators)
-            self.control_ports = {i: self.control_base + i for i in range(spec.validators)}
-            self._wait_control(set(range(spec.validators)))
-            self._learn_addresses()
-            self._apply_spec_links(wait=False)
-        except BaseException:
-            self.down()
-            raise
+    def _clear_leftovers(self, spec: TestnetSpec) -> None:
+        self._remove_stack()
+
+    def _deploy(self, spec: TestnetSpec, run_dir: Path) -> None:
+        assert self.project is not None
+        self.network = self.project
+        docker("network", "create", "--driver", "overlay", "--attachable",
+               "--label", f"{LABEL}={self.project}", self.network)
+        self._write_keys(spec, run_dir)
+        self._start_collector()
+        assert self.keys_file is not None
+        keys_config = f"{self.project}-keys"
+        docker("config", "create", "--label", f"{LABEL}={self.project}", keys_config,
+               str(self.keys_file))
+        if self.control_base is None:
+            # A fixed block could collide with other programs: take one free now.
+            from jamsim.scenario.testnet_runner import free_base_port
+
+            self.control_base = free_base_port(spec.validators, first=FIRST_CONTROL_PORT)
+        self.stack_file = run_dir / "stack.yml"
+        self.stack_file.write_text(yaml.safe_dump(stack_document(
+            spec, self.project, self.network, keys_config, self._telemetry, self.image,
+            self.control_base), sort_keys=False))
+        self._write_state()
+        docker("stack", "deploy", "--compose-file", str(self.stack_file), self.project,
+               timeout=120 + 5 * spec.validators)
+        self.control_ports = {i: self.control_base + i for i in range(spec.validators)}
+        self._wait_control(set(range(spec.validators)))
+        self._learn_addresses()
+        self._apply_spec_links(wait=False)
 
     def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
         document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
@@ -199,34 +179,15 @@ class SwarmBackend(LocalProcessBackend):
             body = self._control(index, {"op": "status"})["status"]
             self.addresses[index] = (str(body["host"]), int(body["port"]))
 
-    def _write_state(self) -> None:
-        if self._state_dir is None or self.spec is None:
-            return
-        state = {"backend": "swarm", "name": self.spec.name, "project": self.project,
-                 "validators": self.spec.validators, "keys_file": str(self.keys_file),
-                 "control_base": self.control_base}
-        write_state_file(Path(self._state_dir), state)
+    def _state_fields(self) -> dict[str, Any]:
+        assert self.spec is not None
+        return {"validators": self.spec.validators, "control_base": self.control_base}
 
-    def _load_state(self) -> None:
-        if self.project is not None or self._state_dir is None:
-            return
-        try:
-            state = json.loads((Path(self._state_dir) / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            return
-        if state.get("backend") != "swarm":
-            return
-        self.project = state["project"]
+    def _restore_state(self, state: dict[str, Any]) -> int:
         count = int(state["validators"])
         self.control_base = int(state["control_base"])
         self.control_ports = {i: self.control_base + i for i in range(count)}
-        self.spec = TestnetSpec(validators=count, run_dir=Path(self._state_dir),
-                                name=state.get("name", "jamsim"))
-        self.keys_file = Path(state["keys_file"])
-        with contextlib.suppress(OSError, ValueError):
-            _g, vset, _i = load_keys(self.keys_file)
-            for info in vset:
-                self._key_index[info.key.hex()] = info.index
+        return count
 
     def _remove_stack(self) -> None:
         assert self.project is not None
@@ -242,15 +203,9 @@ class SwarmBackend(LocalProcessBackend):
                              check=False).split():
             docker("config", "rm", config, check=False)
 
-    def down(self) -> None:
-        self._load_state()
-        if self.project is not None and swarm_active():
+    def _remove_project(self) -> None:
+        if swarm_active():
             self._remove_stack()
-        self._stop_collector()
-        if self._state_dir is not None:
-            (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
-        self._remove_cleanup()
-        self.project = None
 
     def _control_host(self, index: int) -> str:
         """Address of the swarm node running validator ``index``'s task (cached)."""
@@ -295,16 +250,7 @@ class SwarmBackend(LocalProcessBackend):
                 "(impairment) here, or --backend docker for process-level faults.")
         super().apply(op)
 
-    def status(self) -> dict[int, NodeStatus]:
-        self._load_state()
-        if self.spec is None:
-            raise TestnetError("no swarm testnet here: nothing started from this run folder")
-        return super().status()
-
-    def logs(self, node: int) -> str:
-        self._load_state()
-        if self.project is None:
-            raise TestnetError("no swarm testnet here: nothing started from this run folder")
+    def _node_logs(self, node: int) -> str:
         return docker("service", "logs", "--raw", f"{self.project}_v{node}", check=False,
                       with_stderr=True)
 
