@@ -158,6 +158,25 @@ def _compact_paths(paths: list[Any]) -> None:
             path.remote_challenges = SmallQueue(path.remote_challenges)
 
 
+_TLS_LISTS = ("_cipher_suites", "_legacy_compression_methods", "_psk_key_exchange_modes",
+              "_signature_algorithms", "_supported_groups", "_supported_versions")
+_SHARED_TUPLES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _share_tls_lists(context: Any) -> None:
+    """Swap a TLS context's per-instance negotiation lists for shared tuples.
+
+    ``tls.Context`` builds six small lists per connection (cipher suites, groups,
+    signature algorithms...) that it only ever reads; equal tuples, one per
+    content, serve every connection (and a stray mutation would fail loudly).
+    """
+    for name in _TLS_LISTS:
+        value = getattr(context, name, None)
+        if isinstance(value, list):
+            items = tuple(value)
+            setattr(context, name, _SHARED_TUPLES.setdefault(items, items))
+
+
 def _forget_key_shares(context: Any) -> None:
     """Drop the (EC)DHE private keys once the handshake secret is derived from them.
 
@@ -223,6 +242,7 @@ class SimQuicConnection(JamQuicConnection):
             self._cryptos_initial = lazy
             _slim_pair(lazy[version])
         context: Any = self.tls
+        _share_tls_lists(context)
         if context.session_ticket is None and context.get_session_ticket_cb is None:
             # 0-RTT keys need a session ticket; without one TLS never installs them.
             self._cryptos[tls.Epoch.ZERO_RTT] = RETIRED_CRYPTO_PAIR
@@ -354,6 +374,9 @@ def memory_trims_report() -> dict[str, bool]:
         if not to_server and not to_client:
             break
     report = dict(before)
+    report["tls_lists_shared"] = all(
+        isinstance(getattr(server.tls, name), tuple) for name in _TLS_LISTS) and \
+        client.tls._supported_groups is server.tls._supported_groups
     report["key_shares_forgotten"] = all(
         not conn.tls._ec_private_keys and conn.tls._x25519_private_key is None
         and conn.tls._x448_private_key is None for conn in (client, server))

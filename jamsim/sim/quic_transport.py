@@ -196,6 +196,35 @@ class QuicFabric:
         self._arm_keepalive(node, gen)
 
 
+class _Arrival:
+    """A datagram in flight to one end (a slotted stand-in for a ``functools.partial``:
+    every datagram of the run holds one until it arrives)."""
+
+    __slots__ = ("data", "to_client", "transport")
+
+    def __init__(self, transport: QuicTransport, to_client: bool, data: bytes) -> None:
+        self.transport = transport
+        self.to_client = to_client
+        self.data = data
+
+    def __call__(self) -> None:
+        self.transport._arrive(self.to_client, self.data)
+
+
+class _Wake:
+    """A pending QUIC timer wake-up of one end (see ``QuicTransport._arm_timer``)."""
+
+    __slots__ = ("at", "end", "transport")
+
+    def __init__(self, transport: QuicTransport, end: _End, at: float) -> None:
+        self.transport = transport
+        self.end = end
+        self.at = at
+
+    def __call__(self) -> None:
+        self.transport._wake(self.end, self.at)
+
+
 class _End:
     """One side of a QuicTransport: a node process and its QUIC connection."""
 
@@ -339,8 +368,7 @@ class QuicTransport:
         for data, _addr in conn.quic.datagrams_to_send(now=now):
             fabric.datagrams += 1
             fabric.datagram_bytes += len(data)
-            network.send(src, dst, functools.partial(self._arrive, deliver_to_client, data),
-                         size=len(data))
+            network.send(src, dst, _Arrival(self, deliver_to_client, data), size=len(data))
         self._arm_timer(end)
 
     def _arm_timer(self, end: _End) -> None:
@@ -355,8 +383,7 @@ class QuicTransport:
         if end.timer_at is not None and end.timer_at <= at:
             return  # an earlier wake-up is pending; it re-arms if needed
         end.timer_at = at
-        self.sim.call_for(end.index, end.gen, at - now,
-                          functools.partial(self._wake, end, at))
+        self.sim.call_for(end.index, end.gen, at - now, _Wake(self, end, at))
 
     def _wake(self, end: _End, at: float) -> None:
         if end.timer_at != at or end.conn is None:
