@@ -7,8 +7,10 @@ asserts on what the managers and the QUIC stack did.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
+from aioquic import tls
 
 from jamsim.core.errors import UsageError
 from jamsim.core.policy import ConnectionPolicy
@@ -16,6 +18,8 @@ from jamsim.identity import ValidatorIdentity, ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.quic_connection import memory_trims_report
 from jamsim.sim.quic_keys import DevKeyring, IdentityResolver
+from jamsim.sim.quic_retired import DISCARDED_SPACE, PostHandshakeTls
+from jamsim.sim.quic_transport import QuicTransport
 from jamsim.sim.simulation import Simulation, event_log_digest
 from jamsim.telemetry.records import EventRecord
 
@@ -32,6 +36,22 @@ def build(v: int = 6, network: NetworkConfig = LAN, seed: int = 1,
                      seed=seed, on_event=records.append, sample_interval=0.05,
                      identities=identities or DevKeyring([SET_SEED], v))
     return sim, records
+
+
+def quic_connections(sim: Simulation) -> list[Any]:
+    """The aioquic connections of every live transport end."""
+    conns: list[Any] = []
+    for transport in sim.transports.values():
+        assert isinstance(transport, QuicTransport)
+        conns.extend(end.conn.quic for end in (transport.client, transport.server)
+                     if end.conn is not None)
+    return conns
+
+
+def retired_handshake_state(quic: Any) -> bool:
+    return isinstance(quic.tls, PostHandshakeTls) and all(
+        quic._spaces[epoch] is DISCARDED_SPACE
+        for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE))
 
 
 def cross(sim: Simulation, left: set[int]) -> set[tuple[int, int]]:
@@ -65,6 +85,9 @@ def test_bootstrap_reaches_full_mesh_with_up0_handshakes_and_keepalive_holds_it(
     assert fabric.up0_handshakes == 2 * pairs  # both ends received the peer's UP 0 handshake
     assert sim.sample().links_up == len(sim.connected_pairs()) == pairs
     assert not fabric.rejections
+    # From here on every connection runs on its retired handshake state (shared
+    # stand-ins, no TLS context): the keep-alive below exercises trimmed connections.
+    assert all(retired_handshake_state(quic) for quic in quic_connections(sim))
     # 40 s > idle timeout (15 s): keep-alive PINGs keep quiet connections open.
     before = fabric.datagrams
     sim.run(40.0)
@@ -79,6 +102,8 @@ def test_partition_is_noticed_by_idle_timeout_and_heal_recovers() -> None:
     left = {0, 1, 2}
     sim.at(2.0, lambda: sim.partition([sorted(left), [3, 4, 5]]))
     sim.at(30.0, sim.heal)
+    sim.run(1.9)
+    assert all(retired_handshake_state(quic) for quic in quic_connections(sim))
     sim.run(16.0)
     assert len(cross(sim, left)) == 9  # idle timeout (15 s) has not expired yet
     sim.run(25.0)
