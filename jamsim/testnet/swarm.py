@@ -29,6 +29,7 @@ anything labelled ``jamsim.testnet=<project>``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ipaddress
 import json
 import os
@@ -38,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from jamsim.identity import ValidatorSet
 from jamsim.net.control import ControlError, control_request
 from jamsim.testnet.base import (
     Isolate,
@@ -66,7 +68,7 @@ FIRST_CONTROL_PORT = 22000
 """Where the search for a free block of published control ports starts (below
 Linux's ephemeral range, so outgoing connections do not take them meanwhile)."""
 PLACEHOLDER_HOST = "127.0.0.1"
-"""Stands in for task names where an IP is required: validating and indexing the keys."""
+"""Stands in for task names where an IP is required (see :func:`task_validator_set`)."""
 
 
 def swarm_active() -> bool:
@@ -74,6 +76,19 @@ def swarm_active() -> bool:
     out = docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
                  check=False).split()
     return out[:2] == ["active", "true"]
+
+
+def task_validator_set(document: dict[str, Any], source: str) -> ValidatorSet:
+    """The validator set of a swarm keys document, whose hosts are task names.
+
+    A validator address must be an IP (JAMNP-S metadata holds one), so the
+    names are replaced by :data:`PLACEHOLDER_HOST` to validate the document and
+    read keys and regions; the harness learns the real addresses from the nodes.
+    """
+    placeholder = copy.deepcopy(document)
+    for entry in placeholder.get("validators", []):
+        entry["host"] = PLACEHOLDER_HOST
+    return parse_keys(placeholder, source)[1]
 
 
 def stack_document(spec: TestnetSpec, project: str, network: str, keys_config: str,
@@ -160,14 +175,16 @@ class SwarmBackend(ContainerBackend):
 
     def _write_keys(self, spec: TestnetSpec, run_dir: Path) -> None:
         document = generate_keys(spec.validators, seed=spec.seed, base_port=NODE_PORT,
-                                 regions=spec.region_names(), hosts=[PLACEHOLDER_HOST])
+                                 regions=spec.region_names(),
+                                 hosts=[f"tasks.v{i}" for i in range(spec.validators)])
         self.keys_file = run_dir / "keys.json"
-        # Validate with a placeholder address (the file itself names the tasks instead).
-        vset = parse_keys(document, str(self.keys_file))[1]
-        for entry in document["validators"]:
-            entry["host"] = f"tasks.v{entry['index']}"
+        vset = task_validator_set(document, str(self.keys_file))
         write_keys(self.keys_file, document)
         self._use_validator_set(vset, addresses=False)
+
+    def _read_validator_set(self) -> ValidatorSet:
+        assert self.keys_file is not None
+        return task_validator_set(json.loads(self.keys_file.read_text()), str(self.keys_file))
 
     def _collector_hosts(self) -> tuple[str, str | None]:
         """All interfaces; tasks are told this host's address on their bridge (or the env's)."""

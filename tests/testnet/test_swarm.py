@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -114,6 +115,13 @@ def test_stack_reaches_full_mesh_survives_a_partition_and_is_removed(
         tn.up(spec)
         assert len({host for host, _port in tn.addresses.values()}) == 4
         tn.wait_full_mesh(90)
+        # a fresh harness finds the stack from the run folder and names every peer
+        fresh = subprocess.run(
+            [sys.executable, "-m", "jamsim", "testnet", "status", "--backend", "swarm",
+             "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+            check=False)
+        assert fresh.returncode == 0, fresh.stderr
+        assert fresh.stdout.splitlines()[-1] == "full mesh", fresh.stdout
         tn.apply(Partition(((0, 1), (2, 3))))
         tn.wait_until(lambda s: all(
             s[i].connected == ({0, 1} if i < 2 else {2, 3}) - {i} for i in range(4)), 60)
