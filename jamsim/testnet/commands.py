@@ -7,8 +7,10 @@ install never touches the docker SDK.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,6 +53,16 @@ def make_backend(name: BackendName | str, run_dir: Path | None = None) -> Testne
         raise TestnetError(f"jamsim.testnet.{name.value} has no create_backend()")
     backend: TestnetBackend = factory(run_dir)
     return backend
+
+
+@contextlib.contextmanager
+def _exit_on_testnet_error() -> Iterator[None]:
+    """A query that finds no testnet: its message on stderr and exit status 1, no traceback."""
+    try:
+        yield
+    except TestnetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
 
 
 def _print_status(statuses: dict[int, NodeStatus]) -> None:
@@ -114,20 +126,11 @@ def status(
     backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")
 ) -> None:
     """Per-node connected peers of a running (detached) testnet."""
-    if backend is not BackendName.local:
-        try:
-            _print_status(make_backend(backend, run_dir).status())
-        except TestnetError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from exc
-        return
     from jamsim.testnet.local import status_run_dir
 
-    try:
-        _print_status(status_run_dir(run_dir))
-    except TestnetError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    with _exit_on_testnet_error():
+        _print_status(status_run_dir(run_dir) if backend is BackendName.local
+                      else make_backend(backend, run_dir).status())
 
 
 @testnet_app.command()
@@ -138,11 +141,8 @@ def logs(
 ) -> None:
     """Print a node's log."""
     if backend is not BackendName.local:
-        try:
+        with _exit_on_testnet_error():
             typer.echo(make_backend(backend, run_dir).logs(node))
-        except TestnetError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from exc
         return
     path = run_dir / "logs" / f"node-{node}.log"
     if not path.exists():

@@ -53,3 +53,14 @@ def test_up_detach_status_logs_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--backend", "docker"],
+                                  ["logs", "0", "--backend", "swarm"]])
+def test_queries_on_an_empty_run_folder_say_so_and_exit_1(tmp_path: Path,
+                                                           args: list[str]) -> None:
+    result = runner.invoke(app_under_test, [*args, "--run-dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert ("no usable local testnet state" in result.output if len(args) == 1
+            else f"no {args[-1]} testnet here" in result.output)
