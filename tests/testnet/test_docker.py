@@ -24,6 +24,7 @@ from jamsim.testnet.docker import (
     project_name,
 )
 from jamsim.testnet.docker_cli import LABEL, engine_reachable
+from tests.testnet.scenario_run import run_checked
 
 pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
 
@@ -137,21 +138,12 @@ def test_detached_testnet_is_removed_by_down_from_a_fresh_harness(tmp_path: Path
 
 def test_scenario_runs_on_docker_and_analysis_reads_the_results(tmp_path: Path) -> None:
     """`jamsim run FILE --testnet docker`: same results folder as a simulation."""
-    from jamsim.analysis import load_run
-    from jamsim.scenario.runner import run_scenario
-
-    scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(
+    run_checked(tmp_path, "docker", validators=4, scenario_yaml=(
         "name: docker-tiny\nseed: 2\nduration: 20s\nsample_interval: 1s\n"
         "validators: {count: 4}\n"
         "policy: {preset: jamnp-s, idle_timeout: 3s, max_retry: 2s}\n"
         "timeline:\n  - {at: 8s, partition: [['0..1'], ['2..3']]}\n  - {at: 12s, heal: all}\n"
-        "expect:\n  - full_mesh: {within: 15s}\n  - full_mesh: {within: 8s, after: heal}\n")
-    result = run_scenario(scenario, out_dir=tmp_path / "run", testnet="docker", plots=False)
-    assert result.passed, result.summary
-    run = load_run(tmp_path / "run")
-    assert set(run.events["node"]) == {0, 1, 2, 3}
-    assert run.connectivity["links_up"].max() == 6
+        "expect:\n  - full_mesh: {within: 15s}\n  - full_mesh: {within: 8s, after: heal}\n"))
 
 
 def test_logs_show_what_the_node_printed(testnet: DockerComposeBackend) -> None:

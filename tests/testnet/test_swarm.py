@@ -24,6 +24,7 @@ from jamsim.testnet.base import TestnetSpec as Spec
 from jamsim.testnet.docker import project_name
 from jamsim.testnet.docker_cli import LABEL, docker, engine_reachable
 from jamsim.testnet.swarm import SwarmBackend, swarm_active
+from tests.testnet.scenario_run import run_checked
 
 pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
 
@@ -138,21 +139,12 @@ def test_stack_reaches_full_mesh_survives_a_partition_and_is_removed(
 def test_scenario_runs_on_swarm_and_analysis_reads_the_results(
         single_node_swarm: None, tmp_path: Path) -> None:
     """`jamsim run FILE --testnet swarm`: the same results folder as a simulation."""
-    from jamsim.analysis import load_run
-    from jamsim.scenario.runner import run_scenario
-
-    scenario = tmp_path / "swarm-tiny.yaml"
-    scenario.write_text(
+    run = run_checked(tmp_path, "swarm", validators=3, scenario_yaml=(
         "name: swarm-tiny\nseed: 5\nduration: 18s\nsample_interval: 1s\n"
         "validators: {count: 3}\n"
         "policy: {preset: jamnp-s, idle_timeout: 3s, max_retry: 2s}\n"
         "timeline:\n  - {at: 5s, partition: [['0'], ['1..2']]}\n  - {at: 12s, heal: all}\n"
-        "expect:\n  - full_mesh: {within: 6s}\n  - full_mesh: {within: 6s, after: heal}\n")
-    result = run_scenario(scenario, out_dir=tmp_path / "run", testnet="swarm", plots=False)
-    assert result.passed, result.summary
-    run = load_run(tmp_path / "run")
-    assert set(run.events["node"]) == {0, 1, 2}
-    assert run.connectivity["links_up"].max() == 3
+        "expect:\n  - full_mesh: {within: 6s}\n  - full_mesh: {within: 6s, after: heal}\n"))
     # the partition really cut node 0 off: its links were lost after 5 s
     cut = run.events[(run.events["time"] >= 5) & (run.events["event"] == "disconnected")]
     assert 0 in set(cut["node"]) | set(cut["peer"])
