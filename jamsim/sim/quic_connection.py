@@ -75,7 +75,12 @@ from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
 from aioquic.quic.stream import QuicStream
 
 from jamsim.quic.tls_workaround import JamQuicConnection
-from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
+from jamsim.sim.quic_aead import (
+    KeyOnlyAead,
+    KeyOnlyCryptoContext,
+    KeyOnlyHeaderProtection,
+    slim_context,
+)
 from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
 from jamsim.sim.quic_retired import (
     DISCARDED_SPACE,
@@ -160,8 +165,13 @@ _CRYPTO_BUFFERS = _CryptoBuffers()
 
 
 def _slim_pair(pair: CryptoPair) -> None:
-    slim_context(pair.send)
-    slim_context(pair.recv)
+    """Key-only ciphers for a pair: built at setup if it has no keys yet."""
+    for name in ("recv", "send"):
+        context = getattr(pair, name)
+        if context.aead is None:
+            setattr(pair, name, KeyOnlyCryptoContext.replacing(context))
+        else:
+            slim_context(context)
 
 
 def _compact_paths(paths: list[Any]) -> None:
@@ -221,8 +231,8 @@ class _LazyInitialKeys(dict[int, CryptoPair]):
         if version not in self._versions:
             raise KeyError(version)
         pair = CryptoPair()
-        pair.setup_initial(cid=self._cid, is_client=self._is_client, version=version)
         _slim_pair(pair)
+        pair.setup_initial(cid=self._cid, is_client=self._is_client, version=version)
         self[version] = pair
         return pair
 
@@ -256,7 +266,6 @@ class SimQuicConnection(JamQuicConnection):
                                     self._configuration.supported_versions)
             lazy[version] = initial[version]
             self._cryptos_initial = lazy
-            _slim_pair(lazy[version])
         context: Any = self.tls
         _share_tls_lists(context)
         if context.session_ticket is None and context.get_session_ticket_cb is None:
@@ -265,12 +274,15 @@ class SimQuicConnection(JamQuicConnection):
         streams = self._crypto_streams
         if is_unused_stream(streams[tls.Epoch.ONE_RTT]):
             streams[tls.Epoch.ONE_RTT] = UNUSED_CRYPTO_STREAM  # until first used
-        if self._quic_logger is None:
-            # The pairs' callbacks only log key changes to the QUIC logger.
-            for pair in self._cryptos.values():
+        for pair in self._cryptos.values():
+            if pair is RETIRED_CRYPTO_PAIR:
+                continue
+            if self._quic_logger is None:
+                # The pairs' callbacks only log key changes to the QUIC logger.
                 for context in (pair.recv, pair.send):
                     context._setup_cb = NoCallback
                     context._teardown_cb = NoCallback
+            _slim_pair(pair)
 
     def _update_traffic_key(self, direction: tls.Direction, epoch: tls.Epoch,
                             cipher_suite: tls.CipherSuite, secret: bytes) -> None:
@@ -407,7 +419,8 @@ def memory_trims_report() -> dict[str, bool]:
         report[f"{name}_frame_table_shared"] = isinstance(getattr(conn, _HANDLERS_ATTR),
                                                           _BoundHandlers)
     report["tls_released"] = all(released)
-    report["ciphers_key_only"] = all(
+    report["ciphers_key_only_from_setup"] = all(
+        isinstance(context, KeyOnlyCryptoContext) and
         isinstance(context.aead, KeyOnlyAead) and
         isinstance(context.hp, KeyOnlyHeaderProtection)
         for conn in (client, server) for context in (conn._cryptos[tls.Epoch.ONE_RTT].send,

@@ -28,7 +28,12 @@ from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
-from jamsim.sim.quic_aead import KeyOnlyAead, KeyOnlyHeaderProtection, slim_context
+from jamsim.sim.quic_aead import (
+    KeyOnlyAead,
+    KeyOnlyCryptoContext,
+    KeyOnlyHeaderProtection,
+    slim_context,
+)
 from jamsim.sim.quic_connection import _CRYPTO_BUFFERS, SimQuicConnection
 from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
 from jamsim.sim.quic_keys import DevKeyring
@@ -315,21 +320,26 @@ def test_small_queues_match_deque_semantics() -> None:
                                    tls.CipherSuite.CHACHA20_POLY1305_SHA256])
 def test_key_only_ciphers_protect_packets_bit_identically(suite: tls.CipherSuite) -> None:
     secret = bytes(range(tls.cipher_suite_hash(suite).digest_size))
-    stock, slim = CryptoContext(), CryptoContext()
-    for context in (stock, slim):
+    stock, slimmed, slim = CryptoContext(), CryptoContext(), KeyOnlyCryptoContext()
+    for context in (stock, slimmed, slim):
         context.setup(cipher_suite=suite, secret=secret, version=QuicProtocolVersion.VERSION_1)
-    assert slim_context(slim) and not slim_context(slim)
-    assert isinstance(slim.aead, KeyOnlyAead) and isinstance(slim.hp, KeyOnlyHeaderProtection)
+    assert slim_context(slimmed) and not slim_context(slimmed) and not slim_context(slim)
+    for context in (slimmed, slim):
+        assert isinstance(context.aead, KeyOnlyAead)
+        assert isinstance(context.hp, KeyOnlyHeaderProtection)
+        assert (context.secret, context.cipher_suite, context.version) == (
+            stock.secret, stock.cipher_suite, stock.version)
     payload = bytes(range(256)) * 4
     for packet_number in (7, 0x1234):
         # Short header: flags (2-byte packet number), 8-byte connection id, number.
         header = bytes([0x41]) + bytes(range(8)) + packet_number.to_bytes(2, "big")
         sealed = stock.encrypt_packet(header, payload, packet_number)
         assert slim.encrypt_packet(header, payload, packet_number) == sealed
-        for opener in (stock, slim):
+        assert slimmed.encrypt_packet(header, payload, packet_number) == sealed
+        for opener in (stock, slimmed, slim):
             assert opener.decrypt_packet(sealed, len(header) - 2, packet_number)[1] == payload
         tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
-        for opener in (stock, slim):
+        for opener in (stock, slimmed, slim):
             with pytest.raises(CryptoError):
                 opener.decrypt_packet(tampered, len(header) - 2, packet_number)
 
