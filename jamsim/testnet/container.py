@@ -43,6 +43,7 @@ __all__ = [
     "ContainerBackend",
     "node_command_args",
     "project_name",
+    "require_engine",
 ]
 
 NODE_PORT = 40000
@@ -75,8 +76,6 @@ NODE_ENTRYPOINT = [
     "sys.argv[0] = 'jamsim-node'\n"
     "typer.run(node_command)\n",
 ]
-NO_ENGINE = ("no Docker engine reachable (`docker info` failed): "
-             "start dockerd or use --testnet local")
 
 
 def project_name(spec: TestnetSpec) -> str:
@@ -88,6 +87,13 @@ def project_name(spec: TestnetSpec) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")[:30] or "testnet"
     digest = hashlib.sha1(str(Path(spec.run_dir).resolve()).encode()).hexdigest()[:8]
     return f"jamsim-{slug}-{digest}"
+
+
+def require_engine() -> None:
+    """Raise :class:`TestnetError` saying what to do when no Docker engine answers."""
+    if not engine_reachable():
+        raise TestnetError("no Docker engine reachable (`docker info` failed): "
+                           "start dockerd or use --testnet local")
 
 
 def node_command_args(spec: TestnetSpec, index: int, telemetry: tuple[str, int] | None,
@@ -128,8 +134,7 @@ class ContainerBackend(LocalProcessBackend, ABC):
 
     def build(self) -> None:
         """Make sure the node image exists (built offline if no registry is reachable)."""
-        if not engine_reachable():
-            raise TestnetError(NO_ENGINE)
+        require_engine()
         ensure_image(tag=self.image)
 
     def up(self, spec: TestnetSpec) -> None:
@@ -151,8 +156,7 @@ class ContainerBackend(LocalProcessBackend, ABC):
 
     def _check_engine(self) -> None:
         """Raise :class:`TestnetError` (saying what to do) if nodes cannot be started here."""
-        if not engine_reachable():
-            raise TestnetError(NO_ENGINE)
+        require_engine()
 
     @abstractmethod
     def _clear_leftovers(self, spec: TestnetSpec) -> None:
