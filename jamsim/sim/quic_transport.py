@@ -13,10 +13,14 @@ stream once a connection is live. Every datagram aioquic emits is one
 ``Network.send`` (so loss, latency, bandwidth, partitions, crash and pause apply to
 it) and is handed to the other end's ``receive_datagram`` on arrival.
 
-Time: aioquic is given ``now=`` = SimPy virtual time. Each end has at most one
-pending wake-up at ``max(get_timer(), now + 1 µs)`` (the floor avoids zero-time
-loops when aioquic reports a timer that is already due); a wake-up that finds the
-timer moved later re-arms itself, so there is no cancellation bookkeeping.
+Time: aioquic is given ``now=`` = SimPy virtual time. An end arms a wake-up at
+``max(get_timer(), now + 1 µs)`` (the floor avoids zero-time loops when aioquic
+reports a timer that is already due) whenever that is earlier than its pending
+one; a wake-up that finds the timer moved later re-arms itself and a superseded
+one does nothing, so there is no cancellation bookkeeping.
+
+Memory: :mod:`jamsim.sim.quic_connection` explains what each connection keeps;
+datagrams in flight and pending wake-ups are small slotted callables here.
 
 Decisions mirror the asyncio node (jamsim/net/node.py) so that this fidelity is a
 faithful stand-in for it: a dial times out after ``Dial.timeout`` and is closed with
