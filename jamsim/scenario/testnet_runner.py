@@ -38,12 +38,17 @@ __all__ = ["run_on_testnet", "testnet_plan"]
 
 
 def _conditions(latency: float | LatencyDistribution, loss: float | GilbertElliott,
-                ) -> LinkConditions:
-    mean, jitter = (latency.median, latency.jitter) if isinstance(
-        latency, LatencyDistribution) else (latency, 0.0)
+                bandwidth: float | None) -> LinkConditions:
+    """The scenario's link as real-node impairment: the same median, deviation and
+    distribution the simulator draws from, the same loss process and bandwidth."""
+    median, jitter, distribution = (latency.median, latency.jitter, latency.distribution) \
+        if isinstance(latency, LatencyDistribution) else (latency, 0.0, "constant")
+    if distribution == "constant":
+        jitter, distribution = 0.0, "normal"
     if isinstance(loss, GilbertElliott):
-        return LinkConditions(mean, jitter, 0.0, (loss.p, loss.r, loss.bad_loss))
-    return LinkConditions(mean, jitter, loss)
+        return LinkConditions(median, jitter, 0.0, (loss.p, loss.r, loss.bad_loss),
+                              distribution, bandwidth)
+    return LinkConditions(median, jitter, loss, None, distribution, bandwidth)
 
 
 def free_base_port(count: int, control_offset: int = 0, first: int = 20000) -> int:
@@ -79,15 +84,16 @@ def testnet_plan(scenario: Scenario, run_dir: Path, base_port: int = 40000,
     names = sorted(set(regions))
     network = scenario.network
     default = network.latency.get("default", 0.04)
-    links = {(a, b): _conditions(default, network.loss) for a in names for b in names}
+    bandwidth = network.bandwidth
+    links = {(a, b): _conditions(default, network.loss, bandwidth)
+             for a in names for b in names}
     for key, pair_latency in network.latency.items():
         if key != "default":
             src, dst = key.split("-")
-            links[(src, dst)] = _conditions(pair_latency, network.loss)
+            links[(src, dst)] = _conditions(pair_latency, network.loss, bandwidth)
             if f"{dst}-{src}" not in network.latency:
-                links[(dst, src)] = _conditions(pair_latency, network.loss)
-    overrides = {k: v for k, v in scenario.policy.overrides().items()
-                 if isinstance(v, int | float) or v is None}
+                links[(dst, src)] = _conditions(pair_latency, network.loss, bandwidth)
+    overrides = scenario.policy.overrides()
     spec = TestnetSpec(validators=count, seed=scenario.seed,
                        regions=dict(enumerate(regions)), policy=scenario.policy.preset,
                        policy_overrides=overrides, links=links, run_dir=run_dir,
@@ -113,7 +119,8 @@ def testnet_plan(scenario: Scenario, run_dir: Path, base_port: int = 40000,
             loss = entry.link.loss if entry.link.loss is not None else network.loss
             from_nodes = tuple(i for i, r in enumerate(regions) if r == a)
             to_nodes = tuple(i for i, r in enumerate(regions) if r == b)
-            ops.append((at, SetLink(from_nodes, to_nodes, _conditions(latency, loss))))
+            ops.append((at, SetLink(from_nodes, to_nodes,
+                                    _conditions(latency, loss, bandwidth))))
         else:
             make: dict[str, Callable[[int], TimelineOp]] = {
                 "isolate": Isolate, "kill": Kill, "pause": Pause, "resume": Unpause,

@@ -29,16 +29,20 @@ class TestnetError(RuntimeError):
 class LinkConditions:
     """Impairment applied to datagrams on a link (one direction).
 
-    ``latency``/``jitter`` in seconds (jitter is the std-dev of a normal
-    distribution, clipped at zero); ``loss`` is Bernoulli per datagram unless
-    ``burst_loss`` gives Gilbert-Elliott ``(p_good_to_bad, p_bad_to_good,
-    loss_in_bad)``.
+    ``latency`` is the median delay and ``jitter`` its standard deviation, in
+    seconds, drawn from a ``normal`` (clipped at zero) or ``lognormal``
+    ``distribution``; ``loss`` is Bernoulli per datagram unless ``burst_loss``
+    gives Gilbert-Elliott ``(p_good_to_bad, p_bad_to_good, loss_in_bad)``;
+    ``bandwidth_bps`` serialises datagrams (None: unlimited). The node applies
+    them in user space (jamsim/net/impairment.py).
     """
 
     latency: float = 0.0
     jitter: float = 0.0
     loss: float = 0.0
     burst_loss: tuple[float, float, float] | None = None
+    distribution: str = "normal"
+    bandwidth_bps: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -46,6 +50,8 @@ class LinkConditions:
             "jitter": self.jitter,
             "loss": self.loss,
             "burst_loss": list(self.burst_loss) if self.burst_loss else None,
+            "distribution": self.distribution,
+            "bandwidth": self.bandwidth_bps,
         }
 
 
@@ -69,7 +75,7 @@ class TestnetSpec:
     seed: int | str = 0
     regions: Mapping[int, str] = field(default_factory=dict)
     policy: str = "jamnp-s"
-    policy_overrides: Mapping[str, float | None] = field(default_factory=dict)
+    policy_overrides: Mapping[str, float | str | bool | None] = field(default_factory=dict)
     base_port: int = 40000
     telemetry: tuple[str, int] | None = None
     links: Mapping[tuple[str, str], LinkConditions] = field(default_factory=dict)
