@@ -392,3 +392,18 @@ def test_key_shares_are_stashed_only_while_waiting_for_the_server_hello() -> Non
     assert not stash_key_shares(context)  # idempotent
     client, _ = handshake(release=False)
     assert client.tls._x25519_private_key is None and not client.tls._ec_private_keys
+
+
+def test_key_update_still_works_on_key_only_contexts() -> None:
+    """aioquic derives the next key phase from the context's secret and suite."""
+    outcomes = []
+    for cls in (SimQuicConnection, JamQuicConnection):
+        client, server = handshake(cls)
+        client.request_key_update()
+        client.send_ping(1)
+        exchange(client, server, 1.0)
+        outcomes.append([(conn._state, conn._close_event,
+                          conn._cryptos[tls.Epoch.ONE_RTT].key_phase)
+                         for conn in (client, server)])
+    assert outcomes[0] == outcomes[1]
+    assert [phase for _, close, phase in outcomes[0] if close is None] == [1, 1]
