@@ -207,6 +207,21 @@ class NodeState:
 Deliver = Callable[[], None]
 
 
+class _Route:
+    """A resolved region-pair link with what ``send`` needs precomputed."""
+
+    __slots__ = ("bandwidth_bps", "delay", "link", "lossy")
+
+    def __init__(self, link: LinkSpec) -> None:
+        self.link = link
+        latency = link.latency
+        fixed = latency.jitter == 0 or latency.distribution == "constant"
+        self.delay: float | None = max(latency.minimum, latency.mean) if fixed else None
+        """The constant one-way delay, or ``None`` when each packet samples one."""
+        self.lossy = link.loss.model != "none"
+        self.bandwidth_bps = link.bandwidth_bps
+
+
 class CalendarEnvironment(simpy.Environment):
     """A SimPy environment whose clock a :class:`Network` may move forward itself.
 
@@ -219,9 +234,26 @@ class CalendarEnvironment(simpy.Environment):
     distinct instants at V=1023; SimPy's per-event overhead was a third of it.
     """
 
+    now: float = 0.0
+    """The clock as a plain attribute: SimPy's ``now`` is a property, and the
+    simulator reads the clock a few times per packet (millions of reads at V=1023).
+    SimPy itself reads and writes ``_now``, which mirrors it below."""
+
+    @property
+    def _now(self) -> float:
+        return self.now
+
+    @_now.setter
+    def _now(self, value: float) -> None:
+        self.now = value
+
     def advance_to(self, when: float) -> None:
         """Move the clock to ``when``; only valid if ``when < self.peek()``."""
-        self._now = when
+        self.now = when
+
+
+_Entry = Callable[[], None] | tuple[int, Deliver, Deliver | None]
+"""A calendar entry: a callback, or a packet arrival ``(dst, deliver, on_drop)``."""
 
 
 class Network:
@@ -242,13 +274,15 @@ class Network:
         self._group: dict[int, int] = {}
         self._one_way = False
         self._links: dict[tuple[str, str], LinkSpec] = {}
-        self._resolved: dict[tuple[str, str], LinkSpec] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
         self._ge_bad: dict[tuple[int, int], bool] = {}
         self._busy_until: dict[tuple[int, int], float] = {}
         self._paused_queue: dict[int, deque[Deliver]] = {}
         # The calendar: distinct instants (heap) and what runs at each, in call order.
+        # An entry is a callback, or a packet arrival as a (dst, deliver, on_drop)
+        # tuple: three packets per handshake make a partial per packet add up.
         self._calendar: list[float] = []
-        self._buckets: dict[float, list[Callable[[], None]]] = {}
+        self._buckets: dict[float, list[_Entry]] = {}
         self._wakeups: set[float] = set()  # instants SimPy will wake the calendar at
         self._draining = False
         self._can_advance = isinstance(env, CalendarEnvironment)
@@ -280,12 +314,15 @@ class Network:
     # ------------------------------------------------------------------ links
 
     def link(self, src: int, dst: int) -> LinkSpec:
+        return self._route(src, dst).link
+
+    def _route(self, src: int, dst: int) -> _Route:
         key = (self._region[src], self._region[dst])
-        spec = self._resolved.get(key)
-        if spec is None:
-            spec = self._links.get(key) or self.config.link(*key)
-            self._resolved[key] = spec
-        return spec
+        route = self._routes.get(key)
+        if route is None:
+            route = _Route(self._links.get(key) or self.config.link(*key))
+            self._routes[key] = route
+        return route
 
     def set_link(self, src_region: str, dst_region: str, link: LinkSpec,
                  symmetric: bool = True) -> None:
@@ -293,7 +330,7 @@ class Network:
         self._links[(src_region, dst_region)] = link
         if symmetric:
             self._links[(dst_region, src_region)] = link
-        self._resolved.clear()
+        self._routes.clear()
 
     # ------------------------------------------------------------------ faults
 
@@ -408,26 +445,29 @@ class Network:
             if on_drop is not None:
                 on_drop()
             return False
-        link = self._resolved.get((self._region[src], self._region[dst])) or self.link(src, dst)
-        loss = link.loss
-        if loss.model != "none" and self._lose(loss, src, dst):
+        route = self._routes.get((self._region[src], self._region[dst])) or \
+            self._route(src, dst)
+        if route.lossy and self._lose(route.link.loss, src, dst):
             self.lost += 1
             if on_drop is not None:
                 on_drop()
             return False
         now = self.env.now
-        latency = link.latency
-        # Inlined constant case of LatencySpec.sample: three packets per handshake,
-        # millions per large run.
-        delay = max(latency.minimum, latency.mean) if latency.jitter == 0 or \
-            latency.distribution == "constant" else latency.sample(self.rng)
-        if link.bandwidth_bps is not None:
-            tx = (size or self.config.packet_size) * 8 / link.bandwidth_bps
+        delay = route.delay
+        if delay is None:
+            delay = route.link.latency.sample(self.rng)
+        if route.bandwidth_bps is not None:
+            tx = (size or self.config.packet_size) * 8 / route.bandwidth_bps
             path = (src, dst)
             start = max(now, self._busy_until.get(path, now))
             self._busy_until[path] = start + tx
             delay += start + tx - now
-        self.call_at(now + delay, functools.partial(self._arrive, dst, deliver, on_drop))
+        when = now + delay
+        bucket = self._buckets.get(when)
+        if bucket is not None:
+            bucket.append((dst, deliver, on_drop))
+        else:
+            self._new_instant(when, (dst, deliver, on_drop))
         return True
 
     def _lose(self, loss: LossSpec, src: int, dst: int) -> bool:
@@ -471,8 +511,11 @@ class Network:
         bucket = self._buckets.get(when)
         if bucket is not None:
             bucket.append(fn)
-            return
-        self._buckets[when] = [fn]
+        else:
+            self._new_instant(when, fn)
+
+    def _new_instant(self, when: float, entry: _Entry) -> None:
+        self._buckets[when] = [entry]
         heapq.heappush(self._calendar, when)
         if not self._draining and (not self._wakeups or when < min(self._wakeups)):
             self._wake_at(when)
@@ -492,12 +535,20 @@ class Network:
         # by a rounding error; the instant it was asked for is the one that is due.
         now = max(env.now, when)
         calendar, buckets = self._calendar, self._buckets
+        state, up = self._state, NodeState.UP
         self._draining = True
         try:
             while True:
                 while calendar and calendar[0] <= now:
-                    for fn in buckets.pop(heapq.heappop(calendar)):
-                        fn()
+                    for entry in buckets.pop(heapq.heappop(calendar)):
+                        if entry.__class__ is tuple:  # a packet arrives
+                            dst, deliver, on_drop = entry
+                            if state.get(dst) is up:
+                                deliver()
+                            else:
+                                self._arrive(dst, deliver, on_drop)
+                        else:
+                            entry()  # type: ignore[operator]
                 if not (calendar and self._can_advance and calendar[0] < env.peek()):
                     break
                 now = calendar[0]
