@@ -227,15 +227,17 @@ class Simulation:
         actions = manager.drain_actions()
         while actions:
             for action in actions:
-                if isinstance(action, Dial):
+                # Exact types, not isinstance: actions are final dataclasses and
+                # this runs a few times per connection.
+                if type(action) is Dial:
                     self._dial(node, action)
-                elif isinstance(action, EmitTelemetry):
+                elif type(action) is EmitTelemetry:
                     self._emit(node, action)
-                elif isinstance(action, CloseConnection):
+                elif type(action) is CloseConnection:
                     transport = node.ends.get(action.conn_id)
                     if transport is not None:
                         transport.close(node, action.reason)
-                elif isinstance(action, AcceptInbound):
+                elif type(action) is AcceptInbound:
                     transport = node.ends.get(action.conn_id)
                     if transport is not None:
                         transport.accept()
