@@ -46,6 +46,7 @@ control, handshake amplification limits.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -405,11 +406,8 @@ class ModelTransport:
         since = self.a_broken if client else self.b_broken
         now = self.sim.env.now
         delay = idle if since is None else max(0.0, since + idle - now)
-
-        def check() -> None:
-            self._idle_check(client)
-
-        self.sim.call_for(self.a if client else self.b, gen, delay, check)
+        self.sim.call_for(self.a if client else self.b, gen, delay,
+                          functools.partial(self._idle_check, client))
 
     def _idle_check(self, client: bool) -> None:
         idle = self.sim.policy.idle_timeout
