@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jamsim.net.control import ControlError, control_request
 from jamsim.telemetry.records import EventRecord
 from jamsim.testnet.base import NodeStatus, TestnetSpec, full_mesh
 from jamsim.testnet.local import LocalProcessBackend
@@ -57,6 +58,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_cpu_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole host so far, from ``/proc/stat``."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return 0.0, 0.0
+    ticks = [int(v) for v in first[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    tck = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks[:8]) - idle) / tck, idle / tck
+
+
+def udp_counters() -> dict[str, int]:
+    """This host's UDP counters (``/proc/net/snmp``); empty where unavailable.
+
+    ``RcvbufErrors`` counts datagrams dropped because a socket's receive buffer
+    was full: a node whose event loop falls behind loses packets there.
+    Host-wide, so other programs' traffic is included (small next to a testnet's).
+    """
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()]
+    except OSError:
+        return {}
+    rows = [ln for ln in lines if ln and ln[0] == "Udp:"]
+    if len(rows) < 2:
+        return {}
+    return {name: int(value) for name, value in zip(rows[0][1:], rows[1][1:], strict=False)}
+
+
 def links_up(statuses: dict[int, NodeStatus]) -> int:
     """Unordered pairs that both ends report as connected."""
     return sum(
@@ -65,6 +95,59 @@ def links_up(statuses: dict[int, NodeStatus]) -> int:
         for j in s.connected
         if i < j and j in statuses and i in statuses[j].connected
     )
+
+
+def telemetry_link_times(records: list[EventRecord], n: int) -> dict[str, float]:
+    """When 50/90/99/100 % of the pairs were up at both ends, from telemetry times.
+
+    Finer than polling the control channels, which answer late when nodes are
+    busy. A peer counts as connected from a ``connected_*`` event until a
+    ``disconnected`` one that is not the loser of a duplicate pair (the pair
+    stays connected through the other connection).
+    """
+    expected = n * (n - 1) // 2
+    live: set[tuple[int, int]] = set()
+    up = 0
+    out: dict[str, float] = {}
+    for r in sorted(records, key=lambda r: r.time):
+        if r.peer < 0:
+            continue
+        edge, back = (r.node, r.peer), (r.peer, r.node)
+        if r.event in ("connected_out", "connected_in") and edge not in live:
+            live.add(edge)
+            up += back in live
+        elif r.event == "disconnected" and r.reason != "duplicate connection" and edge in live:
+            live.discard(edge)
+            up -= back in live
+        for fraction in (*LINK_FRACTIONS, 1.0):
+            if up >= fraction * expected:
+                out.setdefault(f"{fraction:.0%}", round(r.time, 1))
+    return out
+
+
+def node_counters(tn: LocalProcessBackend) -> dict[str, int]:
+    """Every node's numeric status counters, summed (``lost.idle timeout``, ...).
+
+    Whatever the node reports (connections, rejections, losses by reason, and
+    any counter a node version adds) without this script knowing the names.
+    """
+    total: Counter[str] = Counter()
+    for port in tn.control_ports.values():
+        try:
+            status = control_request(("127.0.0.1", port), {"op": "status"}, 5.0)["status"]
+        except (ControlError, KeyError):
+            total["unanswered"] += 1
+            continue
+        for name, value in status.items():
+            if isinstance(value, bool) or name == "port":
+                continue
+            if isinstance(value, int):
+                total[name] += value
+            elif isinstance(value, dict):
+                for sub, count in value.items():
+                    if isinstance(count, int):
+                        total[f"{name}.{sub}"] += count
+    return dict(sorted(total.items()))
 
 
 def summarise_events(records: list[EventRecord]) -> dict[str, int]:
@@ -89,6 +172,9 @@ def run(
     command = STANDIN if node == "standin" else None
     expected = n * (n - 1) // 2
     load_before = os.getloadavg()[0]
+    udp_before = udp_counters()
+    busy_before, idle_before = host_cpu_seconds()
+    own_before = sum(os.times()[:2])
     with tempfile.TemporaryDirectory() as tmp:
         spec = TestnetSpec(
             validators=n,
@@ -119,11 +205,19 @@ def run(
                     seconds = round(time.monotonic() - start, 2)
                     break
                 time.sleep(POLL)
+            counters = node_counters(tn)
             pids = tn.pids()
             cpu = sum(cpu_seconds(p) for p in pids.values())
             rss = [r for r in (rss_kib(p) for p in pids.values()) if r is not None]
-            records = tn.collect()
+            try:
+                records = tn.collect()
+            except TimeoutError:  # the collector thread starved on a saturated host
+                records = []
             events = summarise_events(records)
+            udp_after = udp_counters()
+            busy_after, idle_after = host_cpu_seconds()
+            own = sum(os.times()[:2]) - own_before
+            udp_delta = {k: v - udp_before[k] for k, v in udp_after.items() if k in udp_before}
     if trace is not None:
         trace.mkdir(parents=True, exist_ok=True)
         with open(trace / f"events-{n}.jsonl", "w") as f:
@@ -138,11 +232,18 @@ def run(
         "links_up_at_end": f"{up}/{expected}",
         "seconds_to_all_nodes_answering": answering,
         "seconds_to_links_fraction": reached,
+        "telemetry_seconds_to_links_fraction": telemetry_link_times(records, n),
         "node_cpu_seconds_total": round(cpu, 1),
         "rss_kib_mean": statistics.mean(rss) if rss else None,
         "rss_kib_max": max(rss) if rss else None,
+        "host_idle_cpu_seconds": round(idle_after - idle_before, 1),
+        # what the rest of the machine used meanwhile (other users' work competes)
+        "other_cpu_seconds": round(busy_after - busy_before - cpu - own, 1),
         "load_1min_before": round(load_before, 2),
         "load_1min_after": round(os.getloadavg()[0], 2),
+        "udp_datagrams_received": udp_delta.get("InDatagrams"),
+        "udp_receive_buffer_drops": udp_delta.get("RcvbufErrors"),
+        "node_counters_at_end": counters,
         "telemetry": events,
         "error": None if seconds is not None else f"no full mesh within {timeout}s",
     }
