@@ -101,3 +101,20 @@ def test_backoff_schedule_is_the_ceiling_sequence(policy: ConnectionPolicy,
         assert schedule[attempt - 1] == policy.backoff_ceiling(attempt)
     elif final:
         assert schedule[-1] == policy.backoff_ceiling(attempt)
+
+
+@given(policies, st.floats(0.001, 1_000), st.integers(0, 2**32))
+def test_jittered_draws_what_random_uniform_would(policy: ConnectionPolicy, ceiling: float,
+                                                  seed: int) -> None:
+    """jittered() spells random.uniform out for speed: same floats, same draws."""
+    ours, reference = random.Random(seed), random.Random(seed)
+    for _ in range(3):
+        if policy.jitter is Jitter.FULL:
+            expected = reference.uniform(policy.min_retry, ceiling)
+        elif policy.jitter is Jitter.EQUAL:
+            expected = ceiling / 2 + reference.uniform(0.0, ceiling / 2)
+        else:
+            expected = ceiling
+        expected = min(policy.max_retry, max(policy.min_retry, expected))
+        assert policy.jittered(ceiling, ours) == expected
+    assert ours.random() == reference.random()  # and the generator is where it would be
