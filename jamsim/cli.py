@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,7 +36,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error names a file path and line; wrapping it mid-path breaks
+# copy-paste and the editors' "file:line" links.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _overrides(set_: list[str], seed: int | None) -> list[Override]:
@@ -92,7 +95,7 @@ def run(
     try:
         loaded = load_scenario(scenario, _overrides(set_, seed))
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     progress_bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(),
@@ -121,7 +124,7 @@ def run(
                           "recorded and is marked incomplete")
         raise typer.Exit(130) from None
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     _print_summary(result.summary, result.out_dir)
     raise typer.Exit(0 if result.passed else 1)
@@ -164,7 +167,7 @@ def validate(scenario: Annotated[str, typer.Argument(help="Scenario YAML file.")
     try:
         loaded = load_scenario(scenario)
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     console.print(f"[green]ok[/]: {loaded.name}, {loaded.validators.count} validators, "
                   f"{len(loaded.timeline)} timeline entries, {len(loaded.expect)} expectations")
@@ -209,7 +212,7 @@ def sweep(
                               f"point {row['point']}: passed={row['passed']} "
                               f"({row['wall_s']:.1f}s)"))
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     shown = [c for c in table.columns if c in {"point", "seed", "passed",
              "time_to_full_mesh_s", "reconnect_p99_s", *dict.fromkeys(

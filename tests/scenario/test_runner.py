@@ -53,11 +53,15 @@ def test_failed_expectation_exits_non_zero(tmp_path: Path) -> None:
 
 
 def test_scenario_error_exits_2_with_location(tmp_path: Path) -> None:
-    scenario = tmp_path / "broken.yaml"
+    # A deep folder: the location must come out on one line, however long, so
+    # editors and terminals can follow it (rich used to wrap it mid-path).
+    folder = tmp_path / ("nested-scenario-folder-" * 4) / "more"
+    folder.mkdir(parents=True)
+    scenario = folder / "broken.yaml"
     scenario.write_text("name: broken\nnetwork:\n  loss: 300%\n")
     result = CliRunner().invoke(app, ["run", str(scenario), "--quiet"])
     assert result.exit_code == 2
-    assert "broken.yaml:3" in result.output and "network.loss" in result.output
+    assert f"{scenario}:3: network.loss" in result.output
 
 
 def test_set_overrides_are_validated(tmp_path: Path) -> None:
