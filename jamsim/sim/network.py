@@ -29,6 +29,7 @@ the same seed gives identical results.
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import random
 from collections import deque
@@ -39,7 +40,6 @@ from typing import Literal
 import simpy
 
 from jamsim.core.errors import UsageError
-from jamsim.sim.calendar import InstantQueue
 
 __all__ = [
     "DEFAULT_REGION",
@@ -225,7 +225,7 @@ class _Route:
 class CalendarEnvironment(simpy.Environment):
     """A SimPy environment whose clock a :class:`Network` may move forward itself.
 
-    The network keeps its deliveries and timers in its own calendar (a queue of
+    The network keeps its deliveries and timers in its own calendar (a heap of
     instants, each with a list of callbacks) and has SimPy wake it for the
     earliest. When that instant is done and the calendar's next one comes before
     anything in SimPy's own queue, nothing else can happen in between, so the
@@ -278,10 +278,10 @@ class Network:
         self._ge_bad: dict[tuple[int, int], bool] = {}
         self._busy_until: dict[tuple[int, int], float] = {}
         self._paused_queue: dict[int, deque[Deliver]] = {}
-        # The calendar: distinct pending instants (jamsim/sim/calendar.py) and what
-        # runs at each, in call order. An entry is a callback, or a packet arrival
-        # as a (dst, deliver, on_drop) tuple: a partial per packet adds up.
-        self._instants = InstantQueue()
+        # The calendar: distinct instants (heap) and what runs at each, in call order.
+        # An entry is a callback, or a packet arrival as a (dst, deliver, on_drop)
+        # tuple: three packets per handshake make a partial per packet add up.
+        self._calendar: list[float] = []
         self._buckets: dict[float, list[_Entry]] = {}
         self._wakeups: set[float] = set()  # instants SimPy will wake the calendar at
         self._draining = False
@@ -516,7 +516,7 @@ class Network:
 
     def _new_instant(self, when: float, entry: _Entry) -> None:
         self._buckets[when] = [entry]
-        self._instants.push(when)
+        heapq.heappush(self._calendar, when)
         if not self._draining and (not self._wakeups or when < min(self._wakeups)):
             self._wake_at(when)
 
@@ -534,13 +534,13 @@ class Network:
         # SimPy computes the wake-up as now + (when - now), which may miss ``when``
         # by a rounding error; the instant it was asked for is the one that is due.
         now = max(env.now, when)
-        instants, buckets = self._instants, self._buckets
+        calendar, buckets = self._calendar, self._buckets
         state, up = self._state, NodeState.UP
         self._draining = True
         try:
             while True:
-                while (due := instants.pop_due(now)) is not None:
-                    for entry in buckets.pop(due):
+                while calendar and calendar[0] <= now:
+                    for entry in buckets.pop(heapq.heappop(calendar)):
                         if entry.__class__ is tuple:  # a packet arrives
                             dst, deliver, on_drop = entry
                             if state.get(dst) is up:
@@ -549,16 +549,14 @@ class Network:
                                 self._arrive(dst, deliver, on_drop)
                         else:
                             entry()  # type: ignore[operator]
-                following = instants.peek()
-                if following is None or not self._can_advance or following >= env.peek():
+                if not (calendar and self._can_advance and calendar[0] < env.peek()):
                     break
-                now = following
+                now = calendar[0]
                 env.advance_to(now)  # type: ignore[attr-defined]
         finally:
             self._draining = False
-        following = instants.peek()
-        if following is not None and (not self._wakeups or following < min(self._wakeups)):
-            self._wake_at(following)
+        if calendar and (not self._wakeups or calendar[0] < min(self._wakeups)):
+            self._wake_at(calendar[0])
 
     def members(self, nodes: Iterable[int]) -> list[int]:
         return [n for n in nodes if n in self._state]
