@@ -7,7 +7,7 @@ PYTHON=${PYTHON:-python3}
 bash scripts/install.sh --dev
 
 echo "== ruff"
-"$PYTHON" -m ruff check jamsim tests benchmarks
+"$PYTHON" -m ruff check jamsim tests benchmarks notebooks
 echo "== mypy (strict on jamsim.core, jamsim.identity, jamsim.protocol)"
 "$PYTHON" -m mypy jamsim
 
