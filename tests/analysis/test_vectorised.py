@@ -503,3 +503,20 @@ def test_component_labels_against_networkx(n: int) -> None:
         g.add_edges_from(pairs)
         comps = list(nx.connected_components(g))
         assert component_stats(n, a, b) == (len(comps), max(map(len, comps), default=0))
+
+
+def test_replay_matches_reference_on_every_table(sim_runs: dict[str, Run]) -> None:
+    """The fallback replay (lists instead of itertuples, an index instead of a
+    scan over all open sessions) on regular tables too, not only irregular ones."""
+    tables = [(label, run.events, run.end_time) for label, run in _all_runs(sim_runs)]
+    tables += [(f"messy{seed}", _random_events(seed, n=1500, nodes=4), 900.0)
+               for seed in range(10, 14)]
+    for label, events, end in tables:
+        relevant = sessions._relevant(events)[0]
+        try:
+            assert_frame_equal(sessions._replay_sessions(relevant, end),
+                               ref_derive_sessions(events, end), check_exact=True)
+            assert_frame_equal(sessions._replay_links(relevant, end),
+                               ref_derive_links(events, end), check_exact=True)
+        except AssertionError as exc:
+            raise AssertionError(f"replay differs on {label!r}") from exc
