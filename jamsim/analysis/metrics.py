@@ -44,10 +44,34 @@ def time_to_full_mesh(run: Run, after: float | str = 0.0) -> float:
         return float(hit["time"].iloc[0]) - t0 if len(hit) else math.nan
     expected = run.validators * (run.validators - 1) // 2
     times = sorted({t0, *run.links["up_at"][run.links["up_at"] >= t0].tolist()})
+    if _one_interval_at_a_time(run.links):
+        # pairs up at t = intervals begun by t minus intervals ended by t
+        up = np.sort(run.links["up_at"].to_numpy(dtype=float))
+        down = run.links["down_at"].to_numpy(dtype=float)
+        down = np.sort(down[~np.isnan(down)])
+        at = np.asarray(times, dtype=float)
+        live = np.searchsorted(up, at, side="right") - np.searchsorted(down, at, side="right")
+        hit = np.flatnonzero(live >= expected)
+        return float(times[hit[0]] - t0) if len(hit) else math.nan
     for t in times:
         if len(links_up_at(run.links, t)) >= expected:
             return float(t - t0)
     return math.nan
+
+
+def _one_interval_at_a_time(links: pd.DataFrame) -> bool:
+    """Whether no pair has two link intervals covering one instant (true of
+    every table derive_links builds), so counting intervals counts pairs."""
+    if not len(links):
+        return True
+    up, down = links["up_at"].to_numpy(dtype=float), links["down_at"].to_numpy(dtype=float)
+    if np.isnan(up).any() or (down < up).any():
+        return False
+    g = _by_pair(links)
+    same_pair = ~_group_starts(g["a"].to_numpy(), g["b"].to_numpy())[1:]
+    down = g["down_at"].to_numpy(dtype=float)[:-1][same_pair]
+    next_up = g["up_at"].to_numpy(dtype=float)[1:][same_pair]
+    return bool((down <= next_up).all())  # NaN (still open) compares False
 
 
 def _by_pair(links: pd.DataFrame) -> pd.DataFrame:

@@ -430,6 +430,23 @@ def test_time_to_full_mesh_matches_reference(sim_runs: dict[str, Run]) -> None:
                 assert (math.isnan(got) and math.isnan(want)) or got == want, label
 
 
+def test_time_to_full_mesh_on_overlapping_link_tables(sim_runs: dict[str, Run]) -> None:
+    """A hand-made links table may hold one pair twice at once; counting
+    intervals would then over-count, so such tables take the per-time path."""
+    qs = sim_runs["quickstart"]
+    base = run_from_tables(qs.events, None, qs.summary, validators=qs.validators,
+                           end_time=qs.end_time)
+    doubled = replace(base, links=pd.concat([base.links, base.links.iloc[:3]],
+                                            ignore_index=True))
+    backwards = replace(base, links=base.links.assign(down_at=base.links["up_at"] - 1.0))
+    assert not metrics._one_interval_at_a_time(doubled.links)
+    assert not metrics._one_interval_at_a_time(backwards.links)
+    for r in (doubled, backwards):
+        for after in (0.0, 20.0):
+            got, want = metrics.time_to_full_mesh(r, after), ref_time_to_full_mesh(r, after)
+            assert (math.isnan(got) and math.isnan(want)) or got == want
+
+
 def test_links_up_at_matches_reference(sim_runs: dict[str, Run]) -> None:
     for _label, run in _all_runs(sim_runs):
         for t in [0.0, *metrics.sample_times(run)[:5], 1e9]:
