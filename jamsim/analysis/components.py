@@ -42,6 +42,10 @@ def component_stats(validators: int, a: np.ndarray, b: np.ndarray) -> tuple[int,
     (isolated ones count) plus any other node an edge names."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
+    low = min(int(a.min()) if len(a) else 0, int(b.min()) if len(b) else 0)
+    if low < 0:  # hand-made tables only: shift ids so they can index arrays
+        shifted = component_stats(0, a - low, b - low)
+        return _with_validators(validators, low, a, b, shifted)
     n = max(validators, int(a.max()) + 1 if len(a) else 0, int(b.max()) + 1 if len(b) else 0)
     if n == 0:
         return 0, 0
@@ -53,3 +57,15 @@ def component_stats(validators: int, a: np.ndarray, b: np.ndarray) -> tuple[int,
     roots = labels[present]
     sizes = np.bincount(roots, minlength=n)
     return int(np.count_nonzero(sizes)), int(sizes.max())
+
+
+def _with_validators(validators: int, low: int, a: np.ndarray, b: np.ndarray,
+                     edges_only: tuple[int, int]) -> tuple[int, int]:
+    """Add the validators no edge names (isolated, one component each) to the
+    stats of the edge-named nodes, when ids start at ``low`` < 0."""
+    named = np.unique(np.concatenate([a, b]))
+    isolated = validators - int(np.count_nonzero((named >= 0) & (named < validators)))
+    components, largest = edges_only
+    if isolated > 0:
+        return components + isolated, max(largest, 1)
+    return components, largest

@@ -522,6 +522,21 @@ def test_component_labels_against_networkx(n: int) -> None:
         assert component_stats(n, a, b) == (len(comps), max(map(len, comps), default=0))
 
 
+def test_component_stats_with_ids_outside_the_validators() -> None:
+    """networkx added any node an edge named, negative or beyond the validators."""
+    from jamsim.analysis.components import component_stats
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        v, m = int(rng.integers(0, 8)), int(rng.integers(0, 8))
+        a, b = rng.integers(-3, 10, size=m), rng.integers(-3, 10, size=m)
+        g = nx.Graph()
+        g.add_nodes_from(range(v))
+        g.add_edges_from(zip(a.tolist(), b.tolist(), strict=True))
+        comps = list(nx.connected_components(g))
+        assert component_stats(v, a, b) == (len(comps), max(map(len, comps), default=0))
+
+
 def test_replay_matches_reference_on_every_table(sim_runs: dict[str, Run]) -> None:
     """The fallback replay (lists instead of itertuples, an index instead of a
     scan over all open sessions) on regular tables too, not only irregular ones."""
