@@ -11,6 +11,7 @@ whose summary says ``"complete": false``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -144,21 +145,26 @@ def run_scenario(
             events.extend(recorded)
             event_writer.extend(recorded)
 
-        return _recorded_run(scenario, out, events, samples, writers, play_on_testnet,
-                             lambda: reached[0], f"testnet:{testnet}", plots)
+        result = _recorded_run(scenario, out, events, samples, writers, play_on_testnet,
+                               lambda: reached[0], f"testnet:{testnet}")
+        return _with_plots(result) if plots else result
 
     # The quic fidelity needs private keys: the dev keys of the set and of every
     # epoch rotation the timeline can perform (jamsim/scenario/timeline.py).
     epochs = sum(1 for entry in scenario.timeline if entry.action == "epoch")
     identities = DevKeyring.for_scenario(scenario.seed, scenario.validators.count, epochs) \
         if scenario.fidelity == "quic" else None
-    sim = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
-                     fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
-                     sample_interval=scenario.sample_interval, on_sample=on_sample,
-                     identities=identities)
-    schedule_timeline(sim, scenario, validators)
+    # Held in a list the run can empty: the plots read the tables back from disk,
+    # and at 1023 validators the simulation is over a gigabyte they would
+    # otherwise sit on top of.
+    held = [Simulation(validators, network_config(scenario.network), scenario.policy.build(),
+                       fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
+                       sample_interval=scenario.sample_interval, on_sample=on_sample,
+                       identities=identities)]
+    schedule_timeline(held[0], scenario, validators)
 
     def simulate() -> None:
+        sim = held[0]
         chunks = 100
         # Held across chunks: restoring the default thresholds between chunks would
         # trigger a full collection of the simulation's heap up to 100 times.
@@ -170,17 +176,24 @@ def run_scenario(
                              len(events))
             sim.catch_up()  # record the attempts of dials still cut at the end
 
-    return _recorded_run(scenario, out, events, samples, writers, simulate,
-                         lambda: sim.now, None, plots)
+    result = _recorded_run(scenario, out, events, samples, writers, simulate,
+                           lambda: held[0].now, None)
+    held.clear()
+    gc.collect()  # the simulation's objects reference each other: free them now
+    return _with_plots(result) if plots else result
 
 
 def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
                   samples: list[ConnectivitySample],
                   writers: tuple[EventTableWriter, ConnectivityWriter],
                   execute: Callable[[], None], reached: Callable[[], float],
-                  runtime: str | None, plots: bool) -> RunResult:
+                  runtime: str | None) -> RunResult:
     """Run ``execute`` and, whatever happens, close the tables and write the
-    summary: a run cut short by Ctrl-C or an error is marked incomplete."""
+    summary: a run cut short by Ctrl-C or an error is marked incomplete.
+
+    On success the in-memory ``events`` and ``samples`` are emptied: everything
+    after the summary reads the tables on disk, and 2.5 million records of a
+    full-scale run are worth a gigabyte."""
     started = time.perf_counter()
     complete = False
     error: str | None = None
@@ -204,10 +217,17 @@ def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
         if runtime is not None:
             summary["runtime"] = runtime
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    if plots:
-        summary["plots"] = [p.name for p in _write_plots(out)]
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    events.clear()
+    samples.clear()
     return RunResult(scenario, out, summary, verdicts)
+
+
+def _with_plots(result: RunResult) -> RunResult:
+    """Write the per-run plots and list them in the summary."""
+    result.summary["plots"] = [p.name for p in _write_plots(result.out_dir)]
+    (result.out_dir / "summary.json").write_text(
+        json.dumps(result.summary, indent=2, default=str))
+    return result
 
 
 def _write_plots(out: Path) -> list[Path]:
