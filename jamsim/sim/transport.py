@@ -370,14 +370,19 @@ class ModelTransport:
         return self.b_phase == S_LIVE
 
     def _orphaned(self, client: bool) -> None:
-        """The other end vanished without a word: only the idle timeout can tell."""
-        if not self._open(client):
+        """The other end vanished without a word: only the idle timeout can tell.
+
+        An end whose silence clock already runs has its idle check pending (every
+        place that starts the clock schedules one), so nothing is added: after a
+        partition both ends' checks are armed, and the first to fire would
+        otherwise arm a second, redundant one for the other end.
+        """
+        if not self._open(client) or (self.a_broken if client else self.b_broken) is not None:
             return
         since = self._silence_clock(client, self.sim.env.now)
         if client:
-            if self.a_broken is None:
-                self.a_broken = since
-        elif self.b_broken is None:
+            self.a_broken = since
+        else:
             self.b_broken = since
         self._schedule_idle(client)
 
