@@ -178,7 +178,7 @@ class ModelTransport:
 
     def _send_initial(self) -> None:
         self.initial_sent = self.sim.env.now
-        self.sim.network.send(self.a, self.b, self._server_got_initial, on_drop=self._lost_initial)
+        self.sim.network.send(self.a, self.b, self._server_got_initial, None, self._lost_initial)
 
     def _lost_initial(self) -> None:
         if self.pto_for == self.initial_sent:
@@ -240,23 +240,24 @@ class ModelTransport:
                 self._arm_server_deadline()
             self.sim.feed(node, InboundConnecting(self.b_cid, self.sim.nodes[self.a].address))
         if self.b_phase == S_HANDSHAKING:
-            self.sim.network.send(self.b, self.a, self._client_got_flight,
-                                  on_drop=self._lost_initial)
+            self.sim.network.send(self.b, self.a, self._client_got_flight, None,
+                                  self._lost_initial)
 
     def _client_got_flight(self) -> None:
-        node = self._node_ok(True)
-        if node is None or self.a_phase != C_PENDING:
+        sim = self.sim
+        node = sim.nodes[self.a]  # _node_ok(True), inline: once per connection
+        if node.generation != self.a_gen or not node.alive or self.a_phase != C_PENDING:
             return
-        now = self.sim.env.now
-        self.rtt = max(1e-6, now - self.initial_sent)
+        rtt = sim.env.now - self.initial_sent
+        self.rtt = rtt if rtt > 1e-6 else 1e-6
         self.a_phase = C_ESTABLISHED
         self._set_live(True, True)  # the manager's CloseConnection undoes this
         self._send_finished()
-        self.sim.feed(node, ConnectionEstablished(self.a_cid, self.sim.nodes[self.b].key))
+        sim.feed(node, ConnectionEstablished(self.a_cid, sim.nodes[self.b].key))
 
     def _send_finished(self) -> None:
-        self.sim.network.send(self.a, self.b, self._server_got_finished,
-                              on_drop=self._lost_finished)
+        self.sim.network.send(self.a, self.b, self._server_got_finished, None,
+                              self._lost_finished)
 
     def _lost_finished(self) -> None:
         self._arm_deadline()
@@ -268,12 +269,13 @@ class ModelTransport:
             self._send_finished()
 
     def _server_got_finished(self) -> None:
-        node = self._node_ok(False)
-        if node is None or self.b_phase != S_HANDSHAKING:
+        sim = self.sim
+        node = sim.nodes[self.b]  # _node_ok(False), inline: once per connection
+        if node.generation != self.b_gen or not node.alive or self.b_phase != S_HANDSHAKING:
             return
         self.b_phase = S_LIVE
-        client = self.sim.nodes[self.a]
-        self.sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
+        client = sim.nodes[self.a]
+        sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
 
     def _client_deadline(self) -> None:
         if self.a_phase != C_PENDING:
