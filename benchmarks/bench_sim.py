@@ -11,6 +11,9 @@ Usage: ``python benchmarks/bench_sim.py [--sizes 6,78,341,1023] [--churn 120,341
 Telemetry records are not built (``on_event=None``): the benchmark measures the
 simulator, not a record sink. The ``quic`` fidelity has its own benchmark,
 ``benchmarks/bench_sim_quic.py``.
+
+``yardstick_s`` (benchmarks/yardstick.py) is the machine's speed before and after
+the cases: compare runs by wall time over yardstick, since this machine drifts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -98,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="6,78,341,1023")
     parser.add_argument("--churn", default="120",
-                        help="churn sizes ('' = none); V=341 takes ~3 min, V=1023 far longer")
+                        help="churn sizes ('' = none); V=1023 takes 1-1.5 min")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "V"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -107,12 +112,14 @@ def main() -> None:
     cases = [("bootstrap", int(s)) for s in args.sizes.split(",") if s]
     cases += [("churn", int(s)) for s in args.churn.split(",") if s]
     results = []
+    before = yardstick_s()
     for case, v in cases:
         out = subprocess.run([sys.executable, __file__, "--child", case, str(v)],
                              capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout))
         print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"benchmark": "sim", "results": results,
+                      "yardstick_s": {"before": before, "after": yardstick_s()},
                       "quic_fidelity": "see benchmarks/bench_sim_quic.py"}, indent=2))
 
 

@@ -9,6 +9,9 @@ Time: ``wall_s`` is the bootstrap's wall-clock time; ``cpu_s`` its process CPU t
 ``events_per_s`` counts datagrams per wall second (each one send, one arrival, one
 aioquic ``receive_datagram``), the unit of work of this fidelity.
 
+``yardstick_s`` (benchmarks/yardstick.py) is the machine's speed before and after
+the cases: compare runs by wall time over yardstick, since this machine drifts.
+
 Memory per connection pair, all divided by V(V-1)/2:
 
 * ``rss_per_pair_kb``: resident-set growth from just before the first dial to the
@@ -49,6 +52,8 @@ import sys
 import time
 import tracemalloc
 from typing import Any
+
+from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -184,6 +189,7 @@ def main() -> None:
             print(json.dumps(bootstrap(args.child, args.tracemalloc)))
         return
     results = []
+    before = yardstick_s()
     for v in (int(s) for s in args.sizes.split(",") if s):
         result = _child(v, False)
         if args.tracemalloc:
@@ -192,7 +198,8 @@ def main() -> None:
             result["top_sites_kb_per_pair"] = traced["top_sites_kb_per_pair"]
         results.append(result)
         print(json.dumps(result), file=sys.stderr)
-    print(json.dumps({"benchmark": "sim_quic", "results": results}, indent=2))
+    print(json.dumps({"benchmark": "sim_quic", "results": results,
+                      "yardstick_s": {"before": before, "after": yardstick_s()}}, indent=2))
 
 
 if __name__ == "__main__":
