@@ -83,10 +83,18 @@ class LatencySpec:
                 "choose constant, normal or lognormal"
             )
 
-    def sample(self, rng: random.Random) -> float:
-        """One latency draw."""
+    @property
+    def constant_delay(self) -> float | None:
+        """The delay every packet gets, or ``None`` when each one draws its own."""
         if self.distribution == "constant" or self.jitter == 0:
             return max(self.minimum, self.mean)
+        return None
+
+    def sample(self, rng: random.Random) -> float:
+        """One latency draw."""
+        constant = self.constant_delay
+        if constant is not None:
+            return constant
         if self.distribution == "normal":
             return max(self.minimum, rng.gauss(self.mean, self.jitter))
         if self.mean == 0:
@@ -214,9 +222,7 @@ class _Route:
 
     def __init__(self, link: LinkSpec) -> None:
         self.link = link
-        latency = link.latency
-        fixed = latency.jitter == 0 or latency.distribution == "constant"
-        self.delay: float | None = max(latency.minimum, latency.mean) if fixed else None
+        self.delay = link.latency.constant_delay
         """The constant one-way delay, or ``None`` when each packet samples one."""
         self.lossy = link.loss.model != "none"
         self.bandwidth_bps = link.bandwidth_bps
