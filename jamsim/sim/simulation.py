@@ -274,11 +274,12 @@ class Simulation:
             self._reschedule(node)
 
     def _reschedule(self, node: SimNode) -> None:
+        """Arm a wake-up for the manager's next deadline if it is earlier than the
+        pending one; ``_flush`` calls it only when no wake-up is pending or a
+        deadline was added since the last call."""
         manager = node.manager
         if manager is None:
             return
-        if node.wake_at is not None and manager.deadlines_added == node.deadlines_seen:
-            return  # no new deadline: the pending wake-up is still the earliest
         node.deadlines_seen = manager.deadlines_added
         deadline = manager.next_deadline()
         if deadline is None:
