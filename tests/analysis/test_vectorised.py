@@ -161,18 +161,6 @@ def ref_reconnect_latency(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["a", "b", "down_at", "up_at", "latency", "after"])
 
 
-def ref_retries_per_pair(run: Run) -> pd.DataFrame:
-    e = run.events[run.events["peer"] >= 0]
-    pairs = pd.DataFrame({"a": np.minimum(e["node"], e["peer"]),
-                          "b": np.maximum(e["node"], e["peer"]), "event": e["event"]})
-    att = pairs[pairs["event"] == "connecting_out"].groupby(["a", "b"]).size()
-    fail = pairs[pairs["event"] == "connect_out_failed"].groupby(["a", "b"]).size()
-    df = pd.concat([att.rename("attempts"), fail.rename("failures")], axis=1).fillna(0)
-    df = df.astype(int).reset_index()
-    df["failure_ratio"] = df["failures"] / df["attempts"].where(df["attempts"] > 0)
-    return df
-
-
 def ref_duplicate_connections_seen(run: Run) -> int:
     count = 0
     s = run.sessions.assign(end=run.sessions["down_at"].fillna(math.inf))
@@ -387,7 +375,6 @@ def _same(got: object, want: object) -> None:
 METRICS: dict[str, tuple[Callable[[Run], object], Callable[[Run], object]]] = {
     "per_pair_downtime": (metrics.per_pair_downtime, ref_per_pair_downtime),
     "reconnect_latency": (metrics.reconnect_latency, ref_reconnect_latency),
-    "retries_per_pair": (metrics.retries_per_pair, ref_retries_per_pair),
     "duplicate_connections_seen": (metrics.duplicate_connections_seen,
                                    ref_duplicate_connections_seen),
     "connected_components": (metrics.connected_components, ref_connected_components),
