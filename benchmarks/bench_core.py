@@ -13,6 +13,7 @@ import json
 import resource
 import time
 
+from jamsim import native_status
 from jamsim.core.actions import Dial
 from jamsim.core.events import ConnectionEstablished, InboundHandshake, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
@@ -46,7 +47,7 @@ def run(validators: int, telemetry: bool) -> dict[str, object]:
     wall = time.perf_counter() - started
     connected = sum(len(m.live_peers()) for m in managers.values()) // 2
     return {
-        "benchmark": "core_full_mesh",
+        "benchmark": "core_full_mesh", "engine": native_status().state,
         "validators": validators,
         "telemetry": telemetry,
         "connections": connected,

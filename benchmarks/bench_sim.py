@@ -28,6 +28,7 @@ from typing import Any
 
 from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
+from jamsim import native_status
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
@@ -50,7 +51,7 @@ def bootstrap(v: int) -> dict[str, Any]:
         sim.run(sim.now + 0.05)
     wall = time.perf_counter() - start
     return {
-        "case": "bootstrap", "fidelity": "model", "validators": v,
+        "case": "bootstrap", "fidelity": "model", "engine": native_status().state, "validators": v,
         "connections": v * (v - 1) // 2,
         "full_mesh": bool(sim.samples[-1].full_mesh),
         "time_to_full_mesh_s": sim.time_to_full_mesh(),
@@ -80,7 +81,8 @@ def churn(v: int, minutes: float = 10.0) -> dict[str, Any]:
     wall = time.perf_counter() - start
     final = sim.sample()
     return {
-        "case": "churn", "fidelity": "model", "validators": v, "simulated_s": minutes * 60,
+        "case": "churn", "fidelity": "model", "engine": native_status().state, "validators": v,
+        "simulated_s": minutes * 60,
         "crash_restarts": churners,
         "final_links_up": final.links_up, "links_expected": final.links_expected,
         "reconnect_after_heal_s": (lambda t: None if t is None else round(t - 180.0, 3))(

@@ -55,6 +55,7 @@ from typing import Any
 
 from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
+from jamsim import native_status
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
@@ -131,7 +132,8 @@ def bootstrap(v: int, trace: bool) -> dict[str, Any]:
     fabric = sim.quic
     assert fabric is not None
     result: dict[str, Any] = {
-        "case": "bootstrap", "fidelity": "quic", "validators": v, "connections": pairs,
+        "case": "bootstrap", "fidelity": "quic", "engine": native_status().state, "validators": v,
+        "connections": pairs,
         "full_mesh": bool(sim.samples[-1].full_mesh),
         "time_to_full_mesh_s": sim.time_to_full_mesh(),
         "setup_s": round(setup, 3),

@@ -135,7 +135,8 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table = Table(title=f"{summary['name']}: {summary['validators']} validators, "
                         f"policy {summary['policy']}, {summary['simulated_s']:.0f}s "
                         f"{'on ' + summary['runtime'] if 'runtime' in summary else 'simulated'}"
-                        f" in {summary['wall_s']:.1f}s")
+                        f" in {summary['wall_s']:.1f}s"
+                        f"{' (' + summary['engine'] + ' engine)' if 'engine' in summary else ''}")
     table.add_column("metric")
     table.add_column("value", justify="right")
 

@@ -7,8 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+extras="[native]"
+stamp=".install-stamp"
+if [[ "${1:-}" == "--dev" ]]; then
+  extras="[dev,native]"
+  stamp=".install-stamp-dev"
+fi
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "jamsim needs Python >= 3.11 (found: $("$PYTHON" --version 2>&1))." >&2
@@ -27,10 +31,18 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1 \
          "to use --testnet docker" >&2
   fi
 fi
-stamp=".install-stamp${extras:+-dev}"
-if [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]] && "$PYTHON" -c 'import jamsim' 2>/dev/null; then
-  exit 0
+if ! [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]] || ! "$PYTHON" -c 'import jamsim' 2>/dev/null; then
+  echo "Installing jamsim${extras} (pip, editable)..." >&2
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".${extras}"
+  touch "$stamp"
 fi
-echo "Installing jamsim${extras} (pip, editable)..." >&2
-"$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".${extras}"
-touch "$stamp"
+# The compiled engine (mypyc, ~30 s): rebuilt whenever a compiled module's source
+# changed; jamsim runs pure Python, only slower, if it cannot be built.
+engine=$("$PYTHON" -c 'import jamsim; print(jamsim.native_status().state)')
+if [[ "$engine" == "pure" || "$engine" == "stale" ]]; then
+  echo "Compiling the simulator's hot modules (mypyc; engine was: $engine)..." >&2
+  if ! "$PYTHON" scripts/build_native.py; then
+    echo "warning: the compiled engine could not be built; jamsim runs in pure Python" \
+         "(about a third slower). Install gcc, then: python scripts/build_native.py" >&2
+  fi
+fi

@@ -140,7 +140,10 @@ class ConnectionManager:
 
     def handle_timer(self, now: float) -> None:
         """Run every timer whose deadline is ``<= now``."""
-        if self._shut_down or self._busy_dial is not None:
+        # Read into a local: narrowing ``self._busy_dial`` here would let a compiled
+        # build assume it is still None after ``_on_dial_timer`` (which may set it).
+        busy_dial = self._busy_dial
+        if self._shut_down or busy_dial is not None:
             return
         heap, buckets, peers = self._timer_heap, self._timer_buckets, self._peers
         while heap and heap[0] <= now:

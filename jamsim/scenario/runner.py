@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from jamsim import native_status
 from jamsim.core.errors import UsageError
 from jamsim.scenario.expectations import (
     Verdict,
@@ -269,6 +270,7 @@ def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRec
         "duration_s": scenario.duration,
         "simulated_s": simulated,
         "wall_s": round(wall, 3),
+        "engine": native_status().state,
         "timeline": timeline,
         "metrics": {
             "time_to_full_mesh_s": time_to_full_mesh(samples, 0.0),

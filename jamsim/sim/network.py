@@ -35,7 +35,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import simpy
 
@@ -207,9 +207,9 @@ class NetworkConfig:
 class NodeState:
     """Lifecycle state of a simulated node (plain constants: compared in hot paths)."""
 
-    UP = "up"
-    PAUSED = "paused"
-    CRASHED = "crashed"
+    UP: Final = "up"
+    PAUSED: Final = "paused"
+    CRASHED: Final = "crashed"
 
 
 Deliver = Callable[[], None]

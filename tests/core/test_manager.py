@@ -396,9 +396,11 @@ def test_serial_dials_block_the_manager_like_jamixir() -> None:
         assert accepted_at == now  # the inbound waited for every queued dial
 
 
-def test_unknown_event_type_is_a_usage_error() -> None:
+def test_unknown_event_type_is_refused() -> None:
     m = ConnectionManager(keys(1)[0])
-    with pytest.raises(UsageError):
+    # Pure Python dispatches and finds no handler (UsageError); the compiled build
+    # checks the ``Event`` annotation at the call (TypeError). Either refuses it.
+    with pytest.raises((UsageError, TypeError)):
         m.handle("not an event", 0.0)  # type: ignore[arg-type]
 
 
