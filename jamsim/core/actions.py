@@ -1,7 +1,8 @@
 """Actions the :class:`~jamsim.core.manager.ConnectionManager` asks its driver to do.
 
 Like the events, actions are slotted values that nobody mutates; they are not
-``frozen`` only because frozen construction is 5x slower (see events.py). They are
+``frozen`` only because frozen construction is 5x slower, and they write their
+``__init__`` out for the compiled build (see events.py). They are
 ``@final``: drivers dispatch on the exact type (``type(a) is Dial``), which is
 cheaper than ``isinstance`` in a loop that runs millions of times.
 
@@ -28,7 +29,7 @@ __all__ = [
 
 
 @final
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Dial:
     """Open an outbound connection ``conn_id`` to ``peer`` at ``address``.
 
@@ -48,18 +49,38 @@ class Dial:
     timeout: float
     started_at: float | None = None
 
+    def __init__(
+        self,
+        conn_id: ConnectionId,
+        peer: PeerKey,
+        address: PeerAddress,
+        attempt: int,
+        timeout: float,
+        started_at: float | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.peer = peer
+        self.address = address
+        self.attempt = attempt
+        self.timeout = timeout
+        self.started_at = started_at
+
 
 @final
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AcceptInbound:
     """Keep inbound connection ``conn_id`` from ``peer``: it is now the live one."""
 
     conn_id: ConnectionId
     peer: PeerKey
 
+    def __init__(self, conn_id: ConnectionId, peer: PeerKey) -> None:
+        self.conn_id = conn_id
+        self.peer = peer
+
 
 @final
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CloseConnection:
     """Close ``conn_id`` (or abandon the dial) with a human-readable reason.
 
@@ -70,9 +91,13 @@ class CloseConnection:
     conn_id: ConnectionId
     reason: str
 
+    def __init__(self, conn_id: ConnectionId, reason: str) -> None:
+        self.conn_id = conn_id
+        self.reason = reason
+
 
 @final
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class EmitTelemetry:
     """One JIP-3 networking event for the telemetry collector.
 
@@ -94,6 +119,32 @@ class EmitTelemetry:
     ref_event_id: int | None = None
     side: Side | None = None
     at: float | None = None
+
+    def __init__(
+        self,
+        kind: TelemetryKind,
+        event_id: int,
+        peer: PeerKey | None = None,
+        conn_id: ConnectionId | None = None,
+        direction: Direction | None = None,
+        address: PeerAddress | None = None,
+        reason: str = "",
+        attempt: int = 0,
+        ref_event_id: int | None = None,
+        side: Side | None = None,
+        at: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.event_id = event_id
+        self.peer = peer
+        self.conn_id = conn_id
+        self.direction = direction
+        self.address = address
+        self.reason = reason
+        self.attempt = attempt
+        self.ref_event_id = ref_event_id
+        self.side = side
+        self.at = at
 
 
 Action = Dial | AcceptInbound | CloseConnection | EmitTelemetry

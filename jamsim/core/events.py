@@ -4,6 +4,9 @@ Every event is a value: treat it as immutable. The classes are slotted but not
 ``frozen``: a frozen dataclass's ``__init__`` goes through ``object.__setattr__``
 per field and measured 1.7 us against 0.3 us here, and a 1023-validator
 simulation builds several million events and actions (see benchmarks/bench_core.py).
+The ones built per connection also write their ``__init__`` out (``init=False``):
+under the mypyc build (scripts/build_native.py) a dataclass-generated ``__init__``
+stays an interpreted function, 8x slower than the compiled one.
 
 Time is not part of the event: it is passed alongside it
 (``manager.handle(event, now)``), exactly as aioquic takes ``now`` in
@@ -47,23 +50,31 @@ class ValidatorSetChanged:
     next: tuple[PeerEndpoint, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ConnectionEstablished:
     """An outbound dial completed its QUIC/TLS handshake with the expected key."""
 
     conn_id: ConnectionId
     peer: PeerKey
 
+    def __init__(self, conn_id: ConnectionId, peer: PeerKey) -> None:
+        self.conn_id = conn_id
+        self.peer = peer
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class DialFailed:
     """An outbound dial did not complete (timeout, refused, TLS failure...)."""
 
     conn_id: ConnectionId
     reason: str
 
+    def __init__(self, conn_id: ConnectionId, reason: str) -> None:
+        self.conn_id = conn_id
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class InboundConnecting:
     """A new inbound transport connection started (before the peer is known).
 
@@ -74,8 +85,12 @@ class InboundConnecting:
     conn_id: ConnectionId
     address: PeerAddress | None = None
 
+    def __init__(self, conn_id: ConnectionId, address: PeerAddress | None = None) -> None:
+        self.conn_id = conn_id
+        self.address = address
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class InboundHandshake:
     """An inbound connection completed TLS with a verified certificate for ``peer``.
 
@@ -87,16 +102,32 @@ class InboundHandshake:
     address: PeerAddress | None = None
     builder: bool = False
 
+    def __init__(
+        self,
+        conn_id: ConnectionId,
+        peer: PeerKey,
+        address: PeerAddress | None = None,
+        builder: bool = False,
+    ) -> None:
+        self.conn_id = conn_id
+        self.peer = peer
+        self.address = address
+        self.builder = builder
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class InboundFailed:
     """An inbound connection failed before its handshake completed."""
 
     conn_id: ConnectionId
     reason: str
 
+    def __init__(self, conn_id: ConnectionId, reason: str) -> None:
+        self.conn_id = conn_id
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class DialPathCut:
     """Outbound dial ``conn_id`` has had no path to its peer since it started.
 
@@ -117,14 +148,22 @@ class DialPathCut:
 
     conn_id: ConnectionId
 
+    def __init__(self, conn_id: ConnectionId) -> None:
+        self.conn_id = conn_id
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class ConnectionLost:
     """A live connection (either direction) ended: closed by ``side`` or timed out."""
 
     conn_id: ConnectionId
     reason: str
     side: Side | None = Side.REMOTE
+
+    def __init__(self, conn_id: ConnectionId, reason: str, side: Side | None = Side.REMOTE) -> None:
+        self.conn_id = conn_id
+        self.reason = reason
+        self.side = side
 
 
 @dataclass(slots=True)

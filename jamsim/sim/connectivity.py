@@ -19,9 +19,10 @@ class LinkCounters:
     __slots__ = ("_adjacent", "_counts", "duplicates", "half_open", "links_up")
 
     def __init__(self) -> None:
-        # Pair -> (transports live at both ends) << 16 | (live at one end): one
+        # Pair (low << 32 | high: an int key hashes and compares without building a
+        # tuple) -> (transports live at both ends) << 16 | (live at one end): one
         # lookup per change; a bootstrap of 1023 validators makes a million changes.
-        self._counts: dict[tuple[int, int], int] = {}
+        self._counts: dict[int, int] = {}
         # Node -> nodes it has a link with: components() walks these with C-level set
         # operations; a Python union-find over 522,753 pairs took ~0.4 s per sample.
         self._adjacent: defaultdict[int, set[int]] = defaultdict(set)
@@ -33,7 +34,7 @@ class LinkCounters:
         """A transport between ``a`` and ``b`` went from ``old_ends`` live ends to ``new_ends``."""
         if old_ends == new_ends:
             return
-        pair = (a, b) if a < b else (b, a)
+        pair = a << 32 | b if a < b else b << 32 | a
         counts = self._counts
         packed = counts.get(pair, 0)
         both, half = packed >> 16, packed & 0xFFFF
@@ -57,7 +58,8 @@ class LinkCounters:
 
     def up_pairs(self) -> list[tuple[int, int]]:
         """Pairs with at least one transport live at both ends."""
-        return [pair for pair, packed in self._counts.items() if packed >> 16]
+        return [(pair >> 32, pair & 0xFFFFFFFF)
+                for pair, packed in self._counts.items() if packed >> 16]
 
     def components(self, nodes: list[int]) -> int:
         """Connected components of ``nodes`` over pairs live at both ends.
