@@ -276,11 +276,16 @@ class Network:
         self.config = config
         self.rng = random.Random(seed)
         self._region: dict[int, str] = {}
+        # Regions as small ints, and per source region a row of resolved routes by
+        # destination region: send() indexes two lists instead of building and
+        # hashing a (region, region) tuple per packet.
+        self._region_index: dict[str, int] = {}
+        self._region_id: dict[int, int] = {}
+        self._route_rows: list[list[_Route | None]] = []
         self._state: dict[int, str] = {}
         self._group: dict[int, int] = {}
         self._one_way = False
         self._links: dict[tuple[str, str], LinkSpec] = {}
-        self._routes: dict[tuple[str, str], _Route] = {}
         self._ge_bad: dict[tuple[int, int], bool] = {}
         self._busy_until: dict[tuple[int, int], float] = {}
         self._paused_queue: dict[int, deque[Deliver]] = {}
@@ -302,7 +307,14 @@ class Network:
     # ------------------------------------------------------------------ nodes
 
     def add_node(self, node: int, region: str = DEFAULT_REGION) -> None:
-        self._region[node] = self.config.regions.get(node, region)
+        region = self.config.regions.get(node, region)
+        self._region[node] = region
+        if region not in self._region_index:
+            self._region_index[region] = len(self._region_index)
+            for row in self._route_rows:
+                row.append(None)
+            self._route_rows.append([None] * len(self._region_index))
+        self._region_id[node] = self._region_index[region]
         self._state[node] = NodeState.UP
 
     def region(self, node: int) -> str:
@@ -323,11 +335,12 @@ class Network:
         return self._route(src, dst).link
 
     def _route(self, src: int, dst: int) -> _Route:
-        key = (self._region[src], self._region[dst])
-        route = self._routes.get(key)
+        row = self._route_rows[self._region_id[src]]
+        route = row[self._region_id[dst]]
         if route is None:
+            key = (self._region[src], self._region[dst])
             route = _Route(self._links.get(key) or self.config.link(*key))
-            self._routes[key] = route
+            row[self._region_id[dst]] = route
         return route
 
     def set_link(self, src_region: str, dst_region: str, link: LinkSpec,
@@ -336,7 +349,8 @@ class Network:
         self._links[(src_region, dst_region)] = link
         if symmetric:
             self._links[(dst_region, src_region)] = link
-        self._routes.clear()
+        for row in self._route_rows:
+            row[:] = [None] * len(row)
 
     # ------------------------------------------------------------------ faults
 
@@ -451,8 +465,8 @@ class Network:
             if on_drop is not None:
                 on_drop()
             return False
-        route = self._routes.get((self._region[src], self._region[dst])) or \
-            self._route(src, dst)
+        region_id = self._region_id
+        route = self._route_rows[region_id[src]][region_id[dst]] or self._route(src, dst)
         if route.lossy and self._lose(route.link.loss, src, dst):
             self.lost += 1
             if on_drop is not None:
