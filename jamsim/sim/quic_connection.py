@@ -15,9 +15,10 @@ Never allocated, or freed before the peak:
 * packet protection (:mod:`jamsim.sim.quic_aead`): keys instead of OpenSSL cipher
   contexts (~2.5 KB per AES-GCM, ~1 KB per header-protection context, two of each
   per epoch, up to three epochs at once);
-* client key shares (:mod:`jamsim.sim.quic_key_shares`): the four ephemeral private
-  keys (~5 KB of OpenSSL keys) are kept as numbers until the ServerHello, and all
-  key shares are dropped once the handshake secret is derived;
+* client key shares (:mod:`jamsim.sim.quic_key_shares`): the ephemeral private
+  keys are kept as numbers until the ServerHello, and all key shares are dropped
+  once the handshake secret is derived (a JAM client offers only X25519 since
+  2026-11-30; aioquic's four shares were ~5 KB of OpenSSL keys);
 * Initial keys: aioquic derives them for every supported QUIC version (v1 and v2)
   for compatible version negotiation. Only the connection's own version's are kept;
   another version's are derived on first use (same keys), which JAMNP-S peers
@@ -81,7 +82,7 @@ from jamsim.sim.quic_aead import (
     KeyOnlyHeaderProtection,
     slim_context,
 )
-from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
+from jamsim.sim.quic_key_shares import StashedRawKey, stash_key_shares
 from jamsim.sim.quic_retired import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
@@ -383,9 +384,9 @@ def memory_trims_report() -> dict[str, bool]:
             is_client=False, idle_timeout=15.0),
         original_destination_connection_id=header.destination_cid)
     context: Any = client.tls
-    before = {"key_shares_stashed": len(context._ec_private_keys) == 2 and all(
-                  isinstance(key, StashedEcKey) for key in context._ec_private_keys)
-              and isinstance(context._x25519_private_key, StashedRawKey),
+    before = {"x25519_share_only": tuple(context._supported_groups) == (tls.Group.X25519,)
+              and not context._ec_private_keys and context._x448_private_key is None,
+              "key_shares_stashed": isinstance(context._x25519_private_key, StashedRawKey),
               "initial_keys_lazy": isinstance(client._cryptos_initial, _LazyInitialKeys)
               and QuicProtocolVersion.VERSION_2 not in client._cryptos_initial,
               "crypto_buffers_shared": client._crypto_buffers is _CRYPTO_BUFFERS.handshake}
@@ -403,8 +404,9 @@ def memory_trims_report() -> dict[str, bool]:
             break
     report = dict(before)
     report["tls_lists_shared"] = all(
-        isinstance(getattr(server.tls, name), tuple) for name in _TLS_LISTS) and \
-        client.tls._supported_groups is server.tls._supported_groups
+        isinstance(getattr(conn.tls, name), tuple)
+        for name in _TLS_LISTS for conn in (client, server)) and \
+        client.tls._cipher_suites is server.tls._cipher_suites
     report["key_shares_forgotten"] = all(
         not conn.tls._ec_private_keys and conn.tls._x25519_private_key is None
         and conn.tls._x448_private_key is None for conn in (client, server))
