@@ -20,7 +20,9 @@ fi
 echo "== pytest (pure Python: coverage cannot trace compiled code)"
 rm -f .coverage .coverage.*
 JAMSIM_NATIVE=0 "$PYTHON" -m pytest --cov=jamsim --cov-report=term:skip-covered "$@"
-echo "== pytest (compiled engine: the sans-IO core and the simulator again)"
-"$PYTHON" -m pytest -q tests/core tests/sim tests/test_native.py
+echo "== pytest (compiled engine: the sans-IO core, the simulator and scenarios again)"
+"$PYTHON" -c 'import os, sys, jamsim; s = jamsim.native_status(); print("engine:", s.state, "-", s.detail)
+sys.exit(os.environ.get("JAMSIM_REQUIRE_NATIVE") == "1" and not s.compiled)'
+"$PYTHON" -m pytest -q tests/core tests/sim tests/scenario tests/test_native.py
 echo "== coverage of the sans-IO core and codecs (must be >= 90%)"
 "$PYTHON" -m coverage report --include='jamsim/core/*,jamsim/protocol/*' --fail-under=90

@@ -2,13 +2,14 @@
 
 A stock aioquic client offers a key share for each of its four groups (P-256,
 P-384, X25519, X448) and holds the four private keys as ``cryptography`` objects
-until the connection ends. (JAM clients now offer X25519 alone, see
-jamsim/quic/tls_workaround.py, which leaves one key to stash; the stand-ins still
-cover every group so a stock context is handled the same way.) Measured with cryptography 50 (RSS over 5,000 keys): ~2.2 KB of
-OpenSSL state per P-256 key, ~2.0 KB per P-384 key, ~0.4 KB per X25519/X448 key;
-~5 KB per client connection. In a simulated full-mesh bootstrap every client holds
-them at once while every server builds its own handshake state, so they sit at the
-top of the process's memory peak (and the freed memory stays fragmented).
+until the connection ends. Measured with cryptography 50 (RSS over 5,000 keys):
+~2.2 KB of OpenSSL state per P-256 key, ~2.0 KB per P-384 key, ~0.4 KB per
+X25519/X448 key; ~5 KB per client connection. In a simulated full-mesh bootstrap
+every client holds them at once while every server builds its own handshake
+state, so they sit at the top of the process's memory peak (and the freed memory
+stays fragmented). JAM clients now offer X25519 alone (see
+jamsim/quic/tls_workaround.py), which leaves one key to stash; the stand-ins
+still cover every group, so a stock context is handled the same way.
 
 The stand-ins below keep the private value (32-56 bytes) and rebuild the key only
 for the one exchange TLS performs with the group the server chose (~30 µs for
