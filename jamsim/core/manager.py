@@ -444,9 +444,10 @@ class ConnectionManager:
             self._busy_dial = None
         peer = self._peers.get(conn.peer) if conn.peer else None
         if peer is None or key != conn.peer:
-            # The driver verified a different key than we dialled: refuse it.
-            self._conns.pop(conn_id)
+            # The driver verified a different key than we dialled: refuse it, and
+            # count the dial as failed so the peer we wanted is retried.
             self._actions.append(CloseConnection(conn_id, "unexpected peer key"))
+            self._on_dial_failed(conn_id, "unexpected peer key", now)
             return
         peer.pending_dial = None
         conn.phase = _LIVE

@@ -310,13 +310,20 @@ def test_misbehaviour_is_reported() -> None:
     assert event.kind is TelemetryKind.PEER_MISBEHAVED and event.peer == b
 
 
-def test_established_with_unexpected_key_is_closed() -> None:
+def test_established_with_unexpected_key_is_closed_and_the_peer_retried() -> None:
     a, b = ordered_pair()
     m, actions = start(a, [b], JAMNP)
     conn = of(actions, Dial)[0].conn_id
     m.handle(ConnectionEstablished(conn, b"\x07" * 32), 0.5)
-    assert of(m.drain_actions(), CloseConnection) == [
-        CloseConnection(conn, "unexpected peer key")]
+    out = m.drain_actions()
+    assert of(out, CloseConnection) == [CloseConnection(conn, "unexpected peer key")]
+    assert telemetry(out) == [TelemetryKind.CONNECT_OUT_FAILED]
+    assert m.status(b) is ConnectionStatus.RETRYING
+    deadline = m.next_deadline()
+    assert deadline is not None
+    m.handle_timer(deadline)
+    (redial,) = of(m.drain_actions(), Dial)
+    assert redial.peer == b and redial.attempt == 2
 
 
 # ------------------------------------------------------------------ epochs, shutdown
