@@ -113,7 +113,11 @@ class ConnectionManager:
         self._next_event_id = 0
         self._non_validators = 0
         self._shut_down = False
-        # Serial dialling (Jamixir): one dial in flight, everything else waits.
+        # Limited dialling: the dials holding one of the policy's slots, and the
+        # peers waiting for one. Serial dialling (Jamixir) is one slot, and the
+        # manager then also handles no other event until that dial ends.
+        self._dial_limit = 1 if self.policy.serial_dials else self.policy.max_parallel_dials
+        self._dial_slots: set[ConnectionId] = set()
         self._busy_dial: ConnectionId | None = None
         self._dial_queue: deque[PeerKey] = deque()
         self._backlog: deque[Event] = deque()
@@ -134,8 +138,8 @@ class ConnectionManager:
             self._backlog.append(event)
             return
         self._dispatch(event, now)
-        if self._dial_queue or self._backlog:  # only serial dialling queues anything
-            self._after_busy_dial(now)
+        if self._dial_queue or self._backlog:  # only limited dialling queues anything
+            self._start_queued(now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer whose deadline is ``<= now``."""
@@ -256,10 +260,10 @@ class ConnectionManager:
             and event.conn_id == self._busy_dial
         ) or isinstance(event, Shutdown)
 
-    def _after_busy_dial(self, now: float) -> None:
-        """Once a serial dial ends, start the next queued one, then drain backlog."""
+    def _start_queued(self, now: float) -> None:
+        """Start queued dials while slots are free, then drain a serial backlog."""
         while self._busy_dial is None and not self._shut_down:
-            if self._dial_queue:
+            if self._dial_queue and len(self._dial_slots) < (self._dial_limit or 0):
                 key = self._dial_queue.popleft()
                 peer = self._peers.get(key)
                 if peer is not None and self._wants_dial(peer):
@@ -334,6 +338,8 @@ class ConnectionManager:
         self._cancel_timer(peer)
         for conn_id in [c for c, s in self._conns.items() if s.peer == peer.key]:
             conn = self._conns.pop(conn_id)
+            if self._dial_slots:
+                self._release_dial_slot(conn_id)
             if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
@@ -357,7 +363,7 @@ class ConnectionManager:
     def _request_dial(self, peer: ConnectionInfo, now: float) -> None:
         if not self._wants_dial(peer):
             return
-        if self.policy.serial_dials and self._busy_dial is not None:
+        if self._dial_limit is not None and len(self._dial_slots) >= self._dial_limit:
             self._set_status(peer, ConnectionStatus.CONNECTING, now)
             if peer.key not in self._dial_queue:
                 self._dial_queue.append(peer.key)
@@ -368,8 +374,10 @@ class ConnectionManager:
         conn_id = self._begin_dial(peer, now, None)
         if conn_id is None:
             return
-        if self.policy.serial_dials:
-            self._busy_dial = conn_id
+        if self._dial_limit is not None:
+            self._dial_slots.add(conn_id)
+            if self.policy.serial_dials:
+                self._busy_dial = conn_id
         assert peer.address is not None
         self._actions.append(
             Dial(conn_id, peer.key, peer.address, peer.attempts + 1, self.policy.connect_timeout)
@@ -440,8 +448,8 @@ class ConnectionManager:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
-        if self._busy_dial == conn_id:
-            self._busy_dial = None
+        if self._dial_slots:
+            self._release_dial_slot(conn_id)
         peer = self._peers.get(conn.peer) if conn.peer else None
         if peer is None or key != conn.peer:
             # The driver verified a different key than we dialled: refuse it, and
@@ -463,8 +471,8 @@ class ConnectionManager:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
-        if self._busy_dial == conn_id:
-            self._busy_dial = None
+        if self._dial_slots:
+            self._release_dial_slot(conn_id)
         del self._conns[conn_id]
         self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer, conn_id=conn_id,
                         direction=Direction.OUTBOUND, reason=reason,
@@ -487,9 +495,10 @@ class ConnectionManager:
         the retry it schedules also fell before ``now``, that dial starts then, and
         so on. It stops at the first timer or dial still ahead of ``now``.
         """
-        if self.policy.serial_dials:
-            raise UsageError("DialPathCut needs parallel dials: with serial_dials one "
-                             "dial blocks the others, so attempts are not independent")
+        if self._dial_limit is not None:
+            raise UsageError("DialPathCut needs unlimited parallel dials: with "
+                             "serial_dials or max_parallel_dials a dial waits for "
+                             "others to end, so attempts are not independent")
         conn_id = event.conn_id
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING or conn.peer is None:
@@ -758,10 +767,17 @@ class ConnectionManager:
         self._timer_buckets.clear()
         self._dial_queue.clear()
         self._backlog.clear()
+        self._dial_slots.clear()
         self._busy_dial = None
         self._shut_down = True
 
     # ================================================================ helpers
+
+    def _release_dial_slot(self, conn_id: ConnectionId) -> None:
+        """A dial ended (or was dropped): its slot is free for the next queued one."""
+        self._dial_slots.discard(conn_id)
+        if self._busy_dial == conn_id:
+            self._busy_dial = None
 
     def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
         if peer.status is not status:

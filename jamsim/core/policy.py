@@ -70,6 +70,12 @@ class ConnectionPolicy:
     serial_dials: bool = False
     """Dial one peer at a time and process nothing else meanwhile (Jamixir's
     synchronous ``connect`` inside the GenServer)."""
+    max_parallel_dials: int | None = None
+    """At most this many outbound dials in flight; further dials wait, first come
+    first served, for one to end (events are handled meanwhile, unlike
+    ``serial_dials``). ``None``: no limit. A node dialling a whole validator set
+    at once on a busy host can push every handshake past ``connect_timeout``, and
+    the retries then keep it there."""
     # --- backoff
     initial_retry: float = 1.0
     retry_multiplier: float = 2.0
@@ -117,6 +123,12 @@ class ConnectionPolicy:
             problems.append("connect_timeout must be > 0")
         if self.non_validator_slots < 0:
             problems.append("non_validator_slots must be >= 0")
+        if self.max_parallel_dials is not None:
+            if self.max_parallel_dials < 1:
+                problems.append("max_parallel_dials must be >= 1 or None")
+            if self.serial_dials:
+                problems.append("max_parallel_dials does not combine with serial_dials "
+                                "(which already dials one peer at a time)")
         for name in ("reconnect_after_loss", "give_up_after", "idle_timeout",
                      "keep_alive_interval"):
             value = getattr(self, name)
@@ -149,6 +161,12 @@ class ConnectionPolicy:
                 value = Jitter(value)
             elif key == "duplicate_rule" and isinstance(value, str):
                 value = DuplicateRule(value)
+            elif key in _WHOLE_NUMBER_FIELDS and isinstance(value, float):
+                # Command lines parse numbers as floats; a count must be whole (and
+                # the compiled build checks that an int field holds an int).
+                if not value.is_integer():
+                    raise UsageError(f"policy field {key} must be a whole number, got {value}")
+                value = int(value)
             coerced[key] = value
         return replace(self, **coerced)
 
@@ -208,6 +226,12 @@ class ConnectionPolicy:
         else:
             delay = ceiling
         return min(self.max_retry, max(self.min_retry, delay))
+
+
+_WHOLE_NUMBER_FIELDS = frozenset({"initial_retry_repeats", "non_validator_slots",
+                                  "max_parallel_dials"})
+"""The ``int`` fields (listed, not derived: the compiled build keeps no annotation
+strings; a test checks the list against the pure-Python annotations)."""
 
 
 PRESETS: dict[str, ConnectionPolicy] = {

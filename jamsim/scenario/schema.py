@@ -185,6 +185,9 @@ class Policy(_Model):
         None, description="dial back after losing an inbound connection")
     serial_dials: bool | None = Field(
         None, description="dial one peer at a time, handling nothing else meanwhile")
+    max_parallel_dials: int | None = Field(
+        None, description="at most this many dials in flight per node; more wait their "
+                          "turn (>= 1; unset: no limit)")
     initial_retry: Duration | None = Field(None, description="first retry delay (> 0)")
     retry_multiplier: float | None = Field(None, description="backoff growth factor (>= 1)")
     max_retry: Duration | None = Field(None, description="cap of a retry delay "

@@ -106,7 +106,7 @@ class Simulation:
     and needs every validator's private key: ``identities(public_key)`` returns it
     (e.g. :class:`jamsim.sim.quic_keys.DevKeyring`).
 
-    ``fast_forward`` (model fidelity, parallel dials): dials across a cut path are
+    ``fast_forward`` (model fidelity, no dial limit): dials across a cut path are
     not simulated attempt by attempt; the manager catches up in one step when the
     path opens (``DialPathCut``, see jamsim/sim/transport.py). Attempts, backoff,
     give-up and telemetry come out the same, only the order of random draws
@@ -138,8 +138,10 @@ class Simulation:
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
+        # A dial limit makes attempts to different peers wait on each other, which
+        # DialPathCut's per-dial catch-up cannot reproduce: simulate every attempt.
         self.fast_forward = fast_forward and fidelity == "model" and \
-            not self.policy.serial_dials
+            not self.policy.serial_dials and self.policy.max_parallel_dials is None
         """Whether cut dials are caught up in bulk (see the class docstring)."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jamsim.core import policy as policy_module
 from jamsim.core.errors import UsageError
 from jamsim.core.policy import PRESETS, ConnectionPolicy, DuplicateRule, Jitter
 
@@ -118,3 +120,22 @@ def test_jittered_draws_what_random_uniform_would(policy: ConnectionPolicy, ceil
         expected = min(policy.max_retry, max(policy.min_retry, expected))
         assert policy.jittered(ceiling, ours) == expected
     assert ours.random() == reference.random()  # and the generator is where it would be
+
+
+def test_count_fields_take_whole_floats_as_command_lines_give_them() -> None:
+    """``jamsim node --policy-set`` parses numbers as floats; counts become ints."""
+    policy = ConnectionPolicy.preset("jamnp-s", max_parallel_dials=8.0,
+                                     non_validator_slots=20.0, initial_retry_repeats=2.0)
+    counts = (policy.max_parallel_dials, policy.non_validator_slots,
+              policy.initial_retry_repeats)
+    assert counts == (8, 20, 2) and all(type(c) is int for c in counts)
+    with pytest.raises(UsageError, match="whole number"):
+        ConnectionPolicy.preset("jamnp-s", max_parallel_dials=2.5)
+
+
+def test_whole_number_field_list_matches_the_annotations() -> None:
+    annotated = {f.name: f.type for f in dataclasses.fields(ConnectionPolicy)}
+    if not all(isinstance(kind, str) for kind in annotated.values()):
+        pytest.skip("compiled build: annotations are not kept as strings")
+    whole = {name for name, kind in annotated.items() if kind in ("int", "int | None")}
+    assert whole == policy_module._WHOLE_NUMBER_FIELDS

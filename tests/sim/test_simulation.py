@@ -264,3 +264,30 @@ def test_dial_across_a_cut_path_keeps_its_probe_schedule_when_the_path_heals(
     assert not [r for r in records if r.event == "connect_out_failed"]
     # Parked: only the first Initial met the cut; the doomed probes were not simulated.
     assert sim.network.dropped_partition == 1
+
+
+def test_dial_limit_spreads_the_bootstrap_and_still_heals_a_partition() -> None:
+    unlimited, _ = build(12)
+    unlimited.run(10.0)
+    limited, records = build(12, max_parallel_dials=1)
+    assert not limited.fast_forward  # attempts wait on each other: simulate each one
+    limited.run(10.0)
+    assert unlimited.is_full_mesh() and limited.is_full_mesh()
+    fast, slow = unlimited.time_to_full_mesh(), limited.time_to_full_mesh()
+    assert fast is not None and slow is not None and slow > 2 * fast
+    # One dial at a time per node: a node's outbound dials never overlap.
+    opened: dict[int, list[tuple[float, str]]] = {}
+    for record in records:
+        if record.event in ("connecting_out", "connected_out", "connect_out_failed"):
+            opened.setdefault(record.node, []).append((record.time, record.event))
+    assert len(opened) >= 6
+    for timeline in opened.values():
+        in_flight = 0
+        for _, event in sorted(timeline, key=lambda item: (item[0], item[1] != "connected_out")):
+            in_flight += 1 if event == "connecting_out" else -1
+            assert in_flight <= 1
+    limited.at(12.0, lambda: limited.partition([range(6), range(6, 12)]))
+    limited.at(40.0, limited.heal)
+    limited.run(120.0)
+    assert limited.is_full_mesh()
+    assert_counters_match_managers(limited)
