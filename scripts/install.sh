@@ -40,6 +40,17 @@ fi
 # changed; jamsim runs pure Python, only slower, if it cannot be built.
 engine=$("$PYTHON" -c 'import jamsim; print(jamsim.native_status().state)')
 if [[ "$engine" == "pure" || "$engine" == "stale" ]]; then
+  # mypyc needs a C compiler and the interpreter's headers (Debian: gcc and, for
+  # the system python, python3-dev); install them when we can.
+  headers=$("$PYTHON" -c 'import os, sysconfig
+print(os.path.isfile(os.path.join(sysconfig.get_path("include"), "Python.h")))')
+  missing=()
+  command -v gcc >/dev/null || command -v cc >/dev/null || missing+=(gcc)
+  [[ "$headers" == "True" ]] || missing+=(python3-dev)
+  if (( ${#missing[@]} )) && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "Installing ${missing[*]} (apt) for the compiled engine..." >&2
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || true
+  fi
   echo "Compiling the simulator's hot modules (mypyc; engine was: $engine)..." >&2
   if ! "$PYTHON" scripts/build_native.py; then
     echo "warning: the compiled engine could not be built; jamsim runs in pure Python" \
