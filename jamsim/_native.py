@@ -6,7 +6,7 @@ manager, the policy and the network (no single hot spot is left to remove).
 same typed sources, into ``build/native/``; this module puts that build in front
 of the pure-Python files, but only when every compiled module was built from the
 source bytes that are on disk now. An edited source therefore never runs stale
-compiled code: the whole build is ignored until it is rebuilt (``jamsim doctor``
+compiled code: the whole build is ignored until it is rebuilt (``jamsim --version``
 and every benchmark say which engine ran).
 
 ``JAMSIM_NATIVE=0`` forces pure Python (the test suite's coverage run uses it:

@@ -41,6 +41,26 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from jamsim import __version__, native_status
+
+        engine = native_status()
+        console.print(f"jamsim {__version__}, engine: {engine.state} ({escape(engine.detail)})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and which engine runs (compiled mypyc build or pure "
+             "Python, and why), then exit.")] = False,
+) -> None:
+    """Simulate and testnet the JAMNP-S connection layer: how JAM validator networks
+    connect, break and heal."""
+
+
 def _overrides(set_: list[str], seed: int | None) -> list[Override]:
     """``--set`` and ``--seed`` as overrides that remember how the user typed them, so
     an error in one names ``--set policy.max_retry=5x``, not an internal file."""

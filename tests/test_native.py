@@ -124,3 +124,14 @@ def test_no_build_is_pure_and_disabled_wins(fake_tree: Path,
     monkeypatch.delenv("JAMSIM_NATIVE")
     (fake_tree / "build/native/manifest.json").unlink()
     assert _native._check_build()[0].state == "pure"
+
+
+def test_version_option_names_the_engine() -> None:
+    from typer.testing import CliRunner
+
+    from jamsim.cli import app
+
+    result = CliRunner().invoke(app, ["--version"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    status = _native.native_status()
+    assert f"engine: {status.state}" in result.output
