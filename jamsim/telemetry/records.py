@@ -8,7 +8,7 @@ testnet side by side.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 __all__ = [
     "CONNECTIVITY_COLUMNS",
@@ -46,7 +46,7 @@ class EventRecord:
     peer_key: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in EVENT_COLUMNS}
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRecord))
@@ -77,9 +77,7 @@ class ConnectivitySample:
         return self.links_up >= self.links_expected
 
     def as_dict(self) -> dict[str, object]:
-        row = asdict(self)
-        row["full_mesh"] = self.full_mesh
-        return row
+        return {name: getattr(self, name) for name in CONNECTIVITY_COLUMNS}
 
 
 CONNECTIVITY_COLUMNS: tuple[str, ...] = (
