@@ -164,6 +164,8 @@ def run_scenario(
                        identities=identities)]
     schedule_timeline(held[0], scenario, validators)
 
+    finished_at = [0.0]
+
     def simulate() -> None:
         sim = held[0]
         chunks = 100
@@ -176,12 +178,23 @@ def run_scenario(
                     progress(sim.now, scenario.duration, samples[-1] if samples else None,
                              len(events))
             sim.catch_up()  # record the attempts of dials still cut at the end
+        # Free the simulation before the tables are merged and the summary is
+        # computed: at 1023 validators it is over a gigabyte, and both of those
+        # need memory of their own (the run's peak was there).
+        finished_at[0] = sim.now
+        del sim
+        _free(held)
 
     result = _recorded_run(scenario, out, events, samples, writers, simulate,
-                           lambda: held[0].now, None)
-    held.clear()
-    gc.collect()  # the simulation's objects reference each other: free them now
+                           lambda: held[0].now if held else finished_at[0], None)
     return _with_plots(result) if plots else result
+
+
+def _free(held: list[Simulation]) -> None:
+    """Drop the simulation and collect it (its objects reference each other)."""
+    if held:
+        held.clear()
+        gc.collect()
 
 
 def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],

@@ -111,9 +111,12 @@ class TableWriter(Generic[R]):
         if self.closed:
             return self.path
         self.flush()
-        table = _read_parts(self.parts_dir, self.schema)
+        # Part by part into one file (a row group each): merging them into one
+        # table first held every row in memory at once, the peak of a large run.
         tmp = self.path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
+        with pq.ParquetWriter(tmp, self.schema) as merged:
+            for part in _part_files(self.parts_dir):
+                merged.write_table(pq.read_table(part, schema=self.schema))
         os.replace(tmp, self.path)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.closed = True
@@ -139,9 +142,12 @@ def _parts_dir(path: Path) -> Path:
     return path.with_name(path.stem + ".parts")
 
 
+def _part_files(parts_dir: Path) -> list[Path]:
+    return sorted(parts_dir.glob("part-*.parquet")) if parts_dir.is_dir() else []
+
+
 def _read_parts(parts_dir: Path, schema: pa.Schema) -> pa.Table:
-    files = sorted(parts_dir.glob("part-*.parquet")) if parts_dir.is_dir() else []
-    tables = [pq.read_table(f, schema=schema) for f in files]
+    tables = [pq.read_table(f, schema=schema) for f in _part_files(parts_dir)]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
