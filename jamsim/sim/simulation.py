@@ -27,7 +27,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
-from jamsim.sim.gc_tuning import paused_gc, relaxed_gc
+from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import CalendarEnvironment, LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.quic_keys import IdentityResolver
 from jamsim.sim.quic_transport import QuicFabric, QuicTransport, keepalive_interval
@@ -408,7 +408,7 @@ class Simulation:
             raise UsageError(f"cannot run until {until}: already at {self.env.now}")
         steps = 20 if progress_callback is not None else 1
         start = self.env.now
-        with paused_gc() if self.fidelity == "model" else relaxed_gc():
+        with relaxed_gc():
             for step in range(1, steps + 1):
                 self.env.run(until=start + (until - start) * step / steps)
                 if progress_callback is not None:

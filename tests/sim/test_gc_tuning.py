@@ -1,5 +1,5 @@
-"""relaxed_gc and paused_gc change the collector only inside their body; the model
-fidelity makes no garbage cycles, which is what lets it pause the collector."""
+"""relaxed_gc changes the collector only inside its body; the model fidelity makes
+no garbage cycles (its memory does not wait for the collector)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from jamsim.identity import ValidatorSet
-from jamsim.sim.gc_tuning import paused_gc, relaxed_gc
+from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
 
@@ -38,22 +38,8 @@ def test_never_lowers_a_callers_higher_threshold() -> None:
         gc.set_threshold(*before)
 
 
-def test_paused_gc_disables_inside_and_restores_the_callers_state() -> None:
-    assert gc.isenabled()
-    with paused_gc():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with paused_gc():
-            pass
-        assert not gc.isenabled()  # a caller's disabled collector stays disabled
-    finally:
-        gc.enable()
-
-
-def test_model_simulation_makes_no_garbage_cycles_so_pausing_the_collector_is_free() -> None:
-    """What makes ``paused_gc`` safe for the model fidelity: a run through loss,
+def test_model_simulation_makes_no_garbage_cycles() -> None:
+    """Reference counting frees everything the model fidelity drops: a run through loss,
     jitter, a partition, a crash and restart, a pause and resume leaves nothing for
     the cyclic collector (every object it made is freed by reference counting or is
     still in use)."""
