@@ -11,7 +11,9 @@ retries capped at 4 s). Why both: on a 2-core host 64 containers start ~4000
 handshakes at once; each then takes longer than the preset's 5 s connect
 timeout, is abandoned and retried, and the mesh forms only after minutes of
 retry storm. The second policy shows what the same nodes do when a handshake
-may take as long as the host needs. The host's load average is recorded,
+may take as long as the host needs; ``dial-limit`` keeps the preset's timeouts
+and caps each node's dials in flight at 4 (``policy.max_parallel_dials``), which
+spreads the handshakes out instead of the timeouts. The host's load average is recorded,
 because other work on the machine moves these numbers a lot.
 
     python benchmarks/bench_docker.py [--sizes 16,64] [--timeout 240]
@@ -36,6 +38,7 @@ from jamsim.testnet.docker import DockerComposeBackend
 POLICIES: dict[str, dict[str, float | None]] = {
     "preset": {"idle_timeout": 10.0},
     "loaded-host": {"idle_timeout": 30.0, "connect_timeout": 30.0, "max_retry": 4.0},
+    "dial-limit": {"idle_timeout": 10.0, "max_parallel_dials": 4},
 }
 
 
