@@ -24,6 +24,13 @@ def test_tls_context_still_has_private_attributes() -> None:
     assert "self._supported_groups" in src
 
 
+def test_connection_id_limit_is_still_an_attribute_sent_in_transport_parameters() -> None:
+    assert "self._local_active_connection_id_limit = " in inspect.getsource(
+        QuicConnection.__init__)
+    assert "self._local_active_connection_id_limit" in inspect.getsource(
+        QuicConnection._serialize_transport_parameters)
+
+
 def test_connection_still_initialises_tls_in_initialize() -> None:
     assert hasattr(QuicConnection, "_initialize")
     assert "self.tls = tls.Context(" in inspect.getsource(QuicConnection._initialize)
@@ -98,3 +105,13 @@ def test_offer_x25519_only_requires_the_groups_list() -> None:
 
     with pytest.raises(tls_workaround.AioquicIncompatible):
         tls_workaround.offer_x25519_only(Bare())  # type: ignore[arg-type]
+
+
+def test_jam_ends_advertise_two_connection_ids_and_each_peer_issues_two() -> None:
+    client, server = _handshake(tls_workaround.JamQuicConnection)
+    for conn in (client, server):
+        assert conn._remote_active_connection_id_limit == 2
+        assert len(conn._host_cids) == 2  # the one in use and one spare
+    # A stock client still gets its default from a JAM server.
+    stock, _ = _handshake(QuicConnection)
+    assert stock._local_active_connection_id_limit == 8
