@@ -94,6 +94,9 @@ class _CompiledFinder(importlib.abc.MetaPathFinder):
 
 
 def _check_build() -> tuple[NativeStatus, dict[str, Path]]:
+    """Which engine to use, and the extension files if compiled. All or nothing:
+    the compiled modules call each other natively, so one stale module means none
+    of them may load."""
     if os.environ.get(DISABLE_VARIABLE, "1") == "0":
         return NativeStatus("disabled", f"{DISABLE_VARIABLE}=0"), {}
     if not MANIFEST.is_file():
