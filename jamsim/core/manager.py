@@ -116,9 +116,10 @@ class ConnectionManager:
         # Limited dialling: the dials holding one of the policy's slots, and the
         # peers waiting for one. Serial dialling (Jamixir) is one slot, and the
         # manager then also handles no other event until that dial ends.
-        self._dial_limit = 1 if self.policy.serial_dials else self.policy.max_parallel_dials
+        # "Serial and a slot is taken" is the blocked state; no separate field.
+        self._serial_dials = self.policy.serial_dials
+        self._dial_limit = 1 if self._serial_dials else self.policy.max_parallel_dials
         self._dial_slots: set[ConnectionId] = set()
-        self._busy_dial: ConnectionId | None = None
         self._dial_queue: deque[PeerKey] = deque()
         self._backlog: deque[Event] = deque()
 
@@ -134,7 +135,7 @@ class ConnectionManager:
         """Feed one observed event; resulting actions queue up for ``next_action``."""
         if self._shut_down:
             return
-        if self._busy_dial is not None and not self._is_busy_dial_outcome(event):
+        if self._serial_dials and self._dial_slots and not self._is_busy_dial_outcome(event):
             self._backlog.append(event)
             return
         self._dispatch(event, now)
@@ -143,10 +144,8 @@ class ConnectionManager:
 
     def handle_timer(self, now: float) -> None:
         """Run every timer whose deadline is ``<= now``."""
-        # Read into a local: narrowing ``self._busy_dial`` here would let a compiled
-        # build assume it is still None after ``_on_dial_timer`` (which may set it).
-        busy_dial = self._busy_dial
-        if self._shut_down or busy_dial is not None:
+        serial_dials = self._serial_dials
+        if self._shut_down or (serial_dials and self._dial_slots):
             return
         heap, buckets, peers = self._timer_heap, self._timer_buckets, self._peers
         while heap and heap[0] <= now:
@@ -159,14 +158,14 @@ class ConnectionManager:
                     continue  # cancelled
                 peer.retry_at = None
                 self._on_dial_timer(peer, now)
-                if self._busy_dial is not None:
+                if serial_dials and self._dial_slots:
                     return  # serial dialling: the rest waits for this dial
             heapq.heappop(heap)
             del buckets[deadline]
 
     def next_deadline(self) -> float | None:
         """Earliest pending timer, or ``None``; stale entries are pruned here."""
-        if self._busy_dial is not None or self._shut_down:
+        if (self._serial_dials and self._dial_slots) or self._shut_down:
             return None
         heap, buckets, peers = self._timer_heap, self._timer_buckets, self._peers
         while heap:
@@ -257,12 +256,12 @@ class ConnectionManager:
     def _is_busy_dial_outcome(self, event: Event) -> bool:
         return (
             isinstance(event, ConnectionEstablished | DialFailed | DialPathCut | ConnectionLost)
-            and event.conn_id == self._busy_dial
+            and event.conn_id in self._dial_slots
         ) or isinstance(event, Shutdown)
 
     def _start_queued(self, now: float) -> None:
         """Start queued dials while slots are free, then drain a serial backlog."""
-        while self._busy_dial is None and not self._shut_down:
+        while not (self._serial_dials and self._dial_slots) and not self._shut_down:
             if self._dial_queue and len(self._dial_slots) < (self._dial_limit or 0):
                 key = self._dial_queue.popleft()
                 peer = self._peers.get(key)
@@ -338,8 +337,7 @@ class ConnectionManager:
         self._cancel_timer(peer)
         for conn_id in [c for c, s in self._conns.items() if s.peer == peer.key]:
             conn = self._conns.pop(conn_id)
-            if self._dial_slots:
-                self._release_dial_slot(conn_id)
+            self._dial_slots.discard(conn_id)
             if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
@@ -376,8 +374,6 @@ class ConnectionManager:
             return
         if self._dial_limit is not None:
             self._dial_slots.add(conn_id)
-            if self.policy.serial_dials:
-                self._busy_dial = conn_id
         assert peer.address is not None
         self._actions.append(
             Dial(conn_id, peer.key, peer.address, peer.attempts + 1, self.policy.connect_timeout)
@@ -448,8 +444,8 @@ class ConnectionManager:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
-        if self._dial_slots:
-            self._release_dial_slot(conn_id)
+        if self._dial_slots:  # a limited dial's slot is free again
+            self._dial_slots.discard(conn_id)
         peer = self._peers.get(conn.peer) if conn.peer else None
         if peer is None or key != conn.peer:
             # The driver verified a different key than we dialled: refuse it, and
@@ -471,8 +467,8 @@ class ConnectionManager:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
-        if self._dial_slots:
-            self._release_dial_slot(conn_id)
+        if self._dial_slots:  # a limited dial's slot is free again
+            self._dial_slots.discard(conn_id)
         del self._conns[conn_id]
         self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer, conn_id=conn_id,
                         direction=Direction.OUTBOUND, reason=reason,
@@ -768,16 +764,9 @@ class ConnectionManager:
         self._dial_queue.clear()
         self._backlog.clear()
         self._dial_slots.clear()
-        self._busy_dial = None
         self._shut_down = True
 
     # ================================================================ helpers
-
-    def _release_dial_slot(self, conn_id: ConnectionId) -> None:
-        """A dial ended (or was dropped): its slot is free for the next queued one."""
-        self._dial_slots.discard(conn_id)
-        if self._busy_dial == conn_id:
-            self._busy_dial = None
 
     def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
         if peer.status is not status:
