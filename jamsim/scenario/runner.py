@@ -155,19 +155,18 @@ def run_scenario(
     epochs = sum(1 for entry in scenario.timeline if entry.action == "epoch")
     identities = DevKeyring.for_scenario(scenario.seed, scenario.validators.count, epochs) \
         if scenario.fidelity == "quic" else None
-    # Held in a list the run can empty: the plots read the tables back from disk,
-    # and at 1023 validators the simulation is over a gigabyte they would
-    # otherwise sit on top of.
-    held = [Simulation(validators, network_config(scenario.network), scenario.policy.build(),
+    built = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
                        fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
                        sample_interval=scenario.sample_interval, on_sample=on_sample,
-                       identities=identities)]
-    schedule_timeline(held[0], scenario, validators)
-
-    finished_at = [0.0]
+                       identities=identities)
+    schedule_timeline(built, scenario, validators)
+    sim: Simulation | None = built
+    del built  # only ``sim`` holds it: simulate() drops it as soon as the run ends
+    finished_at = 0.0
 
     def simulate() -> None:
-        sim = held[0]
+        nonlocal sim, finished_at
+        assert sim is not None
         chunks = 100
         # Held across chunks: restoring the default thresholds between chunks would
         # trigger a full collection of the simulation's heap up to 100 times.
@@ -178,23 +177,19 @@ def run_scenario(
                     progress(sim.now, scenario.duration, samples[-1] if samples else None,
                              len(events))
             sim.catch_up()  # record the attempts of dials still cut at the end
-        # Free the simulation before the tables are merged and the summary is
-        # computed: at 1023 validators it is over a gigabyte, and both of those
-        # need memory of their own (the run's peak was there).
-        finished_at[0] = sim.now
-        del sim
-        _free(held)
+        # Free the simulation before the tables are merged, the summary computed and
+        # the plots drawn: at 1023 validators it is over a gigabyte, and each of
+        # those needs memory of its own (the run's peak was there).
+        finished_at = sim.now
+        sim = None
+        gc.collect()  # the simulation's objects reference each other
+
+    def simulated_until() -> float:
+        return sim.now if sim is not None else finished_at
 
     result = _recorded_run(scenario, out, events, samples, writers, simulate,
-                           lambda: held[0].now if held else finished_at[0], None)
+                           simulated_until, None)
     return _with_plots(result) if plots else result
-
-
-def _free(held: list[Simulation]) -> None:
-    """Drop the simulation and collect it (its objects reference each other)."""
-    if held:
-        held.clear()
-        gc.collect()
 
 
 def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
