@@ -18,14 +18,12 @@ from aioquic import tls
 from aioquic._crypto import CryptoError
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic.crypto import CryptoContext, CryptoPair, KeyUnavailableError
-from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
+from aioquic.quic.packet import QuicProtocolVersion
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.identity import ValidatorIdentity, ValidatorSet
+from jamsim.identity import ValidatorSet
 from jamsim.net.connection import ConnState, JamConnection
-from jamsim.quic.certificates import certificate_for
-from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.quic_aead import (
@@ -49,10 +47,9 @@ from jamsim.sim.quic_retired import (
 from jamsim.sim.quic_transport import QuicTransport
 from jamsim.sim.simulation import Simulation, event_log_digest
 from jamsim.telemetry.records import EventRecord
+from tests.quic.pair import SERVER_ADDR, configuration, connect_pair, exchange
 
 SET_SEED = 5
-GENESIS = bytes(32)
-CLIENT_ADDR, SERVER_ADDR = ("10.0.0.1", 1), ("10.0.0.2", 1)
 
 
 def build(v: int, network: NetworkConfig, seed: int,
@@ -154,38 +151,10 @@ def test_retired_connections_reopen_up0_and_close_cleanly() -> None:
 
 # ------------------------------------------------------------- one connection pair
 
-def _config(index: int, is_client: bool) -> Any:
-    cert = certificate_for(ValidatorIdentity.generate_dev("trims-test", index))
-    return make_configuration(cert, GENESIS, is_client=is_client, idle_timeout=15.0)
-
-
-def exchange(client: Any, server: Any, now: float, to_server: list[Any] | None = None) -> float:
-    """Deliver datagrams both ways, 50 ms each way, until both ends are quiet."""
-    if to_server is None:
-        to_server = client.datagrams_to_send(now=now)
-    # A server that has not heard from its client yet has no path to send on.
-    to_client = server.datagrams_to_send(now=now) if server._network_paths else []
-    while to_server or to_client:
-        now += 0.05
-        for data, _ in to_server:
-            server.receive_datagram(data, CLIENT_ADDR, now=now)
-        for data, _ in to_client:
-            client.receive_datagram(data, SERVER_ADDR, now=now)
-        to_client = server.datagrams_to_send(now=now)
-        to_server = client.datagrams_to_send(now=now)
-    return now
-
-
 def handshake(cls: type[JamQuicConnection] = SimQuicConnection, release: bool = True,
               server_cls: type[JamQuicConnection] | None = None) -> tuple[Any, Any]:
     """A real client/server handshake in memory; events drained."""
-    client = cls(configuration=_config(0, True))
-    client.connect(SERVER_ADDR, now=0.0)
-    to_server = client.datagrams_to_send(now=0.0)
-    header = pull_quic_header(Buffer(data=to_server[0][0]), host_cid_length=8)
-    server = (server_cls or cls)(configuration=_config(1, False),
-                                 original_destination_connection_id=header.destination_cid)
-    exchange(client, server, 0.0, to_server)
+    client, server = connect_pair(cls, server_cls or cls)
     for conn in (client, server):
         while conn.next_event() is not None:
             pass
@@ -204,7 +173,7 @@ def test_leftover_tls_output_cannot_leak_into_the_next_connection() -> None:
 
 
 def test_initial_keys_of_other_versions_are_derived_on_demand_and_retired() -> None:
-    client = SimQuicConnection(configuration=_config(0, True))
+    client = SimQuicConnection(configuration=configuration(0, True))
     client.connect(SERVER_ADDR, now=0.0)
     keys = client._cryptos_initial
     assert QuicProtocolVersion.VERSION_2 not in keys  # not derived up front
@@ -383,7 +352,7 @@ def test_stashed_key_shares_derive_the_same_secret(make: Callable[[], Any]) -> N
 
 
 def test_key_shares_are_stashed_only_while_waiting_for_the_server_hello() -> None:
-    client = SimQuicConnection(configuration=_config(0, True))
+    client = SimQuicConnection(configuration=configuration(0, True))
     client.connect(SERVER_ADDR, now=0.0)
     context: Any = client.tls
     # A JAM client offers one share, X25519 (jamsim/quic/tls_workaround.py).
