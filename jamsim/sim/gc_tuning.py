@@ -44,4 +44,3 @@ def relaxed_gc(thresholds: tuple[int, int, int] = SIM_GC_THRESHOLDS) -> Iterator
         yield
     finally:
         gc.set_threshold(*before)
-
