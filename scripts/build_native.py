@@ -38,16 +38,13 @@ GROUP = "jamsim_native"
 
 SETUP = textwrap.dedent(
     """
-    import sys
     from setuptools import setup
     from mypyc.build import mypycify
 
-    sources = sys.argv[sys.argv.index("--sources") + 1 :]
-    del sys.argv[sys.argv.index("--sources") :]
     setup(
         name="jamsim-native",
         ext_modules=mypycify(
-            ["--config-file", "mypyc.ini", *sources],
+            ["--config-file", "mypyc.ini", *{sources!r}],
             opt_level="3",
             group_name={group!r},
         ),
@@ -85,11 +82,11 @@ def build(verbose: bool) -> None:
         scratch = Path(scratch_dir)
         shutil.copytree(ROOT / "jamsim", scratch / "jamsim",
                         ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-        (scratch / "setup.py").write_text(SETUP.format(group=GROUP))
+        (scratch / "setup.py").write_text(SETUP.format(group=GROUP, sources=sources))
         (scratch / "mypyc.ini").write_text(MYPY_CONFIG)
         out = scratch / "out"
         command = [sys.executable, "setup.py", "build_ext", "--build-lib", str(out),
-                   "--build-temp", str(scratch / "tmp"), "--sources", *sources]
+                   "--build-temp", str(scratch / "tmp")]
         result = subprocess.run(command, cwd=scratch, capture_output=not verbose, text=True)
         if result.returncode != 0:
             sys.stderr.write((result.stdout or "") + (result.stderr or ""))
