@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.testnet.base import (
     Heal,
     Isolate,
@@ -42,21 +42,6 @@ STANDIN = (sys.executable, "-m", "tests.testnet.test_local_standin")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_base_port(count: int) -> int:
-    """A base port whose UDP range and control TCP range (same numbers) look free."""
-    # start at a pid-dependent offset so parallel test workers rarely pick the same range
-    for base in range(42000 + (os.getpid() % 40) * 97, 52000, 97):
-        try:
-            for i in range(count):
-                for kind, off in ((socket.SOCK_DGRAM, 0), (socket.SOCK_STREAM, 0)):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind(("127.0.0.1", base + i + off))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port range")
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -71,7 +56,10 @@ def _alive(pid: int) -> bool:
 
 
 def _spec(tmp_path: Path, n: int, **kw: object) -> Spec:
-    return Spec(validators=n, base_port=_free_base_port(n), run_dir=tmp_path / "run", seed=3, **kw)  # type: ignore[arg-type]
+    # Ports below the kernel's ephemeral range: the harness's own control
+    # connections take ephemeral ports, and one landing on a killed node's port
+    # kept its restart from binding it (a CI run failed that way).
+    return Spec(validators=n, base_port=free_base_port(n), run_dir=tmp_path / "run", seed=3, **kw)  # type: ignore[arg-type]
 
 
 def test_standin_testnet_partition_kill_pause_restart_and_cleanup(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.testnet.commands import keys_command
 from jamsim.testnet.commands import testnet_app as app_under_test
 from jamsim.testnet.keys import load_keys
-from tests.testnet.test_local import ROOT, STANDIN, _alive, _free_base_port
+from tests.testnet.test_local import ROOT, STANDIN, _alive
 
 runner = CliRunner()
 
@@ -33,7 +34,7 @@ def test_up_detach_status_logs_down(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("JAMSIM_NODE_COMMAND", shlex.join(STANDIN))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     run_dir = tmp_path / "run"
-    base = str(_free_base_port(3))
+    base = str(free_base_port(3))
     common = ["--run-dir", str(run_dir)]
     result = runner.invoke(
         app_under_test, ["up", "3", "--detach", "--base-port", base, "--wait", "20", *common]
