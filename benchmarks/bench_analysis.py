@@ -1,6 +1,6 @@
 """Analysis cost on a results folder: load_run, each metric, write_run_plots. Prints JSON.
 
-Run: ``python benchmarks/bench_analysis.py /tmp/full-run [--dump DIR] [--only NAME,...]``.
+Run: ``python benchmarks/bench_analysis.py runs/full-run [--dump DIR] [--only NAME,...]``.
 The folder is never written to: plots go into a temporary copy of it. ``--dump``
 pickles every metric's output so two versions of the library can be compared
 exactly (``--check DIR`` does that against an earlier dump). Peak RSS is this
