@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from jamsim.core.events import ValidatorSetChanged
-from jamsim.core.loopback import Loopback
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint
 from jamsim.identity import PeerAddress, ValidatorIdentity, is_preferred_initiator
+from jamsim.testing.loopback import Loopback
 
 
 def keys(count: int, seed: int = 0) -> list[bytes]:

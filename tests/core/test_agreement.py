@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jamsim.core.events import ValidatorSetChanged
-from jamsim.core.loopback import Loopback
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint
 from jamsim.identity import PeerAddress
+from jamsim.testing.loopback import Loopback
 
 keys = st.binary(min_size=32, max_size=32)
 steps = st.lists(

@@ -10,7 +10,7 @@ import jamsim
 FORBIDDEN = {"asyncio", "simpy", "socket", "time", "selectors", "threading", "aioquic",
              "subprocess", "datetime"}
 PACKAGE = Path(jamsim.__file__).parent
-PURE = [PACKAGE / "core", PACKAGE / "protocol", PACKAGE / "identity.py"]
+PURE = [PACKAGE / "core", PACKAGE / "protocol", PACKAGE / "identity.py", PACKAGE / "testing"]
 
 
 def _modules() -> list[Path]:
