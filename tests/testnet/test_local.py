@@ -1,13 +1,13 @@
 """LocalProcessBackend with real processes.
 
 The lifecycle/impairment tests use the UDP heartbeat stand-in
-(tests/testnet/test_local_standin.py) so they run whether or not the QUIC node
-exists; the last test runs the real ``jamsim node`` and is skipped until it lands.
+(tests/testnet/test_local_standin.py), which starts in a fraction of the time;
+the last test runs the real ``jamsim node`` and fails (never skips) when that
+command cannot start.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -179,11 +179,6 @@ def test_state_file_is_replaced_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("jamsim.net.commands") is None
-    or importlib.util.find_spec("jamsim.cli") is None,
-    reason="the `jamsim node` command (jamsim.net.commands) has not landed yet",
-)
 def test_real_nodes_16_mesh_partition_heal_kill_restart(tmp_path: Path) -> None:
     n = 16
     overrides = {"idle_timeout": 2.0, "connect_timeout": 1.0}
