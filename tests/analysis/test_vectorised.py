@@ -8,6 +8,10 @@ mini scenarios, one with churn, crashes and a three-way partition, one with no
 faults at all -- and on hand-built and randomly generated event tables that
 hit the odd cases (unknown connection ids, re-used ids, duplicate sessions,
 disconnects for connections that never came up, no events at all).
+
+The reference link derivation is the replay's own algorithm, so the link
+derivation is also checked against answers worked out by hand and against a
+brute-force recount of open sessions at every instant (the end of this file).
 """
 
 from __future__ import annotations
@@ -539,3 +543,78 @@ def test_replay_matches_reference_on_every_table(sim_runs: dict[str, Run]) -> No
                                ref_derive_links(events, end), check_exact=True)
         except AssertionError as exc:
             raise AssertionError(f"replay differs on {label!r}") from exc
+
+
+# --------------------------------------------------------------------------
+# Oracles that share no code with the replay: ``ref_derive_links`` above is
+# the replay's own algorithm, so agreeing with it proves only that the two
+# copies were not edited apart. These catch a wrong algorithm in both.
+# --------------------------------------------------------------------------
+
+
+def _pairs_up_after(events: pd.DataFrame, t: float) -> list[tuple[int, int]]:
+    """Brute force: replay every event up to ``t`` from scratch and list the
+    pairs whose two ends both hold an open session (the definition of a link).
+
+    A node's session with a peer opens at its connected_in/out; a disconnect
+    closes the session its connection id opened (or one of the peer's sessions
+    when the id is unknown, -1), and closes nothing for an id that is not open.
+    """
+    open_ids: dict[tuple[int, int], int] = {}  # (node, conn_id) -> peer, as last opened
+    sessions_: dict[tuple[int, int], int] = defaultdict(int)  # (node, peer) -> open count
+    for e in events.itertuples(index=False):
+        if float(e.time) > t or int(e.peer) < 0:
+            continue
+        node, peer, cid = int(e.node), int(e.peer), int(e.conn_id)
+        if e.event in _UP:
+            open_ids[(node, cid)] = peer
+            sessions_[(node, peer)] += 1
+        elif e.event == "disconnected" and (cid < 0 or (node, cid) in open_ids):
+            open_ids.pop((node, cid), None)
+            sessions_[(node, peer)] = max(0, sessions_[(node, peer)] - 1)
+    return sorted({pair_of(n, p) for (n, p), k in sessions_.items()
+                   if k > 0 and sessions_.get((p, n), 0) > 0})
+
+
+def test_replay_links_against_hand_built_answers() -> None:
+    """Known answers worked out by hand: a half-open pair is no link, a second
+    session keeps a link up when the first closes, a disconnect for an id that
+    never came up changes nothing, and a reconnect opens a new interval."""
+    events = pd.DataFrame([e.as_dict() for e in [
+        ev(1.0, 0, 1, "connected_out", 1),
+        ev(1.0, 1, 0, "connected_in", 2),     # link 0-1 up at 1
+        ev(1.0, 2, 3, "connected_out", 5),    # 3 never answers: half-open, no link
+        ev(3.0, 0, 1, "connected_out", 3),    # a duplicate session 0->1
+        ev(4.0, 0, 1, "disconnected", 1),     # one of two closes: still up
+        ev(5.0, 0, 1, "disconnected", 99),    # unknown id: ignored
+        ev(6.0, 0, 1, "disconnected", 3),     # the last closes: down at 6
+        ev(8.0, 0, 1, "connected_out", 4),    # 1's session (id 2) is still open
+        ev(9.0, 2, 4, "connected_out", 6),
+        ev(9.0, 4, 2, "connected_in", 7),     # link 2-4 up at 9 ...
+        ev(9.0, 4, 2, "disconnected", 7),     # ... and down in the same instant
+    ]])
+    want = pd.DataFrame({"a": [0, 2, 0], "b": [1, 4, 1], "up_at": [1.0, 9.0, 8.0],
+                         "down_at": [6.0, 9.0, math.nan], "duration": [5.0, 0.0, 12.0],
+                         "open": [False, False, True]}, columns=LINK_COLUMNS)
+    want = want.sort_values(["up_at", "a", "b"], kind="stable").reset_index(drop=True)
+    relevant = sessions._relevant(events)[0]
+    got = sessions._replay_links(relevant, 20.0)
+    assert_frame_equal(got, want, check_dtype=False, check_exact=True)
+    assert_frame_equal(derive_links(events, 20.0), got, check_exact=True)
+
+
+def test_links_agree_with_a_brute_force_recount_at_every_instant() -> None:
+    """At every event time (and between them), the pairs the derived link table
+    says are up equal a from-scratch recount of open sessions: a link opened
+    or closed at the wrong event, or lost, fails here."""
+    tables = [_random_events(seed, n=150, nodes=5) for seed in range(20, 24)]
+    tables += [_regular_events(seed, conns=60, stray=True) for seed in range(3)]
+    for k, events in enumerate(tables):
+        end = float(events["time"].max()) + 1.0
+        replayed = sessions._replay_links(sessions._relevant(events)[0], end)
+        derived = derive_links(events, end)
+        instants = sorted(set(events["time"].astype(float)))
+        for t in [*instants, *(x + 0.25 for x in instants)]:
+            want = _pairs_up_after(events, t)
+            assert links_up_at(replayed, t) == want, (k, t)
+            assert links_up_at(derived, t) == want, (k, t)
