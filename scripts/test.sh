@@ -16,6 +16,11 @@ echo "== mypy (strict on jamsim.core, jamsim.identity, jamsim.protocol)"
 if command -v gcc >/dev/null || command -v cc >/dev/null; then
   export JAMSIM_REQUIRE_NATIVE=1
 fi
+# Likewise the Docker tests must run wherever an engine answers: with this set, a
+# Docker test that would skip (engine check, swarm precondition) fails instead.
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  export JAMSIM_REQUIRE_DOCKER=1
+fi
 
 echo "== pytest (pure Python: coverage cannot trace compiled code)"
 rm -f .coverage .coverage.*

@@ -23,10 +23,10 @@ from jamsim.testnet.docker import (
     compose_document,
     project_name,
 )
-from jamsim.testnet.docker_cli import LABEL, engine_reachable
+from jamsim.testnet.docker_cli import LABEL
 from tests.testnet.scenario_run import run_checked
 
-pytestmark = pytest.mark.skipif(not engine_reachable(), reason="no Docker engine reachable")
+pytestmark = pytest.mark.docker
 
 FAST = {"idle_timeout": 3.0, "max_retry": 2.0, "fallback_after": 1.0}
 

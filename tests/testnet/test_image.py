@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 
@@ -16,15 +15,7 @@ from jamsim.testnet.image import (
     source_digest,
 )
 
-
-def _engine_reachable() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    proc = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
-    return proc.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _engine_reachable(), reason="no docker engine reachable")
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="session")
