@@ -129,19 +129,17 @@ class Loopback:
             return
         transport.closed = True
         self._drop_pending_for(transport)
-        if transport.dialer_open:
-            self.pending.append(Delivery(
-                transport.dialer, ConnectionLost(transport.dialer_id, reason, None)))
-        else:
-            self.pending.append(Delivery(
-                transport.dialer, DialFailed(transport.dialer_id, reason)))
-        if transport.acceptor_id is not None:
-            if transport.acceptor_open:
-                self.pending.append(Delivery(
-                    transport.acceptor, ConnectionLost(transport.acceptor_id, reason, None)))
-            else:
-                self.pending.append(Delivery(
-                    transport.acceptor, InboundFailed(transport.acceptor_id, reason)))
+        # An end that saw the connection open loses it; one that did not, fails it.
+        dialer_event: Event = (ConnectionLost(transport.dialer_id, reason, None)
+                               if transport.dialer_open
+                               else DialFailed(transport.dialer_id, reason))
+        self.pending.append(Delivery(transport.dialer, dialer_event))
+        acceptor_id = transport.acceptor_id
+        if acceptor_id is not None:
+            acceptor_event: Event = (ConnectionLost(acceptor_id, reason, None)
+                                     if transport.acceptor_open
+                                     else InboundFailed(acceptor_id, reason))
+            self.pending.append(Delivery(transport.acceptor, acceptor_event))
 
     # ------------------------------------------------------------------ queries
 
