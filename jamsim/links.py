@@ -295,7 +295,8 @@ class LinkSpec:
         if bandwidth is not None and (not isinstance(bandwidth, int | float)
                                       or isinstance(bandwidth, bool) or bandwidth <= 0):
             raise UsageError("'bandwidth' must be a number of bits/s > 0, or null")
-        distribution = body.get("distribution", "constant")
+        # A jitter without a distribution has always meant a normal one.
+        distribution = body.get("distribution", "normal")
         if not isinstance(distribution, str):
             raise UsageError("'distribution' must be constant, normal or lognormal")
         latency = LatencySpec.from_median(number("latency"), number("jitter"), distribution)

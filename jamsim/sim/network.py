@@ -1,7 +1,8 @@
 """A simulated datagram network in SimPy virtual time.
 
 Nodes carry a region tag; every directed region pair has a :class:`LinkSpec`
-(one-way latency distribution, loss process, bandwidth). On top of links the network
+(one-way latency distribution, loss process, bandwidth; defined in
+:mod:`jamsim.links`, the type real nodes' impairment layer applies too). On top of links the network
 applies faults that scenarios schedule: partitions (symmetric or one-way), isolating
 one node, healing, node crash (state lost), pause (process frozen, state kept) and
 restart, and link changes mid-run.
@@ -30,16 +31,16 @@ from __future__ import annotations
 
 import functools
 import heapq
-import math
 import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 import simpy
 
 from jamsim.core.errors import UsageError
+from jamsim.links import LatencySpec, LinkSpec, LossSpec
 
 __all__ = [
     "DEFAULT_REGION",
@@ -53,124 +54,6 @@ __all__ = [
 ]
 
 DEFAULT_REGION = "default"
-
-Distribution = Literal["constant", "normal", "lognormal"]
-LossModel = Literal["none", "bernoulli", "gilbert_elliott"]
-
-
-@dataclass(frozen=True, slots=True)
-class LatencySpec:
-    """One-way latency of a directed link, in seconds.
-
-    ``distribution``: ``constant`` (always ``mean``), ``normal`` (``mean`` +-
-    ``jitter`` standard deviation, truncated at ``minimum``) or ``lognormal``
-    (heavy right tail with the given ``mean`` and standard deviation ``jitter``, as
-    measured WAN latencies look). Samples never go below ``minimum``. Each packet
-    samples independently, so jitter can reorder packets, as real jitter does.
-    """
-
-    mean: float = 0.05
-    jitter: float = 0.0
-    distribution: Distribution = "constant"
-    minimum: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.mean < 0 or self.jitter < 0 or self.minimum < 0:
-            raise UsageError("latency mean, jitter and minimum must be >= 0")
-        if self.distribution not in ("constant", "normal", "lognormal"):
-            raise UsageError(
-                f"unknown latency distribution {self.distribution!r}; "
-                "choose constant, normal or lognormal"
-            )
-
-    @property
-    def constant_delay(self) -> float | None:
-        """The delay every packet gets, or ``None`` when each one draws its own."""
-        if self.distribution == "constant" or self.jitter == 0:
-            return max(self.minimum, self.mean)
-        return None
-
-    def sample(self, rng: random.Random) -> float:
-        """One latency draw."""
-        constant = self.constant_delay
-        if constant is not None:
-            return constant
-        if self.distribution == "normal":
-            return max(self.minimum, rng.gauss(self.mean, self.jitter))
-        if self.mean == 0:
-            return self.minimum
-        sigma2 = math.log1p((self.jitter / self.mean) ** 2)
-        mu = math.log(self.mean) - sigma2 / 2
-        return max(self.minimum, rng.lognormvariate(mu, math.sqrt(sigma2)))
-
-
-@dataclass(frozen=True, slots=True)
-class LossSpec:
-    """Packet loss on a directed link.
-
-    ``bernoulli``: each packet is lost independently with probability ``rate``.
-    ``gilbert_elliott``: a two-state Markov chain per directed node pair, stepped
-    once per packet: from *good* it enters *bad* with ``p_good_to_bad``, from *bad*
-    it returns with ``p_bad_to_good``; a packet is lost with ``loss_good`` /
-    ``loss_bad`` in the respective state. Mean burst length is
-    ``1 / p_bad_to_good`` packets. This is what makes a handshake's retransmission
-    fail too, which independent loss understates.
-    """
-
-    model: LossModel = "none"
-    rate: float = 0.0
-    p_good_to_bad: float = 0.0
-    p_bad_to_good: float = 1.0
-    loss_good: float = 0.0
-    loss_bad: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.model not in ("none", "bernoulli", "gilbert_elliott"):
-            raise UsageError(
-                f"unknown loss model {self.model!r}; choose none, bernoulli or gilbert_elliott"
-            )
-        for name in ("rate", "p_good_to_bad", "p_bad_to_good", "loss_good", "loss_bad"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise UsageError(f"loss {name} must be in [0, 1], got {value}")
-
-    @classmethod
-    def bernoulli(cls, rate: float) -> LossSpec:
-        return cls(model="bernoulli", rate=rate)
-
-    @classmethod
-    def bursts(cls, p_good_to_bad: float, p_bad_to_good: float, loss_bad: float = 1.0,
-               loss_good: float = 0.0) -> LossSpec:
-        return cls(model="gilbert_elliott", p_good_to_bad=p_good_to_bad,
-                   p_bad_to_good=p_bad_to_good, loss_bad=loss_bad, loss_good=loss_good)
-
-    @property
-    def mean_loss(self) -> float:
-        """Long-run fraction of packets lost (for reports and sanity checks)."""
-        if self.model == "bernoulli":
-            return self.rate
-        if self.model == "gilbert_elliott":
-            total = self.p_good_to_bad + self.p_bad_to_good
-            bad = self.p_good_to_bad / total if total else 0.0
-            return bad * self.loss_bad + (1 - bad) * self.loss_good
-        return 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSpec:
-    """Everything about one directed region-to-region link.
-
-    ``bandwidth_bps`` is bits per second per directed node pair (``None`` =
-    unlimited: no serialisation delay).
-    """
-
-    latency: LatencySpec = field(default_factory=LatencySpec)
-    loss: LossSpec = field(default_factory=LossSpec)
-    bandwidth_bps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.bandwidth_bps is not None and self.bandwidth_bps <= 0:
-            raise UsageError("bandwidth_bps must be > 0 or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,17 +374,14 @@ class Network:
         return True
 
     def _lose(self, loss: LossSpec, src: int, dst: int) -> bool:
-        model = loss.model
-        if model == "none":
-            return False
-        rng = self.rng
-        if model == "bernoulli":
-            return loss.rate > 0 and rng.random() < loss.rate
+        """Draw the packet's fate from the link's loss model (a Gilbert-Elliott
+        chain keeps its state per directed node pair)."""
+        if loss.model != "gilbert_elliott":
+            return loss.lost(self.rng)[0]
         key = (src, dst)
-        bad = self._ge_bad.get(key, False)
-        bad = rng.random() >= loss.p_bad_to_good if bad else rng.random() < loss.p_good_to_bad
+        lost, bad = loss.lost(self.rng, self._ge_bad.get(key, False))
         self._ge_bad[key] = bad
-        return rng.random() < (loss.loss_bad if bad else loss.loss_good)
+        return lost
 
     def _arrive(self, dst: int, deliver: Deliver, on_drop: Deliver | None) -> None:
         state = self._state.get(dst)
