@@ -10,8 +10,10 @@ Requests (``op`` selects)::
     {"op": "ping"}
     {"op": "status"}                                  -> {"ok": true, "status": {...}}
     {"op": "set_link", "addrs": [["h", p], ...], "latency": s, "jitter": s,
-     "loss": p, "burst_loss": [g2b, b2g, loss_bad] | null, "direction": "out"|"in",
-     "distribution": "normal"|"lognormal", "bandwidth": bits/s | null}
+     "loss": p, "burst_loss": [g2b, b2g, loss_bad(, loss_good)] | null,
+     "direction": "out"|"in", "distribution": "constant"|"normal"|"lognormal",
+     "bandwidth": bits/s | null, "minimum": s}
+                                    (a jamsim.links.LinkSpec: LinkSpec.to_json)
     {"op": "partition", "addrs": [...], "outgoing": true, "incoming": true}
     {"op": "isolate", "addrs": [...]}                  (both directions)
     {"op": "heal"}                                     (blocks removed, link rules stay)
@@ -29,7 +31,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from jamsim.net.impairment import Addr, DatagramImpairment, LinkRule
+from jamsim.core.errors import UsageError
+from jamsim.links import LinkSpec
+from jamsim.net.impairment import Addr, DatagramImpairment
 
 StatusCallback = Callable[[], dict[str, Any]]
 MAX_LINE = 1 << 20
@@ -56,13 +60,6 @@ def _addrs(request: dict[str, Any]) -> list[Addr]:
     return out
 
 
-def _float(request: dict[str, Any], name: str) -> float:
-    value = request.get(name, 0.0)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ControlError(f"'{name}' must be a number")
-    return float(value)
-
-
 def handle_request(
     request: object, impairment: DatagramImpairment, status: StatusCallback | None
 ) -> dict[str, Any]:
@@ -81,28 +78,13 @@ def handle_request(
             body["dropped"] = impairment.dropped
             return {"ok": True, "status": body}
         if op == "set_link":
-            burst = request.get("burst_loss")
-            if burst is not None and (
-                not isinstance(burst, list)
-                or len(burst) != 3
-                or not all(isinstance(p, int | float) for p in burst)
-            ):
-                raise ControlError("'burst_loss' must be [g2b, b2g, loss_in_bad]")
             direction = request.get("direction", "out")
             if direction not in ("out", "in"):
                 raise ControlError("'direction' must be 'out' or 'in'")
-            bandwidth = request.get("bandwidth")
-            if bandwidth is not None and (not isinstance(bandwidth, int | float)
-                                          or isinstance(bandwidth, bool) or bandwidth <= 0):
-                raise ControlError("'bandwidth' must be a number of bits/s > 0, or null")
-            rule = LinkRule(
-                latency=_float(request, "latency"),
-                jitter=_float(request, "jitter"),
-                loss=_float(request, "loss"),
-                burst_loss=(float(burst[0]), float(burst[1]), float(burst[2])) if burst else None,
-                distribution=str(request.get("distribution", "normal")),
-                bandwidth_bps=float(bandwidth) if bandwidth is not None else None,
-            )
+            try:
+                rule = LinkSpec.from_json(request)
+            except UsageError as exc:
+                raise ControlError(str(exc)) from exc
             for addr in _addrs(request):
                 impairment.set_link(addr, rule, direction=direction)
             return {"ok": True}

@@ -2,8 +2,10 @@
 
 The pure core, :class:`DatagramImpairment`, decides for each datagram whether it
 is dropped and when it leaves: ``outgoing(data, addr, now)`` returns a list of
-``(send_at, data, addr)``.  Rules are keyed by remote address and changeable at
-run time (the control channel calls :meth:`set_link`, :meth:`block` ...).
+``(send_at, data, addr)``.  Rules are :class:`jamsim.links.LinkSpec`, the link
+type the simulator uses, drawn with the same samplers; they are keyed by remote
+address and direction and changeable at run time (the control channel calls
+:meth:`set_link`, :meth:`block` ...).
 Deterministic given ``seed``.  :class:`ImpairedSender` is the tiny asyncio side:
 it wraps ``transport.sendto`` and schedules delayed datagrams with
 ``loop.call_at``.  A node that is not impaired never constructs either: zero cost.
@@ -12,11 +14,11 @@ it wraps ``transport.sendto`` and schedules delayed datagrams with
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from jamsim.links import LinkDirection, LinkSpec, check_direction
 
 Addr = tuple[str, int]
 
@@ -24,58 +26,6 @@ Addr = tuple[str, int]
 def _norm(addr: tuple[object, ...] | Addr) -> Addr:
     """``(host, port)`` from a socket address (IPv6 tuples carry 4 fields)."""
     return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
-
-
-@dataclass(frozen=True)
-class LinkRule:
-    """Impairment of one direction of one link.
-
-    ``latency`` is the median one-way delay (s) and ``jitter`` its standard
-    deviation: ``normal`` adds a normal draw clipped at zero, ``lognormal`` draws
-    from the lognormal with that median and deviation (the heavy right tail of
-    measured WAN latency), as the simulator does.  Loss is Bernoulli(``loss``)
-    unless ``burst_loss`` = ``(p_good_to_bad, p_bad_to_good, loss_in_bad)``
-    selects Gilbert-Elliott.  ``bandwidth_bps`` serialises datagrams on the link
-    (``len * 8 / bandwidth`` each, first in first out), so a burst spreads out.
-    """
-
-    latency: float = 0.0
-    jitter: float = 0.0
-    loss: float = 0.0
-    burst_loss: tuple[float, float, float] | None = None
-    distribution: str = "normal"
-    bandwidth_bps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.latency < 0 or self.jitter < 0:
-            raise ValueError("latency and jitter must be >= 0")
-        if self.distribution not in ("normal", "lognormal"):
-            raise ValueError("distribution must be 'normal' or 'lognormal'")
-        if self.bandwidth_bps is not None and self.bandwidth_bps <= 0:
-            raise ValueError("bandwidth_bps must be > 0 (or null for unlimited)")
-        if not 0.0 <= self.loss <= 1.0:
-            raise ValueError("loss must be within [0, 1]")
-        burst = self.burst_loss
-        if burst is not None and (len(burst) != 3 or not all(0.0 <= p <= 1.0 for p in burst)):
-            raise ValueError("burst_loss is (p_good_to_bad, p_bad_to_good, loss_in_bad) in [0, 1]")
-
-
-class _GilbertElliott:
-    """Two-state burst-loss chain; state advances once per datagram."""
-
-    __slots__ = ("bad", "loss_bad", "p_bad", "p_good")
-
-    def __init__(self, params: tuple[float, float, float]) -> None:
-        self.p_bad, self.p_good, self.loss_bad = params
-        self.bad = False
-
-    def lost(self, rng: random.Random) -> bool:
-        if self.bad:
-            if rng.random() < self.p_good:
-                self.bad = False
-        elif rng.random() < self.p_bad:
-            self.bad = True
-        return self.bad and rng.random() < self.loss_bad
 
 
 class DatagramImpairment:
@@ -90,9 +40,9 @@ class DatagramImpairment:
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
-        self._out: dict[Addr, LinkRule] = {}
-        self._in: dict[Addr, LinkRule] = {}
-        self._chains: dict[tuple[str, Addr], _GilbertElliott] = {}
+        self._out: dict[Addr, LinkSpec] = {}
+        self._in: dict[Addr, LinkSpec] = {}
+        self._bad: dict[tuple[str, Addr], bool] = {}  # Gilbert-Elliott state per path
         self._busy_until: dict[tuple[str, Addr], float] = {}  # bandwidth queues
         self.blocked_out: set[Addr] = set()
         self.blocked_in: set[Addr] = set()
@@ -101,13 +51,13 @@ class DatagramImpairment:
 
     # ----------------------------------------------------------------- rule changes
 
-    def set_link(self, addr: Addr, rule: LinkRule | None, *, direction: str = "out") -> None:
+    def set_link(self, addr: Addr, rule: LinkSpec | None, *, direction: str = "out") -> None:
         """Set (or clear, with None) the rule for datagrams to ("out") / from ("in") ``addr``."""
         table = self._table(direction)
         key = _norm(addr)
-        self._chains.pop((direction, key), None)
+        self._bad.pop((direction, key), None)
         self._busy_until.pop((direction, key), None)
-        if rule is None or rule == LinkRule():
+        if rule is None or rule.is_unimpaired:
             table.pop(key, None)
         else:
             table[key] = rule
@@ -130,10 +80,10 @@ class DatagramImpairment:
         self.heal()
         self._out.clear()
         self._in.clear()
-        self._chains.clear()
+        self._bad.clear()
         self._busy_until.clear()
 
-    def rules(self, direction: str = "out") -> dict[Addr, LinkRule]:
+    def rules(self, direction: str = "out") -> dict[Addr, LinkSpec]:
         return dict(self._table(direction))
 
     @property
@@ -162,17 +112,16 @@ class DatagramImpairment:
         if rule is None:
             self.passed += 1
             return [(now, data, addr)]
-        if rule.burst_loss is not None:
-            chain = self._chains.get((direction, key))
-            if chain is None:
-                chain = self._chains[(direction, key)] = _GilbertElliott(rule.burst_loss)
-            lost = chain.lost(self._rng)
+        loss = rule.loss
+        if loss.bursty:
+            path = (direction, key)
+            lost, self._bad[path] = loss.lost(self._rng, self._bad.get(path, False))
         else:
-            lost = rule.loss > 0.0 and self._rng.random() < rule.loss
+            lost = loss.lost(self._rng)[0]
         if lost:
             self.dropped += 1
             return []
-        delay = self._latency(rule)
+        delay = rule.latency.sample(self._rng)
         if rule.bandwidth_bps is not None:
             queue = (direction, key)
             start = max(now, self._busy_until.get(queue, now))
@@ -182,21 +131,9 @@ class DatagramImpairment:
         self.passed += 1
         return [(now + delay, data, addr)]
 
-    def _latency(self, rule: LinkRule) -> float:
-        if rule.jitter <= 0.0 or (rule.latency <= 0.0 and rule.distribution == "lognormal"):
-            return rule.latency
-        if rule.distribution == "lognormal":
-            # Median m = exp(mu); variance m^2 x (x - 1) with x = exp(sigma^2).
-            x = (1 + math.sqrt(1 + 4 * (rule.jitter / rule.latency) ** 2)) / 2
-            return self._rng.lognormvariate(math.log(rule.latency), math.sqrt(math.log(x)))
-        return max(0.0, rule.latency + self._rng.gauss(0.0, rule.jitter))
-
-    def _table(self, direction: str) -> dict[Addr, LinkRule]:
-        if direction == "out":
-            return self._out
-        if direction == "in":
-            return self._in
-        raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+    def _table(self, direction: str) -> dict[Addr, LinkSpec]:
+        side: LinkDirection = check_direction(direction)
+        return self._out if side == "out" else self._in
 
 
 SendTo = Callable[[bytes, Addr], None]

@@ -7,13 +7,13 @@ name (``v3``), an index (``3``), an inclusive range (``0..38``) or ``all``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from jamsim.identity import ValidatorSet
+from jamsim.links import LatencySpec, LinkSpec, LossSpec, lognormal_mean
 from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Network, Scenario
-from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
+from jamsim.sim.network import NetworkConfig
 
 if TYPE_CHECKING:
     from jamsim.scenario.loader import LineMap
@@ -131,37 +131,16 @@ def validator_set(scenario: Scenario, *, base_port: int = 40000) -> ValidatorSet
                             base_port=base_port, regions=regions)
 
 
-def lognormal_mean(median: float, std: float) -> float:
-    """Mean of the lognormal distribution with this median and standard deviation.
-
-    With median ``m = exp(mu)`` and ``x = exp(sigma^2)``, the variance is
-    ``m^2 x (x - 1)``; solving ``m^2 x (x - 1) = std^2`` for ``x`` gives
-    ``x = (1 + sqrt(1 + 4 (std/m)^2)) / 2``, and the mean is ``exp(mu + sigma^2/2)
-    = m sqrt(x)``. LatencySpec, given this mean and ``std``, recovers the same
-    ``mu`` and ``sigma``, so its draws have the scenario's median.
-    """
-    if median <= 0:
-        return 0.0
-    x = (1 + math.sqrt(1 + 4 * (std / median) ** 2)) / 2
-    return median * math.sqrt(x)
-
-
 def latency_spec(entry: float | LatencyDistribution) -> LatencySpec:
     """The simulator's LatencySpec for a scenario latency.
 
     Scenarios give the *median* (what a ping summary reports, and what stays put
-    when jitter grows a heavy tail); LatencySpec takes the *mean*. They are the
-    same for ``normal`` (clamping at 0 keeps the median) and ``constant``; for
-    ``lognormal`` the mean is larger, by :func:`lognormal_mean`.
+    when jitter grows a heavy tail); LatencySpec takes the *mean*:
+    :meth:`LatencySpec.from_median` converts (see :func:`jamsim.links.lognormal_mean`).
     """
     if not isinstance(entry, LatencyDistribution):
-        return LatencySpec(mean=entry)
-    if not entry.jitter or entry.distribution == "constant":
-        return LatencySpec(mean=entry.median)
-    if entry.distribution == "lognormal":
-        return LatencySpec(mean=lognormal_mean(entry.median, entry.jitter),
-                           jitter=entry.jitter, distribution="lognormal")
-    return LatencySpec(mean=entry.median, jitter=entry.jitter, distribution="normal")
+        return LatencySpec.from_median(entry)
+    return LatencySpec.from_median(entry.median, entry.jitter, entry.distribution)
 
 
 def loss_spec(loss: float | GilbertElliott) -> LossSpec:

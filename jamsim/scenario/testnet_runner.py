@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jamsim.core.errors import UsageError
-from jamsim.scenario.resolve import assign_regions, resolve_groups
+from jamsim.links import LinkSpec
+from jamsim.scenario.resolve import assign_regions, latency_spec, loss_spec, resolve_groups
 from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Scenario
 from jamsim.scenario.timeline import churn_schedule, timeline_rng
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
@@ -23,7 +24,6 @@ from jamsim.testnet.base import (
     Heal,
     Isolate,
     Kill,
-    LinkConditions,
     NodeStatus,
     Partition,
     Pause,
@@ -38,17 +38,10 @@ __all__ = ["run_on_testnet", "testnet_plan"]
 
 
 def _conditions(latency: float | LatencyDistribution, loss: float | GilbertElliott,
-                bandwidth: float | None) -> LinkConditions:
-    """The scenario's link as real-node impairment: the same median, deviation and
-    distribution the simulator draws from, the same loss process and bandwidth."""
-    median, jitter, distribution = (latency.median, latency.jitter, latency.distribution) \
-        if isinstance(latency, LatencyDistribution) else (latency, 0.0, "constant")
-    if distribution == "constant":
-        jitter, distribution = 0.0, "normal"
-    if isinstance(loss, GilbertElliott):
-        return LinkConditions(median, jitter, 0.0, (loss.p, loss.r, loss.bad_loss),
-                              distribution, bandwidth)
-    return LinkConditions(median, jitter, loss, None, distribution, bandwidth)
+                bandwidth: float | None) -> LinkSpec:
+    """The scenario's link as real-node impairment: the very LinkSpec the simulator
+    draws from (same median, deviation, distribution, loss process, bandwidth)."""
+    return LinkSpec(latency=latency_spec(latency), loss=loss_spec(loss), bandwidth_bps=bandwidth)
 
 
 def free_base_port(count: int, control_offset: int = 0, first: int = 20000) -> int:

@@ -15,44 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from jamsim.links import LinkSpec
 from jamsim.telemetry.records import EventRecord
 
 
 class TestnetError(RuntimeError):
     """A testnet could not be started, driven or torn down (message says which node/why)."""
-
-
-# ------------------------------------------------------------------ link conditions
-
-
-@dataclass(frozen=True)
-class LinkConditions:
-    """Impairment applied to datagrams on a link (one direction).
-
-    ``latency`` is the median delay and ``jitter`` its standard deviation, in
-    seconds, drawn from a ``normal`` (clipped at zero) or ``lognormal``
-    ``distribution``; ``loss`` is Bernoulli per datagram unless ``burst_loss``
-    gives Gilbert-Elliott ``(p_good_to_bad, p_bad_to_good, loss_in_bad)``;
-    ``bandwidth_bps`` serialises datagrams (None: unlimited). The node applies
-    them in user space (jamsim/net/impairment.py).
-    """
-
-    latency: float = 0.0
-    jitter: float = 0.0
-    loss: float = 0.0
-    burst_loss: tuple[float, float, float] | None = None
-    distribution: str = "normal"
-    bandwidth_bps: float | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "latency": self.latency,
-            "jitter": self.jitter,
-            "loss": self.loss,
-            "burst_loss": list(self.burst_loss) if self.burst_loss else None,
-            "distribution": self.distribution,
-            "bandwidth": self.bandwidth_bps,
-        }
 
 
 # ------------------------------------------------------------------------ the spec
@@ -67,7 +35,8 @@ class TestnetSpec:
     region name (missing -> "default").  ``policy``/``policy_overrides`` select a
     :class:`jamsim.core.policy.ConnectionPolicy` preset.  ``telemetry`` is the
     collector ``(host, port)`` nodes report to (None: the backend runs its own).
-    ``links`` maps (src_region, dst_region) -> conditions applied at start.
+    ``links`` maps (src_region, dst_region) -> the link (:class:`jamsim.links.LinkSpec`,
+    the simulator's type) applied at start by the nodes' impairment layer.
     """
 
     validators: int
@@ -78,7 +47,7 @@ class TestnetSpec:
     policy_overrides: Mapping[str, float | str | bool | None] = field(default_factory=dict)
     base_port: int = 40000
     telemetry: tuple[str, int] | None = None
-    links: Mapping[tuple[str, str], LinkConditions] = field(default_factory=dict)
+    links: Mapping[tuple[str, str], LinkSpec] = field(default_factory=dict)
     run_dir: Path = Path(".jamsim-run")
     name: str = "jamsim"
 
@@ -117,14 +86,14 @@ class Heal:
 
 @dataclass(frozen=True)
 class SetLink:
-    """Apply ``conditions`` to datagrams from nodes in ``src`` to nodes in ``dst``.
+    """Apply the link ``conditions`` to datagrams from nodes in ``src`` to nodes in ``dst``.
 
     ``symmetric`` also applies them in the opposite direction.
     """
 
     src: tuple[int, ...]
     dst: tuple[int, ...]
-    conditions: LinkConditions
+    conditions: LinkSpec
     symmetric: bool = True
 
 

@@ -30,13 +30,13 @@ from types import FrameType
 from typing import Any, Self
 
 from jamsim.identity import ValidatorSet, alt_name
+from jamsim.links import LinkSpec
 from jamsim.net.control import ControlError, control_request
 from jamsim.telemetry.records import EventRecord
 from jamsim.testnet.base import (
     Heal,
     Isolate,
     Kill,
-    LinkConditions,
     NodeStatus,
     Partition,
     Pause,
@@ -575,7 +575,7 @@ class LocalProcessBackend:
             for i in group:
                 self._send(i, {"op": "partition", "addrs": self._addrs(outside)})
 
-    def _set_link(self, src: Sequence[int], dst: Sequence[int], cond: LinkConditions) -> None:
+    def _set_link(self, src: Sequence[int], dst: Sequence[int], cond: LinkSpec) -> None:
         request: dict[str, Any] = {"op": "set_link", "addrs": self._addrs(dst)}
         request.update(cond.to_json())
         for i in src:

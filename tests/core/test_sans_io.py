@@ -10,7 +10,8 @@ import jamsim
 FORBIDDEN = {"asyncio", "simpy", "socket", "time", "selectors", "threading", "aioquic",
              "subprocess", "datetime"}
 PACKAGE = Path(jamsim.__file__).parent
-PURE = [PACKAGE / "core", PACKAGE / "protocol", PACKAGE / "identity.py", PACKAGE / "testing"]
+PURE = [PACKAGE / "core", PACKAGE / "protocol", PACKAGE / "identity.py", PACKAGE / "testing",
+        PACKAGE / "links.py"]
 
 
 def _modules() -> list[Path]:

@@ -13,7 +13,8 @@ from jamsim.net.control import (
     control_request,
     control_request_async,
 )
-from jamsim.net.impairment import DatagramImpairment, LinkRule
+from jamsim.net.impairment import DatagramImpairment
+from tests.net.rules import rule
 
 A = ("127.0.0.1", 40001)
 
@@ -37,7 +38,7 @@ def test_commands_change_rules_and_status_reports() -> None:
             await control_request_async(
                 addr, {"op": "set_link", "addrs": [list(A)], "latency": 0.1, "jitter": 0.0}
             )
-            assert imp.rules()[A] == LinkRule(latency=0.1)
+            assert imp.rules()[A] == rule(latency=0.1)
             await control_request_async(
                 addr, {"op": "partition", "addrs": [list(A)], "incoming": False}
             )

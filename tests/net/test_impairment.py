@@ -7,10 +7,12 @@ import math
 
 import pytest
 
-from jamsim.net.impairment import DatagramImpairment, ImpairedSender, LinkRule
+from jamsim.net.impairment import DatagramImpairment, ImpairedSender
+from tests.net.rules import rule
 
 A = ("127.0.0.1", 40001)
 B = ("127.0.0.1", 40002)
+
 
 
 def test_off_by_default_passes_through_unchanged() -> None:
@@ -21,7 +23,7 @@ def test_off_by_default_passes_through_unchanged() -> None:
 
 def test_bernoulli_loss_within_binomial_bounds() -> None:
     imp = DatagramImpairment(seed=42)
-    imp.set_link(A, LinkRule(loss=0.2))
+    imp.set_link(A, rule(loss=0.2))
     n = 20_000
     delivered = sum(len(imp.outgoing(b"x", A, 0.0)) for _ in range(n))
     lost = n - delivered
@@ -33,9 +35,9 @@ def test_bernoulli_loss_within_binomial_bounds() -> None:
 
 def test_delay_and_jitter_applied() -> None:
     imp = DatagramImpairment(seed=3)
-    imp.set_link(A, LinkRule(latency=0.05))
+    imp.set_link(A, rule(latency=0.05))
     assert imp.outgoing(b"x", A, 1.0) == [(1.05, b"x", A)]
-    imp.set_link(A, LinkRule(latency=0.05, jitter=0.01))
+    imp.set_link(A, rule(latency=0.05, jitter=0.01))
     delays = [imp.outgoing(b"x", A, 0.0)[0][0] for _ in range(5000)]
     mean = sum(delays) / len(delays)
     sd = math.sqrt(sum((d - mean) ** 2 for d in delays) / len(delays))
@@ -47,7 +49,7 @@ def test_delay_and_jitter_applied() -> None:
 def test_deterministic_given_seed() -> None:
     def run(seed: int) -> list[int]:
         imp = DatagramImpairment(seed=seed)
-        imp.set_link(A, LinkRule(loss=0.5, jitter=0.01))
+        imp.set_link(A, rule(loss=0.5, jitter=0.01))
         return [len(imp.outgoing(b"x", A, 0.0)) for _ in range(200)]
 
     assert run(7) == run(7)
@@ -75,7 +77,7 @@ def test_one_way_block() -> None:
 
 def test_heal_keeps_link_rules_clear_removes_them() -> None:
     imp = DatagramImpairment()
-    imp.set_link(A, LinkRule(latency=0.1))
+    imp.set_link(A, rule(latency=0.1))
     imp.block([B])
     imp.heal()
     assert imp.outgoing(b"x", A, 0.0) == [(0.1, b"x", A)]
@@ -99,10 +101,10 @@ def test_gilbert_elliott_is_bursty_at_same_average_loss() -> None:
     n = 50_000
     ge = DatagramImpairment(seed=5)
     # stationary P(bad) = 0.02 / (0.02 + 0.18) = 0.1, loss in bad = 1 -> 10% loss
-    ge.set_link(A, LinkRule(burst_loss=(0.02, 0.18, 1.0)))
+    ge.set_link(A, rule(burst_loss=(0.02, 0.18, 1.0)))
     ge_out = [not ge.outgoing(b"x", A, 0.0) for _ in range(n)]
     be = DatagramImpairment(seed=5)
-    be.set_link(A, LinkRule(loss=0.1))
+    be.set_link(A, rule(loss=0.1))
     be_out = [not be.outgoing(b"x", A, 0.0) for _ in range(n)]
     assert abs(sum(ge_out) / n - 0.1) < 0.02
     assert abs(sum(be_out) / n - 0.1) < 0.01
@@ -113,11 +115,11 @@ def test_gilbert_elliott_is_bursty_at_same_average_loss() -> None:
 
 def test_invalid_rules_rejected() -> None:
     with pytest.raises(ValueError):
-        LinkRule(loss=1.5)
+        rule(loss=1.5)
     with pytest.raises(ValueError):
-        LinkRule(latency=-1)
+        rule(latency=-1)
     with pytest.raises(ValueError):
-        DatagramImpairment().set_link(A, LinkRule(), direction="sideways")
+        DatagramImpairment().set_link(A, rule(), direction="sideways")
 
 
 def test_impaired_sender_schedules_on_loop() -> None:
@@ -135,7 +137,7 @@ def test_impaired_sender_schedules_on_loop() -> None:
         sender = ImpairedSender(imp, sendto)
         sender.sendto(b"now", A)  # inactive: immediate
         assert got and got[0][1] == b"now"
-        imp.set_link(A, LinkRule(latency=0.05))
+        imp.set_link(A, rule(latency=0.05))
         start = loop.time()
         sender.sendto(b"late", A)
         assert len(got) == 1
@@ -175,7 +177,7 @@ def test_impair_datagram_endpoint_over_real_udp() -> None:
             t_b.sendto(b"2", addr_a)
             assert (await asyncio.wait_for(p_a.got.get(), 2))[1] == b"2"
             imp_b.heal()
-            imp_b.set_link(addr_a, LinkRule(latency=0.1), direction="in")
+            imp_b.set_link(addr_a, rule(latency=0.1), direction="in")
             start = loop.time()
             t_a.sendto(b"3", addr_b)
             at, data = await asyncio.wait_for(p_b.got.get(), 2)

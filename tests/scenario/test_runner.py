@@ -162,9 +162,10 @@ def test_testnet_plan_carries_every_link_and_policy_setting_to_real_nodes(
         tmp_path: Path) -> None:
     """Real nodes get what the simulator gets: latency distribution, bandwidth,
     burst loss and string/bool policy fields (they used to be dropped silently)."""
+    from jamsim.links import LatencySpec, LinkSpec, LossSpec
     from jamsim.scenario.loader import parse_scenario
     from jamsim.scenario.testnet_runner import testnet_plan
-    from jamsim.testnet.base import LinkConditions, SetLink
+    from jamsim.testnet.base import SetLink
 
     scenario = parse_scenario(
         "name: shaped\nduration: 60s\nvalidators: {count: 4, regions: {eu: 50%, us: 50%}}\n"
@@ -176,13 +177,13 @@ def test_testnet_plan_carries_every_link_and_policy_setting_to_real_nodes(
         "idle_timeout: null, max_retry: 8s}\n"
         "timeline:\n  - {at: 30s, link: {between: [eu, us], latency: 150ms}}\n")
     spec, ops = testnet_plan(scenario, tmp_path)
-    assert spec.links[("eu", "us")] == LinkConditions(
-        0.08, 0.01, 0.0, (0.01, 0.5, 1.0), "lognormal", 10e6)
+    bursts = LossSpec.bursts(0.01, 0.5, 1.0)
+    assert spec.links[("eu", "us")] == LinkSpec(
+        LatencySpec.from_median(0.08, 0.01, "lognormal"), bursts, 10e6)
     assert spec.links[("us", "eu")] == spec.links[("eu", "us")]
-    assert spec.links[("eu", "eu")] == LinkConditions(
-        0.02, 0.0, 0.0, (0.01, 0.5, 1.0), "normal", 10e6)
+    assert spec.links[("eu", "eu")] == LinkSpec(LatencySpec(0.02), bursts, 10e6)
     assert dict(spec.policy_overrides) == {"jitter": "equal", "non_preferred_dials": False,
                                            "idle_timeout": None, "max_retry": 8.0}
     (at, op), = ops
-    assert at == 30.0 and isinstance(op, SetLink) and op.conditions.latency == 0.15 \
+    assert at == 30.0 and isinstance(op, SetLink) and op.conditions.latency.median == 0.15 \
         and op.conditions.bandwidth_bps == 10e6

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from jamsim.links import LatencySpec, LinkSpec, LossSpec
 from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.testnet.base import (
     Heal,
     Isolate,
     Kill,
-    LinkConditions,
     Partition,
     Pause,
     Restart,
@@ -101,9 +101,9 @@ def test_standin_testnet_partition_kill_pause_restart_and_cleanup(tmp_path: Path
         tn.apply(Heal())
         tn.wait_full_mesh(10.0)
 
-        tn.apply(SetLink((0,), (1,), LinkConditions(loss=1.0)))
+        tn.apply(SetLink((0,), (1,), LinkSpec(LatencySpec(0.0), LossSpec.bernoulli(1.0))))
         tn.wait_until(lambda s: 0 not in s[1].connected and 1 not in s[0].connected, 10.0)
-        tn.apply(SetLink((0,), (1,), LinkConditions()))
+        tn.apply(SetLink((0,), (1,), LinkSpec.unimpaired()))
         tn.wait_full_mesh(10.0)
 
         tn.apply(Pause(3))
@@ -163,7 +163,7 @@ def test_waiting_for_control_names_a_node_that_exited(tmp_path: Path) -> None:
     """Link conditions need every control channel: a dead node fails fast, with its log."""
     bad = (sys.executable, "-c", "raise SystemExit(3)")
     spec = _spec(tmp_path, 2, regions={0: "eu", 1: "us"},
-                 links={("eu", "us"): LinkConditions(latency=0.01)})
+                 links={("eu", "us"): LinkSpec(LatencySpec(0.01))})
     start = time.monotonic()
     with LocalProcessBackend(node_command=bad) as tn, \
             pytest.raises(BackendError, match=r"node \d exited with 3; log: .*node-\d\.log"):
