@@ -245,13 +245,13 @@ def sweep(
 TESTNET_EXAMPLES = {
     "testnet":
         "Examples:\n\n"
-        "  jamsim testnet up 6 --detach --run-dir runs/tn\n\n"
-        "  jamsim testnet status --run-dir runs/tn\n\n"
-        "  jamsim testnet down --run-dir runs/tn\n\n"
+        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
+        "  jamsim testnet status --run-dir /tmp/tn\n\n"
+        "  jamsim testnet down --run-dir /tmp/tn\n\n"
         "To play a scenario's timeline on real nodes: jamsim run FILE --testnet local.",
     "up":
         "Examples:\n\n"
-        "  jamsim testnet up 6 --detach --run-dir runs/tn\n\n"
+        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
         "  jamsim testnet up 4 --policy jamixir --base-port 43000\n\n"
         "  jamsim keys 16 --out keys.json\n\n"
         "  jamsim testnet up 16 --keys keys.json --backend docker --detach\n\n"
@@ -260,17 +260,17 @@ TESTNET_EXAMPLES = {
         "stops them.",
     "status":
         "Examples:\n\n"
-        "  jamsim testnet status --run-dir runs/tn\n\n"
+        "  jamsim testnet status --run-dir /tmp/tn\n\n"
         "  jamsim testnet status --backend docker --run-dir runs/tn\n\n"
         "Give the --backend and --run-dir the testnet was started with.",
     "logs":
         "Examples:\n\n"
-        "  jamsim testnet logs 0 --run-dir runs/tn\n\n"
+        "  jamsim testnet logs 0 --run-dir /tmp/tn\n\n"
         "  jamsim testnet logs 3 --backend docker --run-dir runs/tn\n\n"
         "NODE is the validator index (0 is v0).",
     "down":
         "Examples:\n\n"
-        "  jamsim testnet down --run-dir runs/tn\n\n"
+        "  jamsim testnet down --run-dir /tmp/tn\n\n"
         "  jamsim testnet down --backend docker --run-dir runs/tn\n\n"
         "  jamsim testnet down --backend docker --all\n\n"
         "Works after a crashed or Ctrl-C'd harness too; --all removes every "
