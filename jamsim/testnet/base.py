@@ -35,8 +35,7 @@ class TestnetSpec:
     region name (missing -> "default").  ``policy``/``policy_overrides`` select a
     :class:`jamsim.core.policy.ConnectionPolicy` preset.  ``telemetry`` is the
     collector ``(host, port)`` nodes report to (None: the backend runs its own).
-    ``links`` maps (src_region, dst_region) -> the link (:class:`jamsim.links.LinkSpec`,
-    the simulator's type) applied at start by the nodes' impairment layer.
+    ``links`` maps (src_region, dst_region) -> conditions applied at start.
     """
 
     validators: int
@@ -73,10 +72,15 @@ class Partition:
 
 
 @dataclass(frozen=True)
-class Isolate:
-    """Drop all traffic to and from ``node``."""
+class NodeOp:
+    """An op on one node, by validator index (equal only to the same op on it)."""
 
     node: int
+
+
+@dataclass(frozen=True)
+class Isolate(NodeOp):
+    """Drop all traffic to and from ``node``."""
 
 
 @dataclass(frozen=True)
@@ -98,34 +102,29 @@ class SetLink:
 
 
 @dataclass(frozen=True)
-class Kill:
+class Kill(NodeOp):
     """Hard-kill the node process (SIGKILL / container kill)."""
 
-    node: int
-
 
 @dataclass(frozen=True)
-class Pause:
+class Pause(NodeOp):
     """Freeze the node (SIGSTOP / docker pause)."""
 
-    node: int
-
 
 @dataclass(frozen=True)
-class Unpause:
+class Unpause(NodeOp):
     """Resume a paused node (SIGCONT / docker unpause)."""
 
-    node: int
-
 
 @dataclass(frozen=True)
-class Restart:
+class Restart(NodeOp):
     """Start a killed node again (or kill + start a running one) with the same identity."""
-
-    node: int
 
 
 TimelineOp = Partition | Isolate | Heal | SetLink | Kill | Pause | Unpause | Restart
+PROCESS_FAULTS = (Kill, Pause, Unpause, Restart, Isolate)
+"""Ops that act on a node's process or container (not on its impairment rules):
+the ones a backend whose nodes run on other hosts cannot apply."""
 
 
 @dataclass(frozen=True)

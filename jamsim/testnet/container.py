@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -32,6 +31,7 @@ from jamsim.testnet.local import (
     LocalProcessBackend,
     key_index,
     node_options,
+    read_state_file,
     write_state_file,
 )
 
@@ -203,10 +203,10 @@ class ContainerBackend(LocalProcessBackend, ABC):
         if self.project is not None or self._state_dir is None:
             return
         try:
-            state = json.loads((Path(self._state_dir) / STATE_FILE).read_text())
-        except (OSError, ValueError):
+            state = read_state_file(Path(self._state_dir))
+        except TestnetError:
             return
-        if state.get("backend") != self.backend_name:
+        if state is None or state.get("backend") != self.backend_name:
             return
         self.project = state["project"]
         count = self._restore_state(state)

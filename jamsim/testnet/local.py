@@ -105,6 +105,24 @@ def write_state_file(run_dir: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def read_state_file(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s state file, or None when there is none.
+
+    Raises :class:`TestnetError` naming the file when it exists but is not a
+    JSON object (every backend reads it through here, so they agree on that).
+    """
+    path = Path(run_dir) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise TestnetError(f"{path}: unreadable state file: {exc}") from exc
+    if not isinstance(state, dict):
+        raise TestnetError(f"{path}: unreadable state file: not a JSON object")
+    return state
+
+
 def _kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
     """Signal the node's process group (it is its own leader); ignore ones already gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -117,12 +135,12 @@ def down_run_dir(run_dir: Path) -> int:
     Used by ``jamsim testnet down`` after a crashed harness; safe to repeat.
     """
     path = Path(run_dir) / STATE_FILE
-    if not path.exists():
+    state = read_state_file(run_dir)
+    if state is None:
         return 0
     try:
-        state = json.loads(path.read_text())
         pids = [int(p) for p in state.get("pids", {}).values()]
-    except (OSError, ValueError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise TestnetError(f"{path}: unreadable state file: {exc}") from exc
     count = 0
     for pid in pids:
@@ -138,7 +156,9 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
     """Status of a (possibly detached) local testnet from its state file, via control channels."""
     path = Path(run_dir) / STATE_FILE
     try:
-        state = json.loads(path.read_text())
+        state = read_state_file(run_dir)
+        if state is None:
+            raise FileNotFoundError(path)
         pids = {int(i): int(p) for i, p in state["pids"].items()}
         ports = {int(i): int(p) for i, p in state["control_ports"].items()}
         _genesis, vset, _ids = load_keys(Path(state["keys_file"]))
