@@ -32,6 +32,7 @@ __all__ = [
     "LinkSpec",
     "LossModel",
     "LossSpec",
+    "check_direction",
     "lognormal_mean",
 ]
 

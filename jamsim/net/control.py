@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jamsim.core.errors import UsageError
-from jamsim.links import LinkSpec
+from jamsim.links import LinkSpec, check_direction
 from jamsim.net.impairment import Addr, DatagramImpairment
 
 StatusCallback = Callable[[], dict[str, Any]]
@@ -78,10 +78,8 @@ def handle_request(
             body["dropped"] = impairment.dropped
             return {"ok": True, "status": body}
         if op == "set_link":
-            direction = request.get("direction", "out")
-            if direction not in ("out", "in"):
-                raise ControlError("'direction' must be 'out' or 'in'")
             try:
+                direction = check_direction(request.get("direction", "out"))
                 rule = LinkSpec.from_json(request)
             except UsageError as exc:
                 raise ControlError(str(exc)) from exc

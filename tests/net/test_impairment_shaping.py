@@ -66,6 +66,7 @@ def test_control_request_sets_bandwidth_and_distribution_or_says_what_is_wrong()
     assert reply == {"ok": True}
     assert imp.rules()[A] == rule(latency=0.02, jitter=0.005, distribution="lognormal",
                                       bandwidth_bps=1e6)
-    for bad in ({"bandwidth": -1}, {"bandwidth": "fast"}, {"distribution": "pareto"}):
+    for bad in ({"bandwidth": -1}, {"bandwidth": "fast"}, {"distribution": "pareto"},
+                {"direction": "up"}, {"burst_loss": [0.1]}, {"latency": -1}):
         reply = handle_request({"op": "set_link", "addrs": [list(A)], **bad}, imp, None)
         assert reply["ok"] is False and reply["error"]
