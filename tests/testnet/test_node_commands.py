@@ -14,7 +14,7 @@ from jamsim.testnet.docker import compose_document
 from jamsim.testnet.local import node_argv
 from jamsim.testnet.swarm import stack_document
 
-SPEC = Spec(validators=2, policy="jamixir", run_dir=Path("/tmp/x"),
+SPEC = Spec(validators=2, policy="jamixir", run_dir=Path("runs/x"),
             policy_overrides={"max_retry": 4.0, "idle_timeout": None})
 TAIL = ["--policy", "jamixir", "--policy-set", "idle_timeout=none",
         "--policy-set", "max_retry=4.0", "--telemetry", "10.0.0.1:9000"]
