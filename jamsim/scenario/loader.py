@@ -150,11 +150,11 @@ class _BoundedLoader(yaml.SafeLoader):
         return ScenarioError(message, file=self.file,
                              line=mark.line + 1 if mark is not None else None)
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             node = super().compose_node(parent, index)
-            if id(node) not in self.sizes:
+            if node is None or id(node) not in self.sizes:
                 raise self.fail(f"the alias *{event.anchor} refers to a value that "
                                 "contains it; a scenario cannot be recursive",
                                 event.start_mark)
@@ -167,6 +167,8 @@ class _BoundedLoader(yaml.SafeLoader):
                             "a scenario needs far fewer", event.start_mark)
         node = super().compose_node(parent, index)
         self.nesting -= 1
+        if node is None:
+            return None
         children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
             children = [part for pair in node.value for part in pair]
