@@ -193,12 +193,14 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def _compose(text: str, file: str) -> tuple[yaml.Node | None, _BoundedLoader]:
     """The single document's node tree (None for an empty one), bounded."""
-    loader = _BoundedLoader(text, file)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text, file)  # the reader checks the characters here
         return loader.get_single_node(), loader
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
-        raise ScenarioError(f"contains the control character {ord(exc.character):#04x}, which "
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ScenarioError(f"contains the control character {code:#04x}, which "
                             "YAML does not allow; is this a text file?", file=file,
                             line=line) from None
     except yaml.YAMLError as exc:
@@ -210,7 +212,8 @@ def _compose(text: str, file: str) -> tuple[yaml.Node | None, _BoundedLoader]:
         raise ScenarioError(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
                             file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml(text: str, file: str = "<yaml>") -> Any:
