@@ -367,12 +367,15 @@ TESTNET_EXAMPLES = {
         "Examples:\n\n"
         "  jamsim testnet status --run-dir runs/tn\n\n"
         "  jamsim testnet status --backend docker --run-dir runs/tn\n\n"
-        "Give the --backend and --run-dir the testnet was started with.",
+        "Give the --backend and --run-dir the testnet was started with. Exit code 0 "
+        "for a full mesh, 1 otherwise (a node down or a pair not connected).",
     "logs":
         "Examples:\n\n"
         "  jamsim testnet logs 0 --run-dir runs/tn\n\n"
+        "  jamsim testnet logs 2 --tail 20 --follow --run-dir runs/tn\n\n"
         "  jamsim testnet logs 3 --backend docker --run-dir runs/tn\n\n"
-        "NODE is the validator index (0 is v0).",
+        "NODE is the validator index (0 is v0). --follow prints new lines until Ctrl-C "
+        "or until the testnet is taken down.",
     "down":
         "Examples:\n\n"
         "  jamsim testnet down --run-dir runs/tn\n\n"
