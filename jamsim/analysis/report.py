@@ -85,8 +85,8 @@ def format_value(value: object, unit: str = "") -> str:
         return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}" + (" s" if unit == "s" else "")
-    if isinstance(value, float):
-        text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, float):  # three significant digits, at most one decimal above 100
+        text = f"{value:.3g}" if 1e-3 <= abs(value) < 100 or value == 0 else f"{value:,.1f}"
         text = text.rstrip("0").rstrip(".") if "." in text else text
         return text + (" s" if unit == "s" else "")
     return str(value)

@@ -104,6 +104,8 @@ def test_run_kind_names_what_produced_the_run(summary: dict[str, str], kind: str
 @pytest.mark.parametrize(("value", "unit", "text"), [
     (8, "count", "8"), (8.0, "count", "8"), (44850, "count", "44,850"),
     (2.0, "s", "2 s"), (5.079999999999998, "s", "5.08 s"), (127.62, "s", "127.6 s"),
+    (6.2115, "s", "6.21 s"), (0.4761, "s", "0.476 s"), (21.0, "s", "21 s"), (0.0, "s", "0 s"),
+    (1234.56, "s", "1,234.6 s"),
     (None, "until", "never"), (None, "s", "n/a"), (1.0, "until", "1 s"),
     (True, "", "yes"), ("jamixir", "", "jamixir"),
 ])
