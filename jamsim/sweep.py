@@ -52,7 +52,8 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     try:
         return key.strip(), [load_yaml(v, f"--param {text}") for v in values.split(",")]
     except ScenarioError as exc:
-        raise UsageError(f"--param {text}: a value is not valid YAML ({exc.message})"
+        raise UsageError(f"--param {text}: a value is not valid YAML "
+                         f"({exc.message.removeprefix('not valid YAML: ')})"
                          ) from None
 
 

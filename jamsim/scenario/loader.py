@@ -83,7 +83,8 @@ class Override:
         try:
             value = load_yaml(raw, source)
         except ScenarioError as exc:
-            raise UsageError(f"{source}: the value is not valid YAML ({exc.message}); "
+            raise UsageError(f"{source}: the value is not valid YAML "
+                             f"({exc.message.removeprefix('not valid YAML: ')}); "
                              "quote it, e.g. --set 'expect=[{max_retries_per_pair: 1}]'"
                              ) from None
         return cls(key, value, source)
