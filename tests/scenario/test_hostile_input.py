@@ -11,6 +11,7 @@ die of memory instead of hanging.
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import subprocess
@@ -104,8 +105,8 @@ def test_validate_exits_2_naming_the_file(tmp_path: Path, name: str) -> None:
 
 
 def _limit_memory() -> None:
-    limit = 1 << 30  # the CLI needs ~150 MiB of address space; an expansion, gigabytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    limit = 2 << 30  # `jamsim run` needs a few hundred MiB of address space; the
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # bomb, tens of GiB
 
 
 @pytest.mark.parametrize("name", ["alias-bomb", "alias-bomb-in-kill"])
@@ -115,7 +116,9 @@ def test_alias_bomb_under_a_memory_limit(tmp_path: Path, name: str) -> None:
                                               "--out", str(tmp_path / "out")]):
         result = subprocess.run([sys.executable, "-m", "jamsim", *command],
                                 capture_output=True, text=True, timeout=60,
-                                preexec_fn=_limit_memory)
+                                preexec_fn=_limit_memory,
+                                env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                     "OMP_NUM_THREADS": "1"})  # per-core arenas
         assert result.returncode == 2, result.stderr
         assert f"{path}:" in result.stderr and "aliases expand" in result.stderr
     assert not (tmp_path / "out").exists()
