@@ -4,28 +4,78 @@ Thin on purpose: it parses arguments, draws progress and tables with rich, and
 calls :func:`jamsim.scenario.runner.run_scenario`. Exit codes: 0 all expectations
 passed, 1 an expectation failed, 2 the scenario or the command line is wrong,
 130 interrupted (the results folder is kept, marked incomplete).
+
+Fast to start: importing this module loads typer and rich only. The commands
+defined in other packages (``testnet``, ``keys``, ``node``, ``report``) are
+mounted lazily by :class:`_LazyGroup`: their module is imported when the command
+runs, never wrapped in ``try/except ImportError``, so a bug in one surfaces as
+a traceback instead of silently removing the command. ``--help`` lists them
+from the one-line help kept here, without importing them.
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer import _click as click  # typer >= 0.24 drives its own vendored click
+from typer.core import TyperCommand, TyperGroup
 
 from jamsim.core.errors import JamsimError
 
 if TYPE_CHECKING:
     from jamsim.scenario.loader import Override
 
+
+@dataclass(frozen=True, slots=True)
+class _LazyCommand:
+    """A subcommand defined in another module, loaded when it is run.
+
+    ``help`` is what ``jamsim --help`` lists (kept here so listing imports
+    nothing); ``load`` imports the module and returns the click command.
+    """
+
+    help: str
+    load: Callable[[], click.Command]
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: typer's, plus the :data:`LAZY_COMMANDS`."""
+
+    listing = False
+    """True while the group's own help is formatted: lazy commands then answer
+    with a stand-in carrying their one-line help, so listing imports nothing."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *LAZY_COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = LAZY_COMMANDS.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        if self.listing:
+            return TyperCommand(cmd_name, help=lazy.help)
+        return lazy.load()
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="jamsim",
     help="Simulate and testnet the JAMNP-S connection layer: how JAM validator networks "
          "connect, break and heal.",
@@ -109,6 +159,8 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a scenario (simulated by default), print a summary, write a results folder."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from jamsim.scenario.loader import load_scenario
     from jamsim.scenario.runner import run_scenario
 
@@ -151,6 +203,8 @@ def run(
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    from rich.table import Table
+
     metrics = summary["metrics"]
     table = Table(title=f"{summary['name']}: {summary['validators']} validators, "
                         f"policy {summary['policy']}, {summary['simulated_s']:.0f}s "
@@ -180,13 +234,24 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     console.print(f"results: [bold]{out_dir}[/]")
 
 
-@app.command(epilog="Example: jamsim validate scenarios/mini.yaml")
-def validate(scenario: Annotated[str, typer.Argument(help="Scenario YAML file.")]) -> None:
+@app.command(epilog="Examples:\n\n"
+                    "  jamsim validate scenarios/mini.yaml\n\n"
+                    "  jamsim validate scenarios/mini.yaml --set policy.max_retry=8s "
+                    "--set validators.count=12\n\n"
+                    "Exit code 0 when valid, 2 with every problem listed (file:line: field: "
+                    "message) when not.")
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")],
+    set_: Annotated[list[str], typer.Option(
+        "--set", help="Check with a field overridden, as `jamsim run --set` would "
+                      "run it, e.g. --set policy.max_retry=8s.")] = [],  # noqa: B006
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+) -> None:
     """Check a scenario file without running it; errors name file, line and field."""
     from jamsim.scenario.loader import load_scenario
 
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, _overrides(set_, seed))
     except JamsimError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
@@ -198,9 +263,9 @@ def validate(scenario: Annotated[str, typer.Argument(help="Scenario YAML file.")
                     "YAML language server at it)")
 def schema() -> None:
     """Print the scenario JSON Schema, for editor completion and validation."""
-    from jamsim.scenario.schema import Scenario
+    from jamsim.scenario.schema import json_schema
 
-    sys.stdout.write(json.dumps(Scenario.model_json_schema(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 @app.command(
@@ -208,30 +273,67 @@ def schema() -> None:
            "  jamsim sweep scenarios/quickstart.yaml --param policy.max_retry=8s,16s,32s "
            "--seeds 10\n\n"
            "  jamsim sweep scenarios/mini.yaml --param policy.preset=jamixir,jamnp-s "
-           "--dask tcp://scheduler:8786\n\n"
-           "Writes one folder per grid point plus sweep.parquet and sweep.csv.")
+           "--dask tcp://scheduler:8786 --out runs/presets\n\n"
+           "Writes one folder per grid point plus sweep.parquet and sweep.csv into --out "
+           "(default: a fresh runs/sweep-<name>-<time>/; an --out that already holds "
+           "files is refused, so two sweeps never mix). Exit code 0 when every point "
+           "passed its expectations, 1 when any failed or crashed (the table is still "
+           "written), 2 for a bad scenario or option. --dask needs "
+           "pip install 'jamsim[dask]'.")
 def sweep(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")],
     param: Annotated[list[str], typer.Option(
         help="key=v1,v2,... ; repeat for a grid over several fields.")] = [],  # noqa: B006
-    seeds: Annotated[int, typer.Option(help="Seeds per grid point (0..N-1).")] = 1,
+    seeds: Annotated[int, typer.Option(
+        min=1, help="Seeds per grid point (0..N-1); at least 1.")] = 1,
     workers: Annotated[int | None, typer.Option(
-        help="Local worker processes (default: one per core).")] = None,
+        min=1, help="Local worker processes (default: one per core).")] = None,
     dask: Annotated[str | None, typer.Option(
         help="Run on a Dask distributed scheduler at this address instead.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the sweep.")] = Path("runs/sweep"),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the sweep, new or empty (default: runs/sweep-<name>-<time>/).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a scenario over a grid of overrides and seeds, in parallel; one table out."""
-    from jamsim.sweep import parse_param, run_sweep
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from jamsim.sweep import check_out_dir, default_out_dir, parse_param, require_dask, run_sweep
+
+    folder = out if out is not None else default_out_dir(scenario)
+    bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("points"), TextColumn("{task.fields[failed]}"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=err_console, disable=quiet)
+    task = bar.add_task("sweep", total=None, failed="")
+    failed: list[dict[str, Any]] = []
+
+    def on_point(row: dict[str, Any]) -> None:
+        if not row["passed"]:
+            failed.append(row)
+            why = row.get("error") or "an expectation failed"
+            bar.console.print(f"[red]point {row['point']} failed[/]: {escape(str(why))} "
+                              f"({row['out_dir']})")
+        bar.update(task, advance=1,
+                   failed=f"[red]{len(failed)} failed[/]" if failed else "0 failed")
 
     try:
+        if dask is not None:
+            require_dask()
+        check_out_dir(folder)
         _check_sweep_points(scenario, param)
         params = dict(parse_param(p) for p in param)
-        table = run_sweep(scenario, params, seeds=seeds, workers=workers, dask_address=dask,
-                          out_dir=out,
-                          on_point=lambda row: err_console.print(
-                              f"point {row['point']}: passed={row['passed']} "
-                              f"({row['wall_s']:.1f}s)"))
+        with bar:
+            table = run_sweep(scenario, params, seeds=seeds, workers=workers,
+                              dask_address=dask, out_dir=folder, on_point=on_point,
+                              on_start=lambda total: bar.update(task, total=total))
     except JamsimError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
@@ -239,19 +341,22 @@ def sweep(
              "time_to_full_mesh_s", "reconnect_p99_s", *dict.fromkeys(
                  k for k in (p.partition("=")[0] for p in param))}]
     console.print(table[shown].to_string(index=False))
-    console.print(f"table: [bold]{out / 'sweep.parquet'}[/] (and sweep.csv)")
+    console.print(f"table: [bold]{folder / 'sweep.parquet'}[/] (and sweep.csv)")
+    if failed:
+        err_console.print(f"[red]{len(failed)} of {len(table)} points failed[/]")
+        raise typer.Exit(1)
 
 
 TESTNET_EXAMPLES = {
     "testnet":
         "Examples:\n\n"
-        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
-        "  jamsim testnet status --run-dir /tmp/tn\n\n"
-        "  jamsim testnet down --run-dir /tmp/tn\n\n"
+        "  jamsim testnet up 6 --detach --run-dir runs/tn\n\n"
+        "  jamsim testnet status --run-dir runs/tn\n\n"
+        "  jamsim testnet down --run-dir runs/tn\n\n"
         "To play a scenario's timeline on real nodes: jamsim run FILE --testnet local.",
     "up":
         "Examples:\n\n"
-        "  jamsim testnet up 6 --detach --run-dir /tmp/tn\n\n"
+        "  jamsim testnet up 6 --detach --run-dir runs/tn\n\n"
         "  jamsim testnet up 4 --policy jamixir --base-port 43000\n\n"
         "  jamsim keys 16 --out keys.json\n\n"
         "  jamsim testnet up 16 --keys keys.json --backend docker --detach\n\n"
@@ -260,17 +365,20 @@ TESTNET_EXAMPLES = {
         "stops them.",
     "status":
         "Examples:\n\n"
-        "  jamsim testnet status --run-dir /tmp/tn\n\n"
+        "  jamsim testnet status --run-dir runs/tn\n\n"
         "  jamsim testnet status --backend docker --run-dir runs/tn\n\n"
-        "Give the --backend and --run-dir the testnet was started with.",
+        "Give the --backend and --run-dir the testnet was started with. Exit code 0 "
+        "for a full mesh, 1 otherwise (a node down or a pair not connected).",
     "logs":
         "Examples:\n\n"
-        "  jamsim testnet logs 0 --run-dir /tmp/tn\n\n"
+        "  jamsim testnet logs 0 --run-dir runs/tn\n\n"
+        "  jamsim testnet logs 2 --tail 20 --follow --run-dir runs/tn\n\n"
         "  jamsim testnet logs 3 --backend docker --run-dir runs/tn\n\n"
-        "NODE is the validator index (0 is v0).",
+        "NODE is the validator index (0 is v0). --follow prints new lines until Ctrl-C "
+        "or until the testnet is taken down.",
     "down":
         "Examples:\n\n"
-        "  jamsim testnet down --run-dir /tmp/tn\n\n"
+        "  jamsim testnet down --run-dir runs/tn\n\n"
         "  jamsim testnet down --backend docker --run-dir runs/tn\n\n"
         "  jamsim testnet down --backend docker --all\n\n"
         "Works after a crashed or Ctrl-C'd harness too; --all removes every "
@@ -286,40 +394,49 @@ jamsim/testnet/commands.py; their help examples are kept with the other
 commands' examples, here)."""
 
 
-def _mount_optional_commands() -> None:
-    """Commands from the runtime packages, mounted only if they import: a broken
-    optional piece must not take `jamsim run` down with it."""
-    try:
-        from jamsim.testnet.commands import keys_command, testnet_app
-    except ImportError:  # pragma: no cover - only without the testnet extras
-        pass
-    else:
-        app.command("keys", epilog="Example: jamsim keys 16 --out keys.json")(keys_command)
-        for info in testnet_app.registered_commands:
-            name = info.name or (info.callback.__name__ if info.callback else "")
-            if info.epilog is None and name in TESTNET_EXAMPLES:
-                info.epilog = TESTNET_EXAMPLES[name]
-        app.add_typer(testnet_app, name="testnet",
-                      help="Start, inspect and tear down real-node testnets "
-                           "(local processes, docker, swarm).",
-                      epilog=TESTNET_EXAMPLES["testnet"])
-    try:
-        from jamsim.net.commands import node_command
-    except ImportError:
-        pass
-    else:
-        app.command("node", epilog="Example: jamsim node --keys keys.json --index 0")(
-            node_command)
-    try:
-        from jamsim.analysis.commands import report_command
-    except ImportError:
-        pass
-    else:
-        app.command("report", epilog="Example: jamsim report runs/quickstart-* "
-                                     "--out report.html")(report_command)
+def _single(name: str, module: str, attr: str, epilog: str) -> Callable[[], click.Command]:
+    """Loader of a one-function command ``module.attr`` registered as ``name``."""
+    def load() -> click.Command:
+        function = getattr(importlib.import_module(module), attr)
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name, epilog=epilog)(function)
+        command = typer.main.get_command(single)
+        command.name = name
+        return command
+    return load
 
 
-_mount_optional_commands()
+def _load_testnet() -> click.Command:
+    from jamsim.testnet.commands import testnet_app
+
+    for info in testnet_app.registered_commands:
+        name = info.name or (info.callback.__name__ if info.callback else "")
+        if info.epilog is None and name in TESTNET_EXAMPLES:
+            info.epilog = TESTNET_EXAMPLES[name]
+    testnet_app.info.name = "testnet"
+    testnet_app.info.help = LAZY_COMMANDS["testnet"].help
+    testnet_app.info.epilog = TESTNET_EXAMPLES["testnet"]
+    return typer.main.get_group(testnet_app)
+
+
+LAZY_COMMANDS: dict[str, _LazyCommand] = {
+    "keys": _LazyCommand(
+        "Generate dev keys and a validator-set file (dev only: contains private seeds).",
+        _single("keys", "jamsim.testnet.commands", "keys_command",
+                "Example: jamsim keys 16 --out keys.json")),
+    "testnet": _LazyCommand(
+        "Start, inspect and tear down real-node testnets (local processes, docker, swarm).",
+        _load_testnet),
+    "node": _LazyCommand(
+        "Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly.",
+        _single("node", "jamsim.net.commands", "node_command",
+                "Example: jamsim node --keys keys.json --index 0")),
+    "report": _LazyCommand(
+        "Write a self-contained HTML report (plots inlined) for one or more runs.",
+        _single("report", "jamsim.analysis.commands", "report_command",
+                "Example: jamsim report runs/quickstart-* --out report.html")),
+}
+"""Commands mounted lazily (see :class:`_LazyGroup`), in ``--help`` order."""
 
 
 def main() -> None:

@@ -31,6 +31,18 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1 \
          "to use --testnet docker" >&2
   fi
 fi
+# The report's rendering test looks at the HTML report in a real browser: --dev
+# installs Debian's headless Chromium when it is missing and we can.
+if [[ "${1:-}" == "--dev" ]] && ! command -v chromium >/dev/null \
+    && ! command -v chromium-browser >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "Installing chromium (apt) for the HTML report's rendering test..." >&2
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true
+  else
+    echo "warning: install chromium (Debian: sudo apt-get install chromium) to run" \
+         "the HTML report's rendering test" >&2
+  fi
+fi
 if ! [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]] || ! "$PYTHON" -c 'import jamsim' 2>/dev/null; then
   echo "Installing jamsim${extras} (pip, editable)..." >&2
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".${extras}"

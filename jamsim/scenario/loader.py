@@ -9,6 +9,13 @@ Command-line overrides (``--set policy.max_retry=8s``) are applied to that plain
 data before validation, and the line map remembers which paths they wrote: an
 error in an overridden value names the override as the user typed it, not a line
 of some intermediate file.
+
+A scenario file may come from anywhere (a bug report, a generator), so reading
+it is bounded: at most :data:`MAX_FILE_BYTES`, UTF-8 text only, and YAML aliases
+may not expand the document beyond :data:`MAX_VALUES` values or
+:data:`MAX_DEPTH` levels (an "alias bomb" of nine nested levels of nine aliases
+would otherwise expand to 387 million values). Every problem found is reported
+at once, up to :data:`jamsim.scenario.errors.MAX_LISTED`.
 """
 
 from __future__ import annotations
@@ -28,10 +35,22 @@ from jamsim.core.errors import UsageError
 from jamsim.scenario.errors import ScenarioError
 from jamsim.scenario.schema import LOCATED, Scenario
 
-__all__ = ["LineMap", "Override", "builtin_path", "load_scenario", "parse_scenario"]
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_VALUES", "LineMap", "Override",
+           "builtin_path", "decode_scenario", "load_scenario", "load_yaml", "parse_scenario"]
 
 Path_ = tuple[str | int, ...]
 BUILTIN = Path(__file__).parent / "builtin"
+
+MAX_FILE_BYTES = 1 << 20
+"""A scenario is a page of YAML; the largest example is a few KiB."""
+MAX_VALUES = 100_000
+"""Values (mappings, sequences, scalars) a document may expand to, aliases included."""
+MAX_DEPTH = 40
+"""Nesting levels a document may have, aliases included (scenarios use about 6)."""
+_VALIDATION_PASSES = 4
+"""Validation reruns without the fields already at fault, to find errors that the
+first pass could not see (a policy invariant is only checked once every policy
+field parsed)."""
 
 # pydantic errors that only say "this was not a mapping": when another branch of
 # the same union said something more specific about the same field, that wins.
@@ -60,14 +79,15 @@ class Override:
         if not sep or not key:
             raise UsageError(f"{option} takes key=value (e.g. {option} policy.preset=jamixir),"
                              f" got {text!r}")
+        source = f"{option} {text}"
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise UsageError(f"{option} {text}: the value is not valid YAML ({problem}); "
+            value = load_yaml(raw, source)
+        except ScenarioError as exc:
+            raise UsageError(f"{source}: the value is not valid YAML "
+                             f"({exc.message.removeprefix('not valid YAML: ')}); "
                              "quote it, e.g. --set 'expect=[{max_retries_per_pair: 1}]'"
                              ) from None
-        return cls(key, value, f"{option} {text}")
+        return cls(key, value, source)
 
 
 class LineMap:
@@ -111,22 +131,135 @@ class LineMap:
         self.origins[path] = source
 
 
-def _to_python(node: yaml.Node, path: Path_, lines: LineMap) -> Any:
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing nodes while counting what aliases expand to.
+
+    The composer links an alias to the node it names, so the node graph stays as
+    small as the text; the cost explodes only when that graph is walked as a tree.
+    Each finished node's expanded size and depth are therefore computed from its
+    children's (memoised by node identity), and composing stops with a located
+    error as soon as either passes its bound, before anything walks the tree.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.nesting = 0
+
+    def fail(self, message: str, mark: Any) -> ScenarioError:
+        return ScenarioError(message, file=self.file,
+                             line=mark.line + 1 if mark is not None else None)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if node is None or id(node) not in self.sizes:
+                raise self.fail(f"the alias *{event.anchor} refers to a value that "
+                                "contains it; a scenario cannot be recursive",
+                                event.start_mark)
+            size, depth = self.sizes[id(node)]
+            self._check(size, depth, event.start_mark, f" (at the alias *{event.anchor})")
+            return node
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise self.fail(f"the YAML is nested more than {MAX_DEPTH} levels deep; "
+                            "a scenario needs far fewer", event.start_mark)
+        node = super().compose_node(parent, index)
+        self.nesting -= 1
+        if node is None:
+            return None
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        measured = [self.sizes[id(child)] for child in children]
+        size = 1 + sum(s for s, _ in measured)
+        depth = 1 + max((d for _, d in measured), default=0)
+        self._check(size, depth, node.start_mark, "")
+        self.sizes[id(node)] = (size, depth)
+        return node
+
+    def _check(self, size: int, depth: int, mark: Any, where: str) -> None:
+        if size > MAX_VALUES:
+            raise self.fail(f"YAML aliases expand this document to more than {MAX_VALUES:,} "
+                            f"values{where}; a scenario needs far fewer: write the values "
+                            "out or use fewer, less nested aliases", mark)
+        if depth > MAX_DEPTH:
+            raise self.fail(f"YAML aliases nest this document more than {MAX_DEPTH} levels "
+                            f"deep{where}; a scenario needs far fewer", mark)
+
+
+def _compose(text: str, file: str) -> tuple[yaml.Node | None, _BoundedLoader]:
+    """The single document's node tree (None for an empty one), bounded."""
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text, file)  # the reader checks the characters here
+        return loader.get_single_node(), loader
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ScenarioError(f"contains the control character {code:#04x}, which "
+                            "YAML does not allow; is this a text file?", file=file,
+                            line=line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"not valid YAML: {problem}", file=file,
+                            line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise ScenarioError(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
+                            file=file) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_yaml(text: str, file: str = "<yaml>") -> Any:
+    """Plain Python data from YAML ``text``, with the same bounds as a scenario file
+    (used for ``--set`` and ``--param`` values, which are YAML too)."""
+    root, loader = _compose(text, file)
+    if root is None:
+        return None
+    problems: list[ScenarioError] = []
+    data = _to_python(root, (), LineMap(file), loader, problems)
+    if problems:
+        raise ScenarioError.several(problems)
+    return data
+
+
+def _to_python(node: yaml.Node, path: Path_, lines: LineMap, loader: _BoundedLoader,
+               problems: list[ScenarioError]) -> Any:
+    """Plain data from a bounded node tree; duplicate keys are added to ``problems``
+    (the first value is kept, so the rest of the file is still checked)."""
     lines.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(ScenarioError(
+                    "a key must be a plain value (a name or a number), not a list or "
+                    "mapping", file=lines.file, line=key_line, field=_dotted(path)))
+                continue
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                key = str(key)
             if key in result:
-                raise ScenarioError(f"key {key!r} appears twice", file=lines.file,
-                                    line=key_node.start_mark.line + 1,
-                                    field=_dotted((*path, key)))
-            result[key] = _to_python(value_node, (*path, key), lines)
-            lines.lines[(*path, key)] = key_node.start_mark.line + 1
+                problems.append(ScenarioError(
+                    f"key {key!r} appears twice (first on line "
+                    f"{lines.lines.get((*path, key), '?')}); the first value is used",
+                    file=lines.file, line=key_line, field=_dotted((*path, key))))
+                continue
+            result[key] = _to_python(value_node, (*path, key), lines, loader, problems)
+            lines.lines[(*path, key)] = key_line
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        return [_to_python(item, (*path, i), lines, loader, problems)
+                for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
 
 
 def _dotted(path: Path_) -> str:
@@ -277,34 +410,96 @@ def _each_error(exc: ValidationError, data: Any, lines: LineMap) -> Iterator[Sce
 def parse_scenario(text: str, file: str = "<scenario>",
                    overrides: Sequence[Override] = ()) -> Scenario:
     """Validate scenario text (with ``overrides`` applied); raise :class:`ScenarioError`
-    naming file, line and field, or the override at fault."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"not valid YAML: {problem}", file=file,
-                            line=mark.line + 1 if mark else None) from None
+    naming file, line and field, or the override at fault, for every problem found."""
+    root, loader = _compose(text, file)
+    if root is None:
+        raise ScenarioError("the file is empty (or only comments); a scenario needs at "
+                            "least a `name:` line, e.g. `name: my-test`", file=file)
     lines = LineMap(file)
-    data = {} if root is None else _to_python(root, (), lines)
+    problems: list[ScenarioError] = []
+    data = _to_python(root, (), lines, loader, problems)
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a mapping of keys (name:, validators:, ...)",
                             file=file, line=1)
     _apply_overrides(data, overrides, lines)
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems = _errors(exc, data, lines)
-        first = problems[0]
-        if len(problems) > 1:
-            first = ScenarioError(
-                first.message + "".join(f"\n  also {p}" for p in problems[1:]),
-                file=first.file, line=first.line, field=first.field)
-        raise first from None
+    scenario = _validate(data, lines, problems)
+    if problems:
+        raise ScenarioError.several(_in_file_order(problems, lines))
+    assert scenario is not None
     from jamsim.scenario.resolve import check_references
 
     check_references(scenario, lines)
     return scenario
+
+
+def _validate(data: dict[str, Any], lines: LineMap,
+              problems: list[ScenarioError]) -> Scenario | None:
+    """The Scenario, or None with every problem added to ``problems``.
+
+    pydantic stops checking a model at its first broken field, so a policy with a
+    misspelt ``jitter`` never reaches its ``max_retry`` invariant. After a failed
+    pass the fields at fault are removed (their defaults apply) and validation
+    runs again, collecting errors at fields not yet reported, so one run of
+    ``jamsim validate`` lists what would otherwise take several.
+    """
+    reported: set[str] = {p.field for p in problems}
+    attempt: Any = data
+    for _ in range(_VALIDATION_PASSES):
+        try:
+            scenario = Scenario.model_validate(attempt)
+        except ValidationError as exc:
+            found = _errors(exc, attempt, lines)
+        else:
+            return None if problems else scenario
+        new = [p for p in found if p.field not in reported
+               and not any(p.field.startswith(r + ".") for r in reported if r)]
+        if not new:
+            break
+        problems.extend(new)
+        reported.update(p.field for p in new)
+        attempt = _without(attempt, [p.field for p in new])
+        if attempt is None:
+            break
+    return None
+
+
+def _without(data: dict[str, Any], fields: list[str]) -> dict[str, Any] | None:
+    """A deep copy of ``data`` without the mapping keys named by ``fields``
+    (dotted paths as in errors); None if none of them could be removed."""
+    import copy
+
+    pruned = copy.deepcopy(data)
+    removed = False
+    for field in fields:
+        path = _undotted(field)
+        if not path or not isinstance(path[-1], str):
+            continue
+        target: Any = pruned
+        for part in path[:-1]:
+            try:
+                target = target[part]
+            except (KeyError, IndexError, TypeError):
+                target = None
+                break
+        if isinstance(target, dict) and path[-1] in target:
+            del target[path[-1]]
+            removed = True
+    return pruned if removed else None
+
+
+def _undotted(field: str) -> Path_:
+    """Inverse of :func:`_dotted` for the paths it produces (``a.b[2].c``)."""
+    import re
+
+    path: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
+        path.append(int(index) if index else name)
+    return tuple(path)
+
+
+def _in_file_order(problems: list[ScenarioError], lines: LineMap) -> list[ScenarioError]:
+    """The file's problems by line, then those of overrides."""
+    return sorted(problems, key=lambda e: (e.file != lines.file, e.line or 0))
 
 
 def builtin_path(name: str) -> Path:
@@ -318,10 +513,30 @@ def load_scenario(path: str | Path, overrides: Sequence[Override] = ()) -> Scena
     if not candidate.exists() and builtin_path(str(path)).exists():
         candidate = builtin_path(str(path))
     try:
-        text = candidate.read_text()
+        with candidate.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"cannot read the scenario: {exc.strerror}; "
                             "give a path to a .yaml file or a built-in name "
                             f"({', '.join(sorted(p.stem for p in BUILTIN.glob('*.yaml')))})",
                             file=str(path)) from None
-    return parse_scenario(text, str(candidate), overrides)
+    return parse_scenario(decode_scenario(raw, str(candidate)), str(candidate), overrides)
+
+
+def decode_scenario(raw: bytes, file: str) -> str:
+    """The text of a scenario file, refusing what cannot be one: more than
+    :data:`MAX_FILE_BYTES`, binary data, or bytes that are not UTF-8."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; a "
+                            "scenario is a short YAML file", file=file)
+    if b"\0" in raw:
+        offset = raw.index(b"\0")
+        raise ScenarioError("this is a binary file, not YAML text (it contains a NUL "
+                            f"byte at offset {offset})", file=file,
+                            line=raw.count(b"\n", 0, offset) + 1)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text: byte {raw[exc.start]:#04x} at offset "
+                            f"{exc.start} cannot be decoded; save the scenario as UTF-8",
+                            file=file, line=raw.count(b"\n", 0, exc.start) + 1) from None

@@ -46,7 +46,7 @@ from jamsim.scenario.units import (
     parse_fraction,
 )
 
-__all__ = ["LOCATED", "Scenario", "located"]
+__all__ = ["JSON_SCHEMA_DRAFT", "LOCATED", "Scenario", "json_schema", "located"]
 
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration),
@@ -415,3 +415,12 @@ class Scenario(_Model):
 
 
 assert set(PRESETS) == {"jamnp-s", "jamixir"}, "keep Policy.preset in sync with PRESETS"
+
+
+JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+"""The draft pydantic writes; declared so editors and validators pick the right one."""
+
+
+def json_schema() -> dict[str, Any]:
+    """The scenario JSON Schema (``jamsim schema``), declaring its draft."""
+    return {"$schema": JSON_SCHEMA_DRAFT, **Scenario.model_json_schema()}

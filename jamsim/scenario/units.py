@@ -86,6 +86,13 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
+def _negated(text: str, pattern: str) -> bool:
+    """Is ``text`` a valid form with a minus sign in front (``-5s``)? Then the
+    message can say what is wrong with it, as it does for the number ``-5``."""
+    stripped = text.strip()
+    return stripped.startswith("-") and re.fullmatch(pattern, stripped[1:]) is not None
+
+
 def parse_duration(value: object) -> float:
     """Seconds from ``2m``, ``1m30s``, ``250ms`` or a plain non-negative number."""
     number = _number(value)
@@ -98,6 +105,8 @@ def parse_duration(value: object) -> float:
     if not value.strip():
         raise ValueError(f"expected {DURATION_HELP}, got an empty string")
     if not re.fullmatch(DURATION_PATTERN[1:-1], value):
+        if _negated(value, DURATION_PATTERN[1:-1]):
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
         raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
     return sum(float(amount) * _DURATION_UNITS[unit]
                for amount, unit in _DURATION_PART.findall(value))
@@ -109,6 +118,8 @@ def parse_fraction(value: object) -> float:
     if fraction is None:
         match = FRACTION_TEXT.fullmatch(value) if isinstance(value, str) else None
         if match is None:
+            if isinstance(value, str) and _negated(value, FRACTION_TEXT.pattern):
+                raise ValueError(f"a fraction cannot be negative, got {value!r}")
             raise ValueError(f"expected {FRACTION_HELP}, got {value!r}")
         fraction = float(match.group(1)) / (100 if match.group(2) else 1)
     if not 0.0 <= fraction <= 1.0:
@@ -129,4 +140,6 @@ def parse_bandwidth(value: object) -> float:
             rate = float(match.group(1)) * _BANDWIDTH_SCALE[match.group(2).lower()]
             if rate > 0:
                 return rate
+        if _negated(value, _BANDWIDTH.pattern):
+            raise ValueError(f"bandwidth must be positive, got {value!r}")
     raise ValueError(f"expected {BANDWIDTH_HELP}, got {value!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,13 +65,16 @@ def _exit_on_testnet_error() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
-def _print_status(statuses: dict[int, NodeStatus]) -> None:
+def _print_status(statuses: dict[int, NodeStatus]) -> bool:
+    """Print each node's peers and the verdict; True for a full mesh."""
     count = len(statuses)
     for index, status in sorted(statuses.items()):
         state = "up" if status.running else "down"
         extra = f"  error: {status.error}" if status.error else ""
         typer.echo(f"v{index}: {state}, {len(status.connected)}/{count - 1} peers{extra}")
-    typer.echo("full mesh" if full_mesh(statuses) else "not full mesh")
+    full = full_mesh(statuses)
+    typer.echo("full mesh" if full else "not full mesh")
+    return full
 
 
 @testnet_app.command()
@@ -125,12 +128,49 @@ def up(
 def status(
     backend: BackendOpt = BackendName.local, run_dir: RunDirOpt = Path(".jamsim-run")
 ) -> None:
-    """Per-node connected peers of a running (detached) testnet."""
+    """Per-node connected peers of a running (detached) testnet; exit code 1 unless
+    every node is up and the mesh is full (so scripts can wait on it)."""
     from jamsim.testnet.local import status_run_dir
 
     with _exit_on_testnet_error():
-        _print_status(status_run_dir(run_dir) if backend is BackendName.local
-                      else make_backend(backend, run_dir).status())
+        full = _print_status(status_run_dir(run_dir) if backend is BackendName.local
+                             else make_backend(backend, run_dir).status())
+    if not full:
+        raise typer.Exit(1)
+
+
+FOLLOW_POLL = 0.25
+"""Seconds between reads of a followed log."""
+
+
+def tail_lines(text: str, count: int | None) -> str:
+    """The last ``count`` lines of ``text`` (all of it for None)."""
+    if count is None:
+        return text
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-count:]) if count else ""
+
+
+def follow_log(read: Callable[[], str | None], write: Callable[[str], None],
+               already: int, poll: float = FOLLOW_POLL) -> None:
+    """Write what ``read()`` adds beyond the first ``already`` characters, as it
+    grows, until ``read()`` returns None (the testnet is gone) or Ctrl-C.
+
+    A log that shrank was truncated or replaced (a restarted node): it is
+    written again from its start.
+    """
+    shown = already
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            text = read()
+            if text is None:
+                return
+            if len(text) < shown:
+                shown = 0
+            if len(text) > shown:
+                write(text[shown:])
+                shown = len(text)
+            time.sleep(poll)
 
 
 @testnet_app.command()
@@ -138,17 +178,52 @@ def logs(
     node: Annotated[int, typer.Argument(help="validator index")],
     backend: BackendOpt = BackendName.local,
     run_dir: RunDirOpt = Path(".jamsim-run"),
+    tail: Annotated[int | None, typer.Option(
+        "--tail", "-n", min=0, help="print only the last N lines")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="keep printing new lines until Ctrl-C or the testnet "
+        "stops")] = False,
 ) -> None:
-    """Print a node's log."""
-    if backend is not BackendName.local:
-        with _exit_on_testnet_error():
-            typer.echo(make_backend(backend, run_dir).logs(node))
-        return
-    path = run_dir / "logs" / f"node-{node}.log"
-    if not path.exists():
-        typer.echo(f"{path}: no such log", err=True)
+    """Print a node's log (--tail N: its end; --follow: and what it writes next)."""
+    with _exit_on_testnet_error():
+        read = _log_reader(node, backend, run_dir)
+        text = read()
+    if text is None:
+        typer.echo(f"{run_dir / 'logs' / f'node-{node}.log'}: no such log", err=True)
         raise typer.Exit(1)
-    typer.echo(path.read_text(errors="replace"))
+    shown = tail_lines(text, tail)
+    typer.echo(shown, nl=not follow and bool(shown) and not shown.endswith("\n"))
+    if follow:
+        follow_log(read, lambda chunk: typer.echo(chunk, nl=False), len(text))
+
+
+def _log_reader(node: int, backend: BackendName, run_dir: Path) -> Callable[[], str | None]:
+    """A function returning node ``node``'s whole log so far, or None once the
+    testnet is gone (local: its state file removed by ``down``)."""
+    if backend is not BackendName.local:
+        tn = make_backend(backend, run_dir)
+        tn.logs(node)  # a testnet that is not there raises TestnetError here
+
+        def read_backend() -> str | None:
+            try:
+                return tn.logs(node)
+            except TestnetError:
+                return None
+        return read_backend
+    path = run_dir / "logs" / f"node-{node}.log"
+    state = run_dir / "state.json"
+    first = True  # the first read shows the log even after `down`
+
+    def read_file() -> str | None:
+        nonlocal first
+        if not first and not state.exists():
+            return None
+        first = False
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+    return read_file
 
 
 @testnet_app.command()

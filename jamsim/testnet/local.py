@@ -184,14 +184,21 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
 class _CollectorThread:
     """The harness's telemetry collector on a private event loop thread (the backend is sync)."""
 
-    def __init__(self, key_to_index: dict[bytes, int], host: str = "127.0.0.1") -> None:
+    def __init__(self, key_to_index: dict[bytes, int], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         from jamsim.telemetry.collector import TelemetryCollector
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.collector = TelemetryCollector(key_to_index, time.time(), host=host)
-        asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(5)
+        self.collector = TelemetryCollector(key_to_index, time.time(), host=host, port=port)
+        try:
+            asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(5)
+        except OSError as exc:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            raise TestnetError(f"the telemetry collector cannot listen on {host}:{port} "
+                               f"({exc.strerror}); choose another --base-port") from None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -327,7 +334,8 @@ class LocalProcessBackend:
             return
         listen, advertised = self._collector_hosts()
         self._collector = _CollectorThread(
-            {info.key: info.index for info in self._vset}, host=listen
+            {info.key: info.index for info in self._vset}, host=listen,
+            port=self._collector_port(listen, advertised),
         )
         host, port = self._collector.address
         self._telemetry = (advertised or host, port)
@@ -335,6 +343,15 @@ class LocalProcessBackend:
     def _collector_hosts(self) -> tuple[str, str | None]:
         """(address the collector listens on, address nodes send to; None: the same)."""
         return "127.0.0.1", None
+
+    def _collector_port(self, listen: str, advertised: str | None) -> int:
+        """The collector's TCP port: on loopback, the one after the highest node port
+        (``--base-port + validators`` for generated keys), so a run stays inside the
+        port range it was given (firewalls, concurrent runs on one host); elsewhere
+        (containers reach the host's bridge) any free port."""
+        if listen != "127.0.0.1" or advertised is not None or not self.addresses:
+            return 0
+        return max(port for _host, port in self.addresses.values()) + 1
 
     def _stop_collector(self) -> None:
         if self._collector is not None:

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from typer.testing import CliRunner
 
 from jamsim.cli import app
-from jamsim.scenario import load_scenario, parse_scenario
+from jamsim.scenario import ScenarioError, load_scenario, parse_scenario
 from jamsim.scenario.units import (
     BANDWIDTH_SCHEMA,
     DURATION_RANGE_SCHEMA,
@@ -253,3 +253,72 @@ def test_patterns_mean_the_same_in_ecma_262() -> None:
                          capture_output=True, text=True, timeout=30, check=True).stdout
     python = [[re.search(p, t) is not None for t in SAMPLES] for p in patterns]
     assert json.loads(out) == python
+
+
+def _doc_snippets() -> list[tuple[str, str, str]]:
+    """Every ```yaml block of README.md and docs/*.md, as (``file:line``, text,
+    expected error). A block the docs show failing is followed by a ```console
+    block running ``jamsim validate`` whose ``error:`` line is the expected error
+    (without its ``file:line: ``), so the docs' message is checked too."""
+    found = []
+    block = re.compile(r"```(\w*)\n(.*?)```", re.S)
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        blocks = list(block.finditer(text))
+        for i, match in enumerate(blocks):
+            if match.group(1) not in ("yaml", "yml"):
+                continue
+            line = text.count("\n", 0, match.start()) + 2
+            following = blocks[i + 1] if i + 1 < len(blocks) else None
+            expected = ""
+            if following is not None and following.group(1) == "console" \
+                    and "$ jamsim validate" in following.group(2):
+                error = next(x for x in following.group(2).splitlines()
+                             if x.startswith("error: "))
+                expected = error.split(": ", 2)[2]
+            found.append((f"{path.relative_to(ROOT)}:{line}", match.group(2), expected))
+    return found
+
+
+SNIPPETS = _doc_snippets()
+SECTIONS = {"network": ("loss", "latency", "bandwidth")}
+"""A snippet showing part of a section (``loss: ...``) is checked inside that section."""
+
+
+def as_scenario(snippet: Any) -> Any:
+    """The snippet as a whole scenario document: wrapped in its section if it is one."""
+    if isinstance(snippet, dict):
+        for section, keys in SECTIONS.items():
+            if snippet and set(snippet) <= set(keys):
+                return {section: snippet}
+    return snippet
+
+
+def test_the_docs_have_scenario_snippets() -> None:
+    assert sum(1 for _, text, _ in SNIPPETS if "timeline:" in text) >= 3
+    assert any(expected for _, _, expected in SNIPPETS)
+
+
+@pytest.mark.parametrize(("where", "text", "expected"), SNIPPETS,
+                         ids=[w for w, _, _ in SNIPPETS])
+def test_every_docs_snippet_validates_against_the_schema_and_the_loader(
+        validator: Draft202012Validator, where: str, text: str, expected: str) -> None:
+    data = yaml.safe_load(text)
+    if data is None:  # a comment-only block, e.g. the editor's schema line
+        assert text.lstrip().startswith("#")
+        return
+    if expected:  # shown failing: it must fail with the message the docs print
+        with pytest.raises(ScenarioError) as info:
+            parse_scenario(text, where)
+        assert str(info.value).split(": ", 1)[1] == expected
+        return
+    document = as_scenario(data)
+    assert problems(validator, document) == [], where
+    parse_scenario(yaml.safe_dump(document), where)
+
+
+def test_the_schema_declares_its_draft() -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    schema = json.loads(result.output)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert Draft202012Validator.META_SCHEMA["$id"] == schema["$schema"]
