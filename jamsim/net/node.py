@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
@@ -38,12 +38,13 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_alpn
 from jamsim.net.connection import BlockSource, JamConnection
+from jamsim.protocol.limits import CE_REQUEST_TIMEOUT, MAX_BLOCK_SIZE
 from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
-from jamsim.quic.verify import PeerVerifier
+from jamsim.quic.verify import PeerVerifier, refusal_code
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ class Node:
         telemetry: Any | None = None,
         impairment: Any | None = None,
         datagram_filter: DatagramFilter | None = None,
-        allow_non_validators: bool = False,
+        allow_non_validators: bool | None = None,
         block_source: BlockSource = _no_blocks,
-        max_message_size: int = 1 << 20,
+        max_message_size: int | None = None,
+        request_timeout: float = CE_REQUEST_TIMEOUT,
         rng_seed: int = 0,
         quic_overrides: Callable[[Any], None] | None = None,
     ) -> None:
@@ -110,13 +112,21 @@ class Node:
         self.datagram_filter = datagram_filter
         self.block_source = block_source
         self.max_message_size = max_message_size
+        self.request_timeout = request_timeout
         self.quic_overrides = quic_overrides
         self.manager = ConnectionManager(self.key, self.policy, rng_seed=rng_seed)
+        if allow_non_validators is None:
+            # Keys outside the validator sets take the policy's non-validator
+            # (builder) slots; the manager refuses them once the slots are full.
+            allow_non_validators = (
+                not self.policy.validators_only and self.policy.non_validator_slots > 0
+            )
         self.verifier = PeerVerifier(
             genesis_hash,
             frozenset(validator_set.keys()),
             allow_non_validators=allow_non_validators,
         )
+        self.internal_errors: Counter[str] = Counter()
         self.cert = certificate_for(identity)
         self.rejections: Counter[str] = Counter()
         self.misbehaviours: Counter[str] = Counter()
@@ -130,6 +140,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._manager_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
+        self._sweep: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
         self._stopped = False
 
@@ -156,6 +167,7 @@ class Node:
             self.telemetry.start()
         self.set_validators(self.validator_set)
         self._arm_keepalive()
+        self._arm_sweep()
 
     def set_validators(self, current: ValidatorSet, previous: Sequence[PeerEndpoint] = ()) -> None:
         """Init task step: a new validator set for the manager and the verifier."""
@@ -174,7 +186,7 @@ class Node:
         for conn in list(self._conns.values()):
             conn.close(_CLOSE_NORMAL, "shutdown")
             self._transmit(conn)
-        for handle in (self._manager_timer, self._keepalive):
+        for handle in (self._manager_timer, self._keepalive, self._sweep):
             if handle is not None:
                 handle.cancel()
         for conn in self._conns.values():
@@ -202,6 +214,7 @@ class Node:
             "quic_connections": len(self._conns),
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
+            "internal_errors": dict(self.internal_errors),
             "lost": dict(self.lost),
         }
 
@@ -229,9 +242,15 @@ class Node:
         conn = self._live_conn(peer)
         if conn is None:
             raise ConnectionError(f"no live connection to {peer.hex()[:16]}")
-        fut = conn.request(CE128Client(request, max_message_size=self.max_message_size))
+        cap = self.max_message_size if self.max_message_size is not None else MAX_BLOCK_SIZE
+        sid, fut = conn.request_stream(CE128Client(request, max_message_size=cap))
         self._transmit(conn)
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            conn.cancel_request(sid)
+            self._transmit(conn)
+            raise
 
     def announce(self, announcement: Announcement) -> int:
         """Send ``announcement`` on UP 0 to every live peer; returns how many."""
@@ -272,7 +291,7 @@ class Node:
             elif isinstance(action, CloseConnection):
                 conn = self._conns.get(action.conn_id)
                 if conn is not None:
-                    conn.close(_CLOSE_NORMAL, action.reason)
+                    conn.close(refusal_code(action.reason), action.reason)
                     self._transmit(conn)
             elif isinstance(action, EmitTelemetry) and self.telemetry is not None:
                 self.telemetry.emit_action(action)
@@ -338,6 +357,7 @@ class Node:
             block_source=self.block_source,
             on_announcement=self._on_announcement,
             max_message_size=self.max_message_size,
+            clock=self._now,
         )
 
     # ============================================================== datagrams
@@ -364,8 +384,49 @@ class Node:
             self._register(conn)
             self._by_cid[header.destination_cid] = conn
             self.manager.handle(InboundConnecting(cid, conn.address), self._now())
-        conn.quic.receive_datagram(data, addr, now=self._now())
-        self._process(conn)
+        with self._guard(conn):
+            conn.quic.receive_datagram(data, addr, now=self._now())
+            self._process(conn)
+
+    @contextlib.contextmanager
+    def _guard(self, conn: JamConnection) -> Iterator[None]:
+        """THE RULE: nothing a peer sends may raise out of the datagram path.
+
+        Any exception while handling one connection's input closes that connection
+        with INTERNAL_ERROR, is logged once (one line, no traceback: the type and
+        message say what went wrong) and counted; every other connection, and the
+        node, carry on.
+        """
+        try:
+            yield
+        except Exception as exc:  # the boundary this rule is about
+            self._internal_error(conn, exc)
+
+    def _internal_error(self, conn: JamConnection, exc: Exception) -> None:
+        what = f"{type(exc).__name__}: {exc}"
+        self.internal_errors[type(exc).__name__] += 1
+        log.error("connection %d to %s closed after an internal error (%s)",
+                  conn.conn_id, conn.address, what[:300])
+        try:
+            conn.close_internal_error(what)
+            self._transmit(conn)
+        except Exception as again:  # the connection is beyond repair
+            log.error("connection %d: closing failed too (%s)", conn.conn_id,
+                      type(again).__name__)
+        if self._conns.get(conn.conn_id) is not conn:
+            return
+        self._forget(conn)
+        event: Any
+        if conn.peer_key is None:
+            event = (
+                DialFailed(conn.conn_id, "internal error")
+                if conn.outbound
+                else InboundFailed(conn.conn_id, "internal error")
+            )
+        else:
+            self.lost["internal error"] += 1
+            event = ConnectionLost(conn.conn_id, "internal error", Side.LOCAL)
+        self._manager_event(event)
 
     def _process(self, conn: JamConnection) -> None:
         """Turn aioquic events into manager events, then flush and re-arm timers."""
@@ -474,8 +535,28 @@ class Node:
 
     def _on_quic_timer(self, conn: JamConnection) -> None:
         conn.timer = None
-        conn.quic.handle_timer(now=self._now())
-        self._process(conn)
+        with self._guard(conn):
+            conn.quic.handle_timer(now=self._now())
+            self._process(conn)
+
+    # ========================================================= request timeout
+
+    def _arm_sweep(self) -> None:
+        if self._loop is None or self._stopped:
+            return
+        self._sweep = self._loop.call_later(
+            max(self.request_timeout / 4, 0.05), self._sweep_requests
+        )
+
+    def _sweep_requests(self) -> None:
+        """Reset served CE streams whose request did not finish within the timeout."""
+        now = self._now()
+        for conn in list(self._conns.values()):
+            with self._guard(conn):
+                if conn.expire_requests(now, self.request_timeout):
+                    self.misbehaviours["request timeout"] += 1
+                    self._transmit(conn)
+        self._arm_sweep()
 
     # ============================================================== keep-alive
 
@@ -502,6 +583,7 @@ class Node:
     def _send_keepalives(self) -> None:
         for conn in list(self._conns.values()):
             if conn.peer_key is not None:
-                conn.quic.send_ping(0)
-                self._transmit(conn)
+                with self._guard(conn):
+                    conn.quic.send_ping(0)
+                    self._transmit(conn)
         self._arm_keepalive()

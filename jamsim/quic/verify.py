@@ -28,10 +28,26 @@ class RejectReason(enum.IntEnum):
     UNKNOWN_KEY = 0x104
     BAD_ALPN = 0x105
     BAD_CERTIFICATE = 0x106
+    NO_SLOT = 0x107  # a non-validator key, and every non-validator slot is taken
+    NOT_VALIDATOR = 0x108  # a non-validator key, and the node takes validators only
 
     @property
     def label(self) -> str:
         return self.name.lower().replace("_", "-")
+
+
+#: The connection manager's refusal reasons (``CloseReason`` values) that a peer
+#: should be able to tell apart on the wire; every other close is code 0.
+_REFUSAL_CODES = {
+    "no non-validator slot free": RejectReason.NO_SLOT,
+    "peer not in validator set": RejectReason.NOT_VALIDATOR,
+}
+
+
+def refusal_code(reason: str) -> int:
+    """The QUIC application close code for a manager's close ``reason``."""
+    code = _REFUSAL_CODES.get(reason)
+    return int(code) if code is not None else 0
 
 
 class PeerVerificationError(JamsimError):
