@@ -1,0 +1,213 @@
+"""A real node against peers it did not write, over real sockets on 127.0.0.1.
+
+Each test drives a raw aioquic client (tests/net/peers.py) through one case that
+once broke the node, and checks the node answers as JAMNP-S says, raises nothing
+and keeps serving. Every wait is on a condition with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from cryptography import x509
+
+from jamsim.core.policy import ConnectionPolicy
+from jamsim.core.types import CloseReason
+from jamsim.identity import ValidatorIdentity
+from jamsim.net.node import Node
+from jamsim.protocol.framing import encode_message
+from jamsim.protocol.messages import BlockRequest, Final, Handshake, RequestDirection
+from jamsim.quic.verify import RejectReason
+from tests.net.peers import client_config, raw_peer, wait_until
+from tests.net.test_node import BLOCK, GENESIS, blocks_for, make_set, node
+from tests.quic.cert_corpus import CORPUS, build
+
+UP0_OPEN = bytes([0]) + encode_message(Handshake(Final(GENESIS, 0), ()).encode())
+POISON = BlockRequest(bytes([0xEE]) * 32, RequestDirection.ASCENDING_EXCLUSIVE, 1)
+
+
+def _no_errors(n: Node) -> None:
+    assert not n.internal_errors, n.internal_errors
+
+
+def test_up0_lower_stream_id_arriving_second_is_reset_and_never_written() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                low, high = peer.new_stream(), peer.new_stream()
+                peer.send(high, UP0_OPEN)  # reordered: the higher id arrives first
+                await wait_until(lambda: high in peer.received)
+                peer.send(low, UP0_OPEN)
+                await wait_until(lambda: low in peer.resets())
+                assert low not in peer.received, "the node wrote to a stream it reset"
+                assert high not in peer.resets()
+                _no_errors(a)
+                assert a.manager.live_connection(ids[1].public_key) is not None
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+def _poisoned_source(request: BlockRequest) -> object:
+    if request.hash == POISON.hash:
+        raise RuntimeError("block store failed")
+    return blocks_for(request)
+
+
+def test_internal_error_closes_only_that_connection_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        vs, ids = make_set(3)
+        a = Node(ids[0], vs, GENESIS, port=vs[0].address.port,
+                 block_source=_poisoned_source)  # type: ignore[arg-type]
+        good = node(vs, ids, 2)
+        await a.start()
+        await good.start()
+        try:
+            await wait_until(lambda: good.key in a.connected_peers())
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                sid = peer.new_stream()
+                peer.send(sid, bytes([128]) + encode_message(POISON.encode()), end=True)
+                await wait_until(lambda: peer.close_event() is not None)
+                closed = peer.close_event()
+                assert closed is not None and closed.error_code == 0x1  # INTERNAL_ERROR
+                assert "internal error" in closed.reason_phrase
+            assert a.internal_errors == {"RuntimeError": 1}
+            req = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+            assert await good.request_blocks(a.key, req) == (BLOCK,)
+        finally:
+            await a.stop()
+            await good.stop()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(main())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "RuntimeError: block store failed" in errors[0].getMessage()
+    assert all(r.exc_info is None for r in caplog.records), "a traceback reached the log"
+
+
+def test_ce128_request_never_finished_is_reset_after_the_timeout() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0, request_timeout=0.4)
+        await a.start()
+        try:
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                loop = asyncio.get_running_loop()
+                sid = peer.new_stream()
+                started = loop.time()
+                peer.send(sid, bytes([128]) + encode_message(POISON.encode())[:20])
+                await wait_until(lambda: sid in peer.resets(), timeout=5)
+                assert loop.time() - started >= 0.4
+                assert a.misbehaviours["request timeout"] == 1
+                # A finished request on the same connection is still served.
+                ok = peer.new_stream()
+                req = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+                peer.send(ok, bytes([128]) + encode_message(req.encode()), end=True)
+                await wait_until(lambda: bytes(peer.received.get(ok, b"")).endswith(
+                    encode_message(BLOCK.encode())))
+                _no_errors(a)
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+def test_validator_dialling_with_the_builder_alpn_is_accepted() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            config = client_config(identity=ids[1], builder=True)
+            async with raw_peer(a.port, config) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                assert peer.close_event() is None
+                assert not a.rejections
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+def test_non_validators_take_builder_slots_and_are_refused_when_full() -> None:
+    policy = ConnectionPolicy.preset("jamnp-s", non_validator_slots=2)
+
+    async def main() -> None:
+        vs, ids = make_set(1)
+        a = node(vs, ids, 0, policy=policy)
+        await a.start()
+        strangers = [ValidatorIdentity.generate_dev("builder", i) for i in range(3)]
+        try:
+            async with (
+                raw_peer(a.port, client_config(identity=strangers[0], builder=True)),
+                raw_peer(a.port, client_config(identity=strangers[1])),
+            ):
+                await wait_until(lambda: len(a.manager.live_peers()) == 2)
+                config = client_config(identity=strangers[2], builder=True)
+                async with raw_peer(a.port, config) as third:
+                    await wait_until(lambda: third.close_event() is not None)
+                    closed = third.close_event()
+                    assert closed is not None
+                    assert closed.error_code == RejectReason.NO_SLOT
+                    assert closed.reason_phrase == CloseReason.NO_SLOT.value
+                assert len(a.manager.live_peers()) == 2
+            # Slots free up when their holders leave.
+            await wait_until(lambda: not a.manager.live_peers())
+            async with raw_peer(a.port, client_config(identity=strangers[2])):
+                await wait_until(lambda: strangers[2].public_key in a.manager.live_peers())
+            _no_errors(a)
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+HANDSHAKE_CORPUS = [
+    "jam-impl-style",
+    "san-critical",
+    "san-not-first",
+    "serial-32-bytes",
+    "rsa",
+    "ecdsa",
+    "base32-alt-name",
+    "two-sans",
+]
+
+
+def test_certificate_corpus_over_a_real_handshake() -> None:
+    """A representative subset of tests/quic/cert_corpus.py against a live node."""
+
+    async def main() -> None:
+        vs, ids = make_set(1)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            for name in HANDSHAKE_CORPUS:
+                spec, verdict = CORPUS[name]
+                der, key = build(spec)
+                config = client_config(x509.load_der_x509_certificate(der), key)
+                async with raw_peer(a.port, config) as peer:
+                    if verdict is None:
+                        await wait_until(lambda: len(a.manager.live_peers()) == 1)
+                        assert peer.close_event() is None, name
+                    else:
+                        await wait_until(lambda: peer.close_event() is not None)
+                        closed = peer.close_event()
+                        assert closed is not None and closed.error_code == verdict, name
+                await wait_until(lambda: not a.manager.live_peers())
+            _no_errors(a)
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
