@@ -38,6 +38,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_alpn
 from jamsim.net.connection import BlockSource, JamConnection
+from jamsim.net.status import STATUS_INTERVAL, StatusReporter, peer_status
 from jamsim.protocol.limits import CE_REQUEST_TIMEOUT, MAX_BLOCK_SIZE
 from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
 from jamsim.protocol.stream_protocols import CE128Client
@@ -141,6 +142,8 @@ class Node:
         self._manager_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        self._status: StatusReporter | None = None
+        self.status_interval = STATUS_INTERVAL
         self._changed = asyncio.Event()
         self._stopped = False
 
@@ -165,6 +168,9 @@ class Node:
             impair_datagram_endpoint(transport, protocol, self.impairment)
         if self.telemetry is not None:
             self.telemetry.start()
+            if hasattr(self.telemetry, "emit_status"):
+                self._status = StatusReporter(self._report_status, self.status_interval)
+                self._status.start()
         self.set_validators(self.validator_set)
         self._arm_keepalive()
         self._arm_sweep()
@@ -183,6 +189,8 @@ class Node:
             return
         self._stopped = True
         self._manager_event(Shutdown())
+        if self._status is not None:
+            self._status.stop()
         for conn in list(self._conns.values()):
             conn.close(_CLOSE_NORMAL, "shutdown")
             self._transmit(conn)
@@ -217,6 +225,17 @@ class Node:
             "internal_errors": dict(self.internal_errors),
             "lost": dict(self.lost),
         }
+
+    def _report_status(self) -> None:
+        """Send the JIP-3 status event (10) with this moment's peer counts."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        live = self.connected_peers()
+        up0 = [p for p in live if (c := self._live_conn(p)) is not None and c.up0 is not None]
+        cores = telemetry.node_info.params.core_count
+        status = peer_status(live, self.verifier.allowed_keys, up0, cores)
+        telemetry.emit_status(status, self.manager.allocate_event_id())
 
     def connected_peers(self) -> set[bytes]:
         return {k for k in self.manager.live_peers() if self._live_conn(k) is not None}
