@@ -21,7 +21,12 @@ from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from jamsim.identity import PeerAddress
 from jamsim.protocol.errors import PeerProtocolError
-from jamsim.protocol.limits import MAX_CE128_REQUEST, MAX_UP0_MESSAGE
+from jamsim.protocol.limits import (
+    MAX_CE128_REQUEST,
+    MAX_STREAMS_PER_CONNECTION,
+    MAX_UNFINISHED_RESETS,
+    MAX_UP0_MESSAGE,
+)
 from jamsim.protocol.messages import Announcement, Block, Handshake
 from jamsim.protocol.stream_protocols import BlockSource as BlockSource
 from jamsim.protocol.stream_protocols import (
@@ -43,6 +48,11 @@ from jamsim.quic.tls_workaround import peer_certificate
 from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
 StreamMachine = UP0Stream | CE128Client | CE128Server
+
+
+RESET_STREAMS_LEFT_OPEN = 0x109
+"""Close code: the peer ignored our STOP_SENDING on more than
+``MAX_UNFINISHED_RESETS`` streams (listed with the other codes in docs/real-nodes.md)."""
 
 
 class ConnState(enum.Enum):
@@ -131,6 +141,10 @@ class JamConnection:
                 machine = self._machines.pop(ev.stream_id, None)
                 if machine is not None:
                     self._apply(ev.stream_id, machine.reset_by_peer(ev.error_code), out)
+                # Release our half as well (a no-op once it has finished): aioquic
+                # frees a stream, and gives its credit back, only when both are over.
+                with contextlib.suppress(AssertionError, ValueError):
+                    self.quic.reset_stream(ev.stream_id, ResetCode.CANCELLED)
         return out
 
     def _verify(self, alpn: str | None, out: ConnOutcome) -> None:
@@ -143,6 +157,13 @@ class JamConnection:
         self.peer_key = key
         self.state = ConnState.VERIFIED
         out.verified = key
+
+    def buffered_bytes(self) -> int:
+        """Bytes held in stream decoders (what the peer can make us buffer)."""
+        return sum(m.buffered for m in self._machines.values())
+
+    def open_streams(self) -> int:
+        return len(self._machines)
 
     def close(self, error_code: int, reason: str) -> None:
         """Close with an application error code (our decision, not a loss)."""
@@ -224,6 +245,12 @@ class JamConnection:
         self._apply(sid, machine.receive(data, end), out)
 
     def _accept_stream(self, sid: int, kind: int, out: ConnOutcome) -> StreamMachine | None:
+        if len(self._machines) >= MAX_STREAMS_PER_CONNECTION:
+            # aioquic raises the peer's stream credit as ids are used, so the cap on
+            # streams open at once is enforced here.
+            self._reset(sid, ResetCode.REJECTED)
+            out.misbehaved.append(f"more than {MAX_STREAMS_PER_CONNECTION} streams open")
+            return None
         if kind == StreamKind.BLOCK_ANNOUNCEMENT:
             superseded = self._registry.register(kind, sid)
             for old in superseded:
@@ -270,6 +297,10 @@ class JamConnection:
             self.up0 = None
             self._registry.remove(StreamKind.BLOCK_ANNOUNCEMENT, sid)
         self._dead.add(sid)
+        if len(self._dead) > MAX_UNFINISHED_RESETS and self.state is not ConnState.CLOSED:
+            # RFC 9000 has a peer answer STOP_SENDING with RESET_STREAM; one that
+            # leaves this many reset streams open is holding state on purpose.
+            self.close(RESET_STREAMS_LEFT_OPEN, "too many reset streams left open")
         # Either half may already be finished; resetting it then is a no-op for us.
         with contextlib.suppress(AssertionError, ValueError):
             self.quic.reset_stream(sid, code)

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_CE128_REQUEST",
     "MAX_HEADER_SIZE",
     "MAX_STREAMS_PER_CONNECTION",
+    "MAX_UNFINISHED_RESETS",
     "MAX_UP0_MESSAGE",
 ]
 
@@ -74,6 +75,13 @@ intercontinental path. A stream still unfinished then is reset
 (``ResetCode.CANCELLED``) so it holds no buffer for the connection's lifetime."""
 
 MAX_STREAMS_PER_CONNECTION: Final = 128
-"""QUIC stream credit a node grants a peer (``max_streams_bidi``): at most this
-many peer-opened streams exist at once. One UP 0 plus CE requests in flight need
-far fewer; aioquic's default (128) is kept and asserted by the tests."""
+"""Streams a connection may have open at once (QUIC's initial ``max_streams_bidi``
+credit, aioquic's 128). aioquic raises the credit as stream ids get used, so the
+node enforces the cap itself: a stream opened beyond it is reset
+(``ResetCode.REJECTED``). One UP 0 plus the CE requests in flight need far fewer."""
+
+MAX_UNFINISHED_RESETS: Final = 1024
+"""Streams we reset whose peer half is still open (the peer ignored STOP_SENDING,
+which RFC 9000 tells it to answer with RESET_STREAM). Past this the connection is
+closed (code 0x109): their ids must be remembered so late bytes are not taken for
+a new stream, and a peer must not make that set grow without bound."""

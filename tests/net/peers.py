@@ -8,6 +8,7 @@ and reads back every event the node caused (stream data, resets, the close).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,9 +33,17 @@ class RawPeer(QuicConnectionProtocol):
         super().__init__(*args, **kwargs)
         self.events: list[events.QuicEvent] = []
         self.received: dict[int, bytearray] = {}
+        self.changed = asyncio.Event()
+        self.answer_stop_sending = True
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         self.events.append(event)
+        self.changed.set()
+        if isinstance(event, events.StopSendingReceived) and self.answer_stop_sending:
+            # RFC 9000, 3.5: answer STOP_SENDING with RESET_STREAM.
+            with contextlib.suppress(ValueError, AssertionError):
+                self._quic.reset_stream(event.stream_id, event.error_code)
+                self.transmit()
         if isinstance(event, events.StreamDataReceived):
             self.received.setdefault(event.stream_id, bytearray()).extend(event.data)
 
@@ -52,12 +61,17 @@ class RawPeer(QuicConnectionProtocol):
         self._quic.reset_stream(sid, code)
         self.transmit()
 
+    async def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait (bounded) until ``cond()`` holds, re-checked on every event received."""
+        async with asyncio.timeout(timeout):
+            while not cond():
+                self.changed.clear()
+                await self.changed.wait()
+
     def resets(self) -> set[int]:
         """Streams the node reset (RESET_STREAM) or asked us to stop (STOP_SENDING)."""
-        stopped = getattr(events, "StopSendingReceived", events.StreamReset)
-        return {
-            e.stream_id for e in self.events if isinstance(e, events.StreamReset | stopped)
-        }
+        kinds = events.StreamReset | events.StopSendingReceived
+        return {e.stream_id for e in self.events if isinstance(e, kinds)}
 
     def close_event(self) -> events.ConnectionTerminated | None:
         for event in self.events:

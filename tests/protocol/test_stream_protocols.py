@@ -179,6 +179,8 @@ def test_up0_peer_fin_ends_stream_without_blame() -> None:
     b.open()
     out = b.receive(encode_message(Handshake(Final(GENESIS, 0)).encode()), end_stream=True)
     assert out[-1] == StreamFailed("peer closed the UP 0 stream")
+    # Our half is finished too, so the stream (and its QUIC credit) is released.
+    assert out[-2] == SendData(b"", end_stream=True)
 
 
 def test_up_registry_keeps_greatest_stream_id() -> None:

@@ -1,0 +1,251 @@
+"""Property-based fuzzing of every stream handler and the framing, against a LIVE node.
+
+One node and one raw aioquic peer (a validator key, so the node serves it) run
+in an event loop on a background thread for the whole module; hypothesis drives
+the peer from the test thread. Each example opens a batch of streams in a shuffled
+order (lower ids may go first or last), each with a random kind (UP 0, CE 128,
+unassigned UP and CE kinds, none at all) and a random body (valid messages,
+garbage, truncated messages, size prefixes past the caps), split at random points,
+then ended by FIN, by a reset at a random chunk, or left open. One stream is one
+hostile input.
+
+After every example the same connection must still serve a proper CE 128
+request (a barrier: the node has processed everything before it). At the end:
+no exception escaped (the node's internal-error counter and the loop's exception
+handler are empty, the log has no ERROR and no traceback), the connection's
+buffers and open streams stay under their caps, and an honest second node is
+served. The summary line quotes how many hostile inputs ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jamsim.net.node import Node
+from jamsim.protocol.framing import encode_message
+from jamsim.protocol.limits import MAX_STREAMS_PER_CONNECTION, MAX_UP0_MESSAGE
+from jamsim.protocol.messages import (
+    Announcement,
+    BlockRequest,
+    Final,
+    Handshake,
+    RequestDirection,
+)
+from tests.net.peers import RawPeer, client_config, raw_peer, wait_until
+from tests.net.test_node import BLOCK, GENESIS, make_set, node
+
+pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+T = TypeVar("T")
+EXAMPLES = 800
+GOOD_REQUEST = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+GOOD_RESPONSE = encode_message(BLOCK.encode())
+VALID_BODIES = [
+    encode_message(Handshake(Final(GENESIS, 0), ()).encode()),
+    encode_message(Announcement(BLOCK.header, Final(GENESIS, 0)).encode()),
+    encode_message(GOOD_REQUEST.encode()),
+    encode_message(BlockRequest(bytes(32), RequestDirection.ASCENDING_EXCLUSIVE, 9).encode()),
+]
+
+
+@dataclass
+class Harness:
+    loop: asyncio.AbstractEventLoop
+    node: Node
+    good: Node
+    peer: RawPeer
+    peer_key: bytes
+    loop_errors: list[dict[str, Any]]
+    log: list[logging.LogRecord]
+    inputs: int = 0
+    examples: int = 0
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20) -> T:
+        return asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(coro, timeout), self.loop
+        ).result()
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    loop = asyncio.new_event_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    vs, ids = make_set(3)
+    stack = contextlib.AsyncExitStack()
+    records: list[logging.LogRecord] = []
+    handler = _Recorder(records)
+    logging.getLogger().addHandler(handler)
+
+    async def up() -> Harness:
+        a = node(vs, ids, 0, request_timeout=1.0)
+        good = node(vs, ids, 2)
+        await a.start()
+        await good.start()
+        peer = await stack.enter_async_context(
+            raw_peer(a.port, client_config(identity=ids[1]))
+        )
+        await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+        return Harness(loop, a, good, peer, ids[1].public_key, errors, records)
+
+    h = asyncio.run_coroutine_threadsafe(up(), loop).result(30)
+    try:
+        yield h
+    finally:
+        async def down() -> None:
+            await stack.aclose()
+            await h.node.stop()
+            await h.good.stop()
+
+        asyncio.run_coroutine_threadsafe(down(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        logging.getLogger().removeHandler(handler)
+
+
+class _Recorder(logging.Handler):
+    """Keeps every WARNING-or-worse record the node logs during the module."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.WARNING)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+kinds = st.one_of(
+    st.sampled_from([0, 128]),
+    st.integers(1, 127),
+    st.integers(129, 255),
+    st.none(),  # no kind byte at all
+)
+bodies = st.one_of(
+    st.sampled_from(VALID_BODIES),
+    st.binary(max_size=96),
+    st.sampled_from(VALID_BODIES).flatmap(
+        lambda b: st.integers(0, len(b) - 1).map(lambda n: b[:n])  # truncated
+    ),
+    st.integers(MAX_UP0_MESSAGE - 4, 0xFFFFFFFF).map(
+        lambda n: n.to_bytes(4, "little") + b"x" * 16  # size prefix past every cap
+    ),
+    st.lists(st.sampled_from(VALID_BODIES), min_size=2, max_size=3).map(b"".join),
+)
+
+
+@dataclass(frozen=True)
+class StreamScript:
+    data: bytes
+    cuts: tuple[int, ...]
+    ending: str  # "fin" | "reset" | "open"
+    reset_at: int
+
+
+@st.composite
+def stream_scripts(draw: st.DrawFn) -> StreamScript:
+    kind = draw(kinds)
+    data = (b"" if kind is None else bytes([kind])) + draw(bodies)
+    cuts = tuple(sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=4)))))
+    ending = draw(st.sampled_from(["fin", "fin", "reset", "open"]))
+    return StreamScript(data, cuts, ending, draw(st.integers(0, len(cuts) + 1)))
+
+
+def _chunks(script: StreamScript) -> list[bytes]:
+    points = [0, *script.cuts, len(script.data)]
+    return [script.data[a:b] for a, b in itertools.pairwise(points)]
+
+
+async def _play(peer: RawPeer, scripts: list[StreamScript], order: list[int]) -> list[int]:
+    """Play the scripts; returns the streams left open (the caller resets them)."""
+    sids = [peer.new_stream() for _ in scripts]  # ids fixed now, opened in `order`
+    for i in order:
+        script, sid = scripts[i], sids[i]
+        chunks = _chunks(script)
+        for n, chunk in enumerate(chunks):
+            if script.ending == "reset" and n == script.reset_at:
+                break
+            last = n == len(chunks) - 1
+            with contextlib.suppress(ValueError, AssertionError):
+                peer.send(sid, chunk, end=last and script.ending == "fin")
+        if script.ending == "reset":
+            with contextlib.suppress(ValueError, AssertionError):
+                peer.reset(sid, 7)
+        await asyncio.sleep(0)
+    return [sid for sid, s in zip(sids, scripts, strict=True) if s.ending == "open"]
+
+
+async def _close_left_open(peer: RawPeer, sids: list[int]) -> None:
+    """Give back the stream credit: the node grants one new stream per finished one."""
+    for sid in sids:
+        with contextlib.suppress(ValueError, AssertionError):
+            peer.reset(sid, 8)
+
+
+async def _barrier(peer: RawPeer) -> None:
+    """A proper request on the same connection is answered: the node kept up."""
+    sid = peer.new_stream()
+    peer.send(sid, bytes([128]) + encode_message(GOOD_REQUEST.encode()), end=True)
+    try:
+        await peer.wait_for(lambda: bytes(peer.received.get(sid, b"")) == GOOD_RESPONSE)
+    except TimeoutError:
+        raise AssertionError(f"no answer: close={peer.close_event()} "
+                             f"got={bytes(peer.received.get(sid, b''))[:40]!r}") from None
+    peer.received.pop(sid, None)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(st.lists(stream_scripts(), min_size=8, max_size=24).flatmap(
+    lambda s: st.tuples(st.just(s), st.permutations(range(len(s))))
+))
+def test_hostile_streams_never_break_a_live_node(
+    harness: Harness, batch: tuple[list[StreamScript], list[int]]
+) -> None:
+    scripts, order = batch
+    left_open = harness.run(_play(harness.peer, scripts, list(order)))
+    harness.run(_barrier(harness.peer))
+    harness.run(_close_left_open(harness.peer, left_open))
+    harness.inputs += len(scripts)
+    harness.examples += 1
+    assert not harness.node.internal_errors
+    assert harness.node.manager.live_connection(harness.peer_key) is not None
+
+
+def test_after_the_fuzzing_the_node_is_sound(harness: Harness) -> None:
+    a = harness.node
+    print(f"\nfuzzed a live node with {harness.inputs} hostile streams "
+          f"in {harness.examples} examples")
+    assert harness.inputs >= 10_000
+    assert not a.internal_errors and not harness.loop_errors
+    conns = list(a._conns.values())
+    assert all(c.open_streams() <= MAX_STREAMS_PER_CONNECTION for c in conns)
+    assert all(c.buffered_bytes() <= MAX_UP0_MESSAGE for c in conns)
+    assert all(len(c._dead) <= MAX_STREAMS_PER_CONNECTION for c in conns)
+    assert a.misbehaviours  # the node did see (and reset) bad streams
+
+    async def honest() -> tuple[object, ...]:
+        await wait_until(lambda: harness.good.key in a.connected_peers())
+        return await harness.good.request_blocks(a.key, GOOD_REQUEST)
+
+    assert harness.run(honest()) == (BLOCK,)
+    assert harness.log, "the node logged no misbehaviour at all"
+    assert not [r for r in harness.log if r.levelno >= logging.ERROR or r.exc_info]
