@@ -33,10 +33,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jamsim.net.node import Node
+from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.framing import encode_message
 from jamsim.protocol.limits import MAX_STREAMS_PER_CONNECTION, MAX_UP0_MESSAGE
 from jamsim.protocol.messages import (
     Announcement,
+    Block,
     BlockRequest,
     Final,
     Handshake,
@@ -48,7 +50,7 @@ from tests.net.test_node import BLOCK, GENESIS, make_set, node
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 T = TypeVar("T")
-EXAMPLES = 800
+EXAMPLES = 700
 GOOD_REQUEST = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
 GOOD_RESPONSE = encode_message(BLOCK.encode())
 VALID_BODIES = [
@@ -164,6 +166,19 @@ def stream_scripts(draw: st.DrawFn) -> StreamScript:
     return StreamScript(data, cuts, ending, draw(st.integers(0, len(cuts) + 1)))
 
 
+@st.composite
+def responses(draw: st.DrawFn) -> StreamScript:
+    """A CE 128 response: blocks (valid, garbage, truncated, oversized), FIN or reset."""
+    data = draw(st.one_of(
+        st.just(encode_message(BLOCK.encode())),
+        bodies,
+        st.lists(st.just(encode_message(BLOCK.encode())), min_size=2, max_size=3).map(b"".join),
+    ))
+    cuts = tuple(sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=3)))))
+    ending = draw(st.sampled_from(["fin", "fin", "reset"]))
+    return StreamScript(data, cuts, ending, draw(st.integers(0, len(cuts) + 1)))
+
+
 def _chunks(script: StreamScript) -> list[bytes]:
     points = [0, *script.cuts, len(script.data)]
     return [script.data[a:b] for a, b in itertools.pairwise(points)]
@@ -195,6 +210,44 @@ async def _close_left_open(peer: RawPeer, sids: list[int]) -> None:
             peer.reset(sid, 8)
 
 
+REQUEST_BYTES = 1 + 4 + 37  # kind, size prefix, request
+
+
+async def _answer_node_requests(h: Harness, replies: list[StreamScript]) -> None:
+    """The node asks the peer for blocks; the peer answers each with hostile bytes.
+
+    Exercises the node's CE 128 client side: whatever comes back, the request ends
+    with blocks or a PeerProtocolError, never another exception.
+    """
+    peer = h.peer
+    for reply in replies:
+        seen = set(peer.received)
+        task = asyncio.ensure_future(h.node.request_blocks(h.peer_key, GOOD_REQUEST, 5.0))
+
+        def opened(seen: set[int] = seen) -> list[int]:
+            return [sid for sid, data in peer.received.items()
+                    if sid % 4 == 1 and sid not in seen and len(data) >= REQUEST_BYTES]
+
+        await peer.wait_for(lambda: bool(opened()))
+        sid = opened()[0]
+        chunks = _chunks(reply)
+        for n, chunk in enumerate(chunks):
+            if reply.ending == "reset" and n == reply.reset_at:
+                break
+            with contextlib.suppress(ValueError, AssertionError):
+                peer.send(sid, chunk, end=n == len(chunks) - 1 and reply.ending != "reset")
+        if reply.ending == "reset":
+            with contextlib.suppress(ValueError, AssertionError):
+                peer.reset(sid, 9)
+        try:
+            blocks = await task
+        except PeerProtocolError:
+            pass
+        else:
+            assert all(isinstance(b, Block) for b in blocks)
+        peer.received.pop(sid, None)
+
+
 async def _barrier(peer: RawPeer) -> None:
     """A proper request on the same connection is answered: the node kept up."""
     sid = peer.new_stream()
@@ -214,17 +267,21 @@ async def _barrier(peer: RawPeer) -> None:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-@given(st.lists(stream_scripts(), min_size=8, max_size=24).flatmap(
-    lambda s: st.tuples(st.just(s), st.permutations(range(len(s))))
-))
+@given(
+    st.lists(stream_scripts(), min_size=8, max_size=24).flatmap(
+        lambda s: st.tuples(st.just(s), st.permutations(range(len(s))))
+    ),
+    st.lists(responses(), max_size=2),
+)
 def test_hostile_streams_never_break_a_live_node(
-    harness: Harness, batch: tuple[list[StreamScript], list[int]]
+    harness: Harness, batch: tuple[list[StreamScript], list[int]], replies: list[StreamScript]
 ) -> None:
     scripts, order = batch
     left_open = harness.run(_play(harness.peer, scripts, list(order)))
+    harness.run(_answer_node_requests(harness, replies))
     harness.run(_barrier(harness.peer))
     harness.run(_close_left_open(harness.peer, left_open))
-    harness.inputs += len(scripts)
+    harness.inputs += len(scripts) + len(replies)
     harness.examples += 1
     assert not harness.node.internal_errors
     assert harness.node.manager.live_connection(harness.peer_key) is not None
