@@ -75,9 +75,11 @@ intercontinental path. A stream still unfinished then is reset
 (``ResetCode.CANCELLED``) so it holds no buffer for the connection's lifetime."""
 
 MAX_STREAMS_PER_CONNECTION: Final = 128
-"""Streams a connection may have open at once (QUIC's initial ``max_streams_bidi``
-credit, aioquic's 128). aioquic raises the credit as stream ids get used, so the
-node enforces the cap itself: a stream opened beyond it is reset
+"""Streams a connection may have open at once: the QUIC ``max_streams_bidi``
+credit aioquic grants (128), which it tops up by one for each peer stream that
+finishes in both directions (RFC 9000, 4.6). A peer opening a stream beyond its
+credit has the whole connection closed by QUIC with STREAM_LIMIT_ERROR (0x4). The
+node checks the same cap on its own side too and resets a stream opened beyond it
 (``ResetCode.REJECTED``). One UP 0 plus the CE requests in flight need far fewer."""
 
 MAX_UNFINISHED_RESETS: Final = 1024

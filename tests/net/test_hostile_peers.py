@@ -17,8 +17,11 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import CloseReason
 from jamsim.identity import ValidatorIdentity
 from jamsim.net.node import Node
+from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.framing import encode_message
+from jamsim.protocol.limits import MAX_BLOCK_SIZE
 from jamsim.protocol.messages import BlockRequest, Final, Handshake, RequestDirection
+from jamsim.protocol.stream_protocols import ResetCode
 from jamsim.quic.verify import RejectReason
 from tests.net.peers import client_config, raw_peer, wait_until
 from tests.net.test_node import BLOCK, GENESIS, blocks_for, make_set, node
@@ -207,6 +210,32 @@ def test_certificate_corpus_over_a_real_handshake() -> None:
                         assert closed is not None and closed.error_code == verdict, name
                 await wait_until(lambda: not a.manager.live_peers())
             _no_errors(a)
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+def test_block_response_past_the_cap_is_refused_with_a_reset() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                req = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+                task = asyncio.ensure_future(a.request_blocks(ids[1].public_key, req))
+                await peer.wait_for(lambda: any(s % 4 == 1 for s in peer.received))
+                sid = next(s for s in peer.received if s % 4 == 1)
+                peer.send(sid, (MAX_BLOCK_SIZE + 1).to_bytes(4, "little") + b"x" * 64)
+                with pytest.raises(PeerProtocolError, match="exceeds"):
+                    await task
+                await peer.wait_for(lambda: sid in peer.resets())
+                codes = {e.error_code for e in peer.events
+                         if getattr(e, "stream_id", None) == sid and hasattr(e, "error_code")}
+                assert codes == {ResetCode.PROTOCOL_ERROR}
+                _no_errors(a)
         finally:
             await a.stop()
 
