@@ -390,22 +390,35 @@ class Node:
                 return
             data = filtered
         try:
+            conn = self._route(data, addr)
+        except Exception as exc:  # not yet any connection's: drop the datagram
+            self.internal_errors[type(exc).__name__] += 1
+            log.error("dropped a datagram from %s:%s after an internal error (%s: %s)",
+                      addr[0], addr[1], type(exc).__name__, str(exc)[:200])
+            return
+        if conn is None:
+            return
+        with self._guard(conn):
+            conn.quic.receive_datagram(data, addr, now=self._now())
+            self._process(conn)
+
+    def _route(self, data: bytes, addr: Addr) -> JamConnection | None:
+        """The connection a datagram belongs to; a new one for a fresh Initial."""
+        try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=_HOST_CID_LENGTH)
         except ValueError:
-            return
+            return None
         conn = self._by_cid.get(header.destination_cid)
         if conn is None:
             if header.packet_type is not QuicPacketType.INITIAL:
-                return
+                return None
             quic = self._new_quic(is_client=False, odcid=header.destination_cid)
             cid = self.manager.allocate_connection_id()
             conn = self._make_conn(quic, cid, PeerAddress(addr[0], addr[1]), outbound=False)
             self._register(conn)
             self._by_cid[header.destination_cid] = conn
             self.manager.handle(InboundConnecting(cid, conn.address), self._now())
-        with self._guard(conn):
-            conn.quic.receive_datagram(data, addr, now=self._now())
-            self._process(conn)
+        return conn
 
     @contextlib.contextmanager
     def _guard(self, conn: JamConnection) -> Iterator[None]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import socket
 
 import pytest
 from cryptography import x509
@@ -238,5 +240,39 @@ def test_block_response_past_the_cap_is_refused_with_a_reset() -> None:
                 _no_errors(a)
         finally:
             await a.stop()
+
+    asyncio.run(main())
+
+
+def test_udp_garbage_and_bogus_initials_are_dropped() -> None:
+    """Datagrams no QUIC stack would send: the node drops them and keeps serving."""
+    rng = random.Random(14)
+    garbage = [rng.randbytes(rng.randint(1, 1300)) for _ in range(300)]
+    # Long-header Initial, QUIC v1, 8-byte connection ids, then hostile bytes.
+    initials = [bytes([0xC0]) + (1).to_bytes(4, "big") + b"\x08" + rng.randbytes(8) + b"\x08"
+                + rng.randbytes(8) + rng.randbytes(rng.randint(0, 1200)) for _ in range(100)]
+
+    async def main() -> None:
+        vs, ids = make_set(3)
+        a, good = node(vs, ids, 0), node(vs, ids, 2)
+        await a.start()
+        await good.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            await wait_until(lambda: good.key in a.connected_peers())
+            for i, datagram in enumerate([*garbage, *initials]):
+                sock.sendto(datagram, ("127.0.0.1", a.port))
+                if i % 50 == 0:
+                    await asyncio.sleep(0.005)  # let the node drain its socket
+            req = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+            assert await good.request_blocks(a.key, req) == (BLOCK,)
+            # No stray inbound connection is kept (outbound: the dial to absent v1).
+            await wait_until(lambda: all(c.outbound or c.peer_key is not None
+                                         for c in a._conns.values()))
+            _no_errors(a)
+        finally:
+            sock.close()
+            await a.stop()
+            await good.stop()
 
     asyncio.run(main())
