@@ -6,8 +6,9 @@ the peer from the test thread. Each example opens a batch of streams in a shuffl
 order (lower ids may go first or last), each with a random kind (UP 0, CE 128,
 unassigned UP and CE kinds, none at all) and a random body (valid messages,
 garbage, truncated messages, size prefixes past the caps), split at random points,
-then ended by FIN, by a reset at a random chunk, or left open. One stream is one
-hostile input.
+then ended by FIN, by a reset at a random chunk, or left open. The node also
+asks the peer for blocks and gets hostile answers (its CE 128 client side). One
+stream is one hostile input.
 
 After every example the same connection must still serve a proper CE 128
 request (a barrier: the node has processed everything before it). At the end:
