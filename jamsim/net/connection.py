@@ -188,6 +188,9 @@ class JamConnection:
 
     def open_up0(self) -> None:
         """Initiator side: open (or re-open) UP 0; the acceptor keeps the newest."""
+        previous = self.up0
+        if previous is not None:  # ours to replace: reset it rather than leave it open
+            self._reset(previous, ResetCode.DUPLICATE)
         sid = self.quic.get_next_available_stream_id()
         machine = UP0Stream(self._handshake(), initiator=True, max_message_size=self._max)
         self._machines[sid] = machine

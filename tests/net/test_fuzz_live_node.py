@@ -30,9 +30,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
+from aioquic.asyncio import serve
+from aioquic.quic.configuration import QuicConfiguration
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jamsim.identity import alpn_for_genesis, preferred_initiator
 from jamsim.net.node import Node
 from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.framing import encode_message
@@ -45,6 +48,7 @@ from jamsim.protocol.messages import (
     Handshake,
     RequestDirection,
 )
+from jamsim.quic.certificates import certificate_for
 from tests.net.peers import RawPeer, client_config, raw_peer, wait_until
 from tests.net.test_node import BLOCK, GENESIS, make_set, node
 
@@ -307,3 +311,122 @@ def test_after_the_fuzzing_the_node_is_sound(harness: Harness) -> None:
     assert harness.run(honest()) == (BLOCK,)
     assert harness.log, "the node logged no misbehaviour at all"
     assert not [r for r in harness.log if r.levelno >= logging.ERROR or r.exc_info]
+
+
+# ----------------------------------------------------- the node as the initiator
+
+
+@dataclass
+class InitiatorHarness:
+    """A node that dialled a hostile acceptor (so the node's UP 0 is the initiator's)."""
+
+    loop: asyncio.AbstractEventLoop
+    node: Node
+    peer_key: bytes
+    servers: list[RawPeer]
+    inputs: int = 0
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20) -> T:
+        return asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(coro, timeout), self.loop
+        ).result()
+
+
+@pytest.fixture(scope="module")
+def dialled() -> Iterator[InitiatorHarness]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    vs, ids = make_set(2)
+    keys = [i.public_key for i in ids]
+    us = keys.index(preferred_initiator(keys[0], keys[1]))  # the side that dials at once
+    them = 1 - us
+    servers: list[RawPeer] = []
+
+    def protocol(*args: Any, **kwargs: Any) -> RawPeer:
+        peer = RawPeer(*args, **kwargs)
+        servers.append(peer)
+        return peer
+
+    async def up() -> tuple[InitiatorHarness, Any]:
+        cert = certificate_for(ids[them])
+        config = QuicConfiguration(is_client=False, alpn_protocols=[alpn_for_genesis(GENESIS)],
+                                   idle_timeout=10.0)
+        config.certificate, config.private_key = cert.certificate, cert.private_key
+        server = await serve("127.0.0.1", vs[them].address.port, configuration=config,
+                             create_protocol=protocol)
+        a = node(vs, ids, us, request_timeout=1.0)
+        await a.start()
+        await wait_until(lambda: a._live_conn(keys[them]) is not None and bool(servers))
+        return InitiatorHarness(loop, a, keys[them], servers), server
+
+    h, server = asyncio.run_coroutine_threadsafe(up(), loop).result(30)
+    try:
+        yield h
+    finally:
+        async def down() -> None:
+            await h.node.stop()
+            server.close()
+
+        asyncio.run_coroutine_threadsafe(down(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+async def _hostile_acceptor(h: InitiatorHarness, reply: StreamScript,
+                            opens: list[StreamScript]) -> None:
+    conn = h.node._live_conn(h.peer_key)
+    assert conn is not None, "the node lost its connection to the acceptor"
+    conn.open_up0()  # a fresh UP 0 from the node for this example
+    h.node._transmit(conn)
+    up0 = conn.up0
+    assert up0 is not None
+    peer = h.servers[-1]
+    await peer.wait_for(lambda: len(peer.received.get(up0, b"")) > 1)
+    chunks = _chunks(reply)
+    for n, chunk in enumerate(chunks):
+        if reply.ending == "reset" and n == reply.reset_at:
+            break
+        with contextlib.suppress(ValueError, AssertionError):
+            peer.send(up0, chunk, end=n == len(chunks) - 1 and reply.ending == "fin")
+    if reply.ending == "reset":
+        with contextlib.suppress(ValueError, AssertionError):
+            peer.reset(up0, 6)
+    left_open = await _play(peer, opens, list(range(len(opens))))
+    await _barrier(peer)
+    await _close_left_open(peer, left_open)
+    peer.received.pop(up0, None)
+
+
+@settings(max_examples=250, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(
+    st.one_of(
+        st.sampled_from(VALID_BODIES[:2]).flatmap(
+            lambda b: st.lists(st.sampled_from(VALID_BODIES[:2]), max_size=3).map(
+                lambda rest: b + b"".join(rest))),
+        bodies,
+    ).flatmap(lambda data: st.builds(
+        StreamScript, st.just(data),
+        st.lists(st.integers(0, len(data)), max_size=3).map(lambda c: tuple(sorted(set(c)))),
+        st.sampled_from(["fin", "reset", "open"]), st.integers(0, 4))),
+    st.lists(stream_scripts(), max_size=6),
+)
+def test_a_hostile_acceptor_never_breaks_the_dialling_node(
+    dialled: InitiatorHarness, reply: StreamScript, opens: list[StreamScript]
+) -> None:
+    dialled.run(_hostile_acceptor(dialled, reply, opens))
+    dialled.inputs += 1 + len(opens)
+    assert not dialled.node.internal_errors
+
+
+def test_after_the_acceptor_fuzzing_the_dialling_node_is_sound(
+    dialled: InitiatorHarness,
+) -> None:
+    print(f"\nfuzzed a dialling node with {dialled.inputs} hostile streams")
+    assert dialled.inputs >= 250
+    conn = dialled.node._live_conn(dialled.peer_key)
+    assert conn is not None and not dialled.node.internal_errors
+    assert conn.open_streams() <= MAX_STREAMS_PER_CONNECTION
+    assert conn.buffered_bytes() <= MAX_UP0_MESSAGE
