@@ -86,11 +86,12 @@ def client_config(
     *,
     identity: ValidatorIdentity | None = None,
     builder: bool = False,
+    genesis: bytes = GENESIS,
 ) -> QuicConfiguration:
     """A client configuration presenting ``identity``'s certificate or the one given."""
     config = QuicConfiguration(
         is_client=True,
-        alpn_protocols=[alpn_for_genesis(GENESIS, builder=builder)],
+        alpn_protocols=[alpn_for_genesis(genesis, builder=builder)],
         verify_mode=ssl.CERT_NONE,
         idle_timeout=10.0,
     )
