@@ -276,3 +276,27 @@ def test_udp_garbage_and_bogus_initials_are_dropped() -> None:
             await good.stop()
 
     asyncio.run(main())
+
+
+def test_our_request_a_peer_never_answers_is_cancelled_on_the_wire() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                req = BlockRequest(BLOCK.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+                with pytest.raises(TimeoutError):
+                    await a.request_blocks(ids[1].public_key, req, timeout=0.3)
+                sid = next(s for s in peer.received if s % 4 == 1)
+                await peer.wait_for(lambda: sid in peer.resets())
+                codes = {e.error_code for e in peer.events
+                         if getattr(e, "stream_id", None) == sid and hasattr(e, "error_code")}
+                assert codes == {ResetCode.CANCELLED}
+                conn = a._live_conn(ids[1].public_key)
+                assert conn is not None and conn.open_streams() == 0
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
