@@ -145,6 +145,13 @@ class JamConnection:
                 # frees a stream, and gives its credit back, only when both are over.
                 with contextlib.suppress(AssertionError, ValueError):
                     self.quic.reset_stream(ev.stream_id, ResetCode.CANCELLED)
+            elif isinstance(ev, events.StopSendingReceived):
+                # aioquic has already reset our sending half (RFC 9000, 3.5); the
+                # exchange is over, so fail its machine and stop receiving as well.
+                machine = self._machines.pop(ev.stream_id, None)
+                if machine is not None:
+                    self._apply(ev.stream_id, machine.reset_by_peer(ev.error_code), out)
+                self._reset(ev.stream_id, ResetCode.CANCELLED)
         return out
 
     def _verify(self, alpn: str | None, out: ConnOutcome) -> None:

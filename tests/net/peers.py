@@ -8,7 +8,6 @@ and reads back every event the node caused (stream data, resets, the close).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,16 +33,10 @@ class RawPeer(QuicConnectionProtocol):
         self.events: list[events.QuicEvent] = []
         self.received: dict[int, bytearray] = {}
         self.changed = asyncio.Event()
-        self.answer_stop_sending = True
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         self.events.append(event)
         self.changed.set()
-        if isinstance(event, events.StopSendingReceived) and self.answer_stop_sending:
-            # RFC 9000, 3.5: answer STOP_SENDING with RESET_STREAM.
-            with contextlib.suppress(ValueError, AssertionError):
-                self._quic.reset_stream(event.stream_id, event.error_code)
-                self.transmit()
         if isinstance(event, events.StreamDataReceived):
             self.received.setdefault(event.stream_id, bytearray()).extend(event.data)
 

@@ -13,6 +13,7 @@ import random
 import socket
 
 import pytest
+from aioquic.quic import events
 from cryptography import x509
 
 from jamsim.core.policy import ConnectionPolicy
@@ -296,6 +297,32 @@ def test_our_request_a_peer_never_answers_is_cancelled_on_the_wire() -> None:
                 assert codes == {ResetCode.CANCELLED}
                 conn = a._live_conn(ids[1].public_key)
                 assert conn is not None and conn.open_streams() == 0
+        finally:
+            await a.stop()
+
+    asyncio.run(main())
+
+
+def test_stop_sending_on_up0_ends_the_stream_on_both_halves() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = node(vs, ids, 0)
+        await a.start()
+        try:
+            async with raw_peer(a.port, client_config(identity=ids[1])) as peer:
+                await wait_until(lambda: a.manager.live_connection(ids[1].public_key) is not None)
+                sid = peer.new_stream()
+                peer.send(sid, UP0_OPEN)
+                await peer.wait_for(lambda: sid in peer.received)  # the node's handshake
+                conn = a._live_conn(ids[1].public_key)
+                assert conn is not None and conn.up0 == sid
+                peer._quic.stop_stream(sid, 5)  # STOP_SENDING: we will not read any more
+                peer.transmit()
+                await peer.wait_for(lambda: any(
+                    isinstance(e, events.StreamReset) and e.stream_id == sid
+                    for e in peer.events))
+                await wait_until(lambda: conn.up0 is None and conn.open_streams() == 0)
+                _no_errors(a)
         finally:
             await a.stop()
 
