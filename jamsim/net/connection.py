@@ -256,8 +256,8 @@ class JamConnection:
 
     def _accept_stream(self, sid: int, kind: int, out: ConnOutcome) -> StreamMachine | None:
         if len(self._machines) >= MAX_STREAMS_PER_CONNECTION:
-            # aioquic raises the peer's stream credit as ids are used, so the cap on
-            # streams open at once is enforced here.
+            # Behind QUIC's own stream credit (the same number), so what a connection
+            # holds stays bounded whatever the QUIC stack grants.
             self._reset(sid, ResetCode.REJECTED)
             out.misbehaved.append(f"more than {MAX_STREAMS_PER_CONNECTION} streams open")
             return None
