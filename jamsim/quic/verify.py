@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jamsim.core.errors import JamsimError
+from jamsim.core.types import CloseReason
 from jamsim.identity import alpn_for_genesis, alt_name
 from jamsim.quic.der import DerError, dns_name, parse_certificate
 
@@ -39,8 +40,8 @@ class RejectReason(enum.IntEnum):
 #: The connection manager's refusal reasons (``CloseReason`` values) that a peer
 #: should be able to tell apart on the wire; every other close is code 0.
 _REFUSAL_CODES = {
-    "no non-validator slot free": RejectReason.NO_SLOT,
-    "peer not in validator set": RejectReason.NOT_VALIDATOR,
+    CloseReason.NO_SLOT.value: RejectReason.NO_SLOT,
+    CloseReason.NOT_IN_VALIDATOR_SET.value: RejectReason.NOT_VALIDATOR,
 }
 
 

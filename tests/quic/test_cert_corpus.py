@@ -91,3 +91,12 @@ def test_reader_reports_each_san_name_in_order() -> None:
 def test_ed25519_corpus_certificates_are_byte_identical_across_builds() -> None:
     for name in ("plain", "jam-impl-style", "base32-alt-name"):
         assert build(CORPUS[name][0])[0] == build(CORPUS[name][0])[0]
+
+
+def test_manager_refusals_map_to_their_own_close_codes() -> None:
+    from jamsim.core.types import CloseReason
+    from jamsim.quic.verify import refusal_code
+
+    assert refusal_code(CloseReason.NO_SLOT.value) == RejectReason.NO_SLOT == 0x107
+    assert refusal_code(CloseReason.NOT_IN_VALIDATOR_SET.value) == RejectReason.NOT_VALIDATOR
+    assert refusal_code(CloseReason.DUPLICATE.value) == 0
