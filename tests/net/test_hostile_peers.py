@@ -327,3 +327,15 @@ def test_stop_sending_on_up0_ends_the_stream_on_both_halves() -> None:
             await a.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "admitted"),
+    [({}, True), ({"validators_only": True}, False), ({"non_validator_slots": 0}, False)],
+)
+def test_the_policy_decides_whether_non_validator_keys_get_past_verification(
+    overrides: dict[str, object], admitted: bool
+) -> None:
+    vs, ids = make_set(1)
+    n = node(vs, ids, 0, policy=ConnectionPolicy.preset("jamnp-s", **overrides))
+    assert n.verifier.allow_non_validators is admitted
