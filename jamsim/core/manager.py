@@ -131,6 +131,16 @@ class ConnectionManager:
         self._next_conn_id += 1
         return conn_id
 
+    def allocate_event_id(self) -> int:
+        """A JIP-3 event id for a driver's own telemetry event (e.g. status, 10).
+
+        Event ids are implicit on the wire, so every event a node sends, the
+        manager's and the driver's, must come from this one counter.
+        """
+        event_id = self._next_event_id
+        self._next_event_id = event_id + 1
+        return event_id
+
     def handle(self, event: Event, now: float) -> None:
         """Feed one observed event; resulting actions queue up for ``next_action``."""
         if self._shut_down:

@@ -59,6 +59,7 @@ async def run_node(
     control_port: int | None,
     control_host: str = "127.0.0.1",
     resolve_timeout: float | None = None,
+    jam_params: dict[str, int] | None = None,
 ) -> None:
     """Start node ``index`` of ``keys`` (+ control channel), wait for a signal, stop."""
     from jamsim.net.control import ControlServer
@@ -84,10 +85,11 @@ async def run_node(
     client = None
     if telemetry is not None:
         from jamsim.telemetry.collector import TelemetryClient
-        from jamsim.telemetry.jip3 import NodeInfo
+        from jamsim.telemetry.jip3 import JamParameters, NodeInfo
 
+        params = JamParameters.for_network(len(vset), **(jam_params or {}))
         client = TelemetryClient(
-            telemetry[0], telemetry[1], NodeInfo(info.key, info.address, genesis)
+            telemetry[0], telemetry[1], NodeInfo(info.key, info.address, genesis, params)
         )
     impairment = DatagramImpairment(seed=index)
     node = Node(
@@ -117,6 +119,17 @@ async def run_node(
         if control is not None:
             await control.stop()
         await node.stop()
+
+
+def parse_jam_params(items: list[str]) -> dict[str, int]:
+    """``name=value`` JAM parameter overrides for telemetry node information."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name or not raw.isdigit():
+            raise UsageError(f"--jam-param takes name=non-negative-integer, got {item!r}")
+        out[name] = int(raw)
+    return out
 
 
 def node_command(
@@ -151,14 +164,29 @@ def node_command(
             "files normally hold IP addresses."
         ),
     ] = None,
+    jam_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="JAM parameter for the telemetry node information, name=value "
+            "(repeatable; e.g. epoch_length=600). validator_count is the keys file's "
+            "validator count and core_count one per three validators unless given."
+        ),
+    ] = None,
 ) -> None:
-    """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly."""
+    """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly.
+
+    Keys outside the validator set are admitted to the policy's non-validator
+    (builder) slots, `non_validator_slots` (20 in the presets); refuse them with
+    `--policy-set validators_only=true` or `--policy-set non_validator_slots=0`.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         pol = ConnectionPolicy.preset(policy, **parse_policy_sets(policy_set or []))
         tel = parse_host_port(telemetry) if telemetry else None
+        params = parse_jam_params(jam_param or [])
         asyncio.run(
-            run_node(keys, index, port, tel, pol, control_port, control_host, resolve_hosts)
+            run_node(keys, index, port, tel, pol, control_port, control_host, resolve_hosts,
+                     params)
         )
     except (UsageError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

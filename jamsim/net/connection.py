@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from jamsim.identity import PeerAddress
 from jamsim.protocol.errors import PeerProtocolError
+from jamsim.protocol.limits import (
+    MAX_CE128_REQUEST,
+    MAX_STREAMS_PER_CONNECTION,
+    MAX_UNFINISHED_RESETS,
+    MAX_UP0_MESSAGE,
+)
 from jamsim.protocol.messages import Announcement, Block, Handshake
 from jamsim.protocol.stream_protocols import BlockSource as BlockSource
 from jamsim.protocol.stream_protocols import (
@@ -41,6 +48,11 @@ from jamsim.quic.tls_workaround import peer_certificate
 from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
 StreamMachine = UP0Stream | CE128Client | CE128Server
+
+
+RESET_STREAMS_LEFT_OPEN = 0x109
+"""Close code: the peer ignored our STOP_SENDING on more than
+``MAX_UNFINISHED_RESETS`` streams (listed with the other codes in docs/real-nodes.md)."""
 
 
 class ConnState(enum.Enum):
@@ -73,7 +85,8 @@ class JamConnection:
         handshake: Callable[[], Handshake],
         block_source: BlockSource,
         on_announcement: Callable[[bytes, Announcement], None],
-        max_message_size: int,
+        max_message_size: int | None,
+        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.quic = quic
         self.conn_id = conn_id
@@ -88,11 +101,19 @@ class JamConnection:
         self._handshake = handshake
         self._block_source = block_source
         self._on_announcement = on_announcement
-        self._max = max_message_size
+        self._max = max_message_size if max_message_size is not None else MAX_UP0_MESSAGE
         self._machines: dict[int, StreamMachine] = {}
         self._pending_kind: set[int] = set()
         self._registry = UpStreamRegistry()
         self._requests: dict[int, asyncio.Future[tuple[Block, ...]]] = {}
+        # Streams we reset whose peer half may still deliver data: their bytes are
+        # dropped, never parsed as a new stream. An entry goes when the peer's FIN or
+        # reset arrives; a peer that sends neither keeps the stream and so its QUIC
+        # stream credit, which bounds this set.
+        self._dead: set[int] = set()
+        # CE requests served by us and still waiting for the peer's request + FIN.
+        self._request_opened: dict[int, float] = {}
+        self._clock = clock
         self.up0: int | None = None
         self.peer_handshake: Handshake | None = None
 
@@ -115,9 +136,22 @@ class JamConnection:
                 if self.state is ConnState.VERIFIED:
                     self._stream_data(ev.stream_id, ev.data, ev.end_stream, out)
             elif isinstance(ev, events.StreamReset):
+                self._dead.discard(ev.stream_id)
+                self._request_opened.pop(ev.stream_id, None)
                 machine = self._machines.pop(ev.stream_id, None)
                 if machine is not None:
                     self._apply(ev.stream_id, machine.reset_by_peer(ev.error_code), out)
+                # Release our half as well (a no-op once it has finished): aioquic
+                # frees a stream, and gives its credit back, only when both are over.
+                with contextlib.suppress(AssertionError, ValueError):
+                    self.quic.reset_stream(ev.stream_id, ResetCode.CANCELLED)
+            elif isinstance(ev, events.StopSendingReceived):
+                # aioquic has already reset our sending half (RFC 9000, 3.5); the
+                # exchange is over, so fail its machine and stop receiving as well.
+                machine = self._machines.pop(ev.stream_id, None)
+                if machine is not None:
+                    self._apply(ev.stream_id, machine.reset_by_peer(ev.error_code), out)
+                self._reset(ev.stream_id, ResetCode.CANCELLED)
         return out
 
     def _verify(self, alpn: str | None, out: ConnOutcome) -> None:
@@ -131,6 +165,13 @@ class JamConnection:
         self.state = ConnState.VERIFIED
         out.verified = key
 
+    def buffered_bytes(self) -> int:
+        """Bytes held in stream decoders (what the peer can make us buffer)."""
+        return sum(m.buffered for m in self._machines.values())
+
+    def open_streams(self) -> int:
+        return len(self._machines)
+
     def close(self, error_code: int, reason: str) -> None:
         """Close with an application error code (our decision, not a loss)."""
         self.closed_by_us = True
@@ -138,10 +179,25 @@ class JamConnection:
             self.quic.close(error_code=error_code, reason_phrase=reason[:200])
         self._fail_requests(reason)
 
+    def close_internal_error(self, detail: str) -> None:
+        """Close after a bug met on this connection's input: QUIC INTERNAL_ERROR."""
+        self.closed_by_us = True
+        if self.state is not ConnState.CLOSED:
+            self.quic.close(
+                error_code=QuicErrorCode.INTERNAL_ERROR,
+                frame_type=QuicFrameType.PADDING,
+                reason_phrase=f"internal error: {detail}"[:200],
+            )
+            self.state = ConnState.CLOSED
+        self._fail_requests("internal error")
+
     # ----------------------------------------------------------------- streams
 
     def open_up0(self) -> None:
         """Initiator side: open (or re-open) UP 0; the acceptor keeps the newest."""
+        previous = self.up0
+        if previous is not None:  # ours to replace: reset it rather than leave it open
+            self._reset(previous, ResetCode.DUPLICATE)
         sid = self.quic.get_next_available_stream_id()
         machine = UP0Stream(self._handshake(), initiator=True, max_message_size=self._max)
         self._machines[sid] = machine
@@ -156,12 +212,18 @@ class JamConnection:
         return True
 
     def request(self, client: CE128Client) -> asyncio.Future[tuple[Block, ...]]:
+        return self.request_stream(client)[1]
+
+    def request_stream(
+        self, client: CE128Client
+    ) -> tuple[int, asyncio.Future[tuple[Block, ...]]]:
+        """Open a CE 128 request; returns its stream id and the response future."""
         sid = self.quic.get_next_available_stream_id()
         fut: asyncio.Future[tuple[Block, ...]] = asyncio.get_running_loop().create_future()
         self._machines[sid] = client
         self._requests[sid] = fut
         self._apply(sid, client.open(), ConnOutcome())
-        return fut
+        return sid, fut
 
     def send_raw_stream(self, data: bytes, end_stream: bool = True) -> int:
         """Tests only: write arbitrary bytes on a new stream (malformed peers)."""
@@ -170,6 +232,12 @@ class JamConnection:
         return sid
 
     def _stream_data(self, sid: int, data: bytes, end: bool, out: ConnOutcome) -> None:
+        if sid not in self._dead:
+            self._stream_bytes(sid, data, end, out)
+        if end:  # the peer's half is over: nothing more can arrive on this id
+            self._dead.discard(sid)
+
+    def _stream_bytes(self, sid: int, data: bytes, end: bool, out: ConnOutcome) -> None:
         machine = self._machines.get(sid)
         if machine is None:
             if not data and not end:
@@ -187,24 +255,62 @@ class JamConnection:
         self._apply(sid, machine.receive(data, end), out)
 
     def _accept_stream(self, sid: int, kind: int, out: ConnOutcome) -> StreamMachine | None:
+        if len(self._machines) >= MAX_STREAMS_PER_CONNECTION:
+            # Behind QUIC's own stream credit (the same number), so what a connection
+            # holds stays bounded whatever the QUIC stack grants.
+            self._reset(sid, ResetCode.REJECTED)
+            out.misbehaved.append(f"more than {MAX_STREAMS_PER_CONNECTION} streams open")
+            return None
         if kind == StreamKind.BLOCK_ANNOUNCEMENT:
-            up = UP0Stream(self._handshake(), initiator=False, max_message_size=self._max)
-            for old in self._registry.register(kind, sid):
-                self._machines.pop(old, None)
+            superseded = self._registry.register(kind, sid)
+            for old in superseded:
                 self._reset(old, ResetCode.DUPLICATE)
+            if sid in superseded:
+                # A lower id arriving after a higher one (reordering): it lost.
+                return None
+            up = UP0Stream(self._handshake(), initiator=False, max_message_size=self._max)
             self._machines[sid] = up
             self.up0 = sid
             self._apply(sid, up.open(), out)
             return up
         if kind == StreamKind.BLOCK_REQUEST:
-            server = CE128Server(self._block_source)
+            server = CE128Server(self._block_source, max_message_size=MAX_CE128_REQUEST)
             self._machines[sid] = server
+            self._request_opened[sid] = self._clock()
             return server
         self._reset(sid, ResetCode.REJECTED)
         out.misbehaved.append(f"unknown stream kind {kind}")
         return None
 
+    def expire_requests(self, now: float, timeout: float) -> int:
+        """Reset served CE streams whose request is not finished ``timeout`` after opening.
+
+        Returns how many were reset. A request is a few dozen bytes sent with its FIN
+        in one write, so a peer that has not finished it by then never will; without
+        this the stream (and its buffer) would live as long as the connection.
+        """
+        expired = [sid for sid, t in self._request_opened.items() if now - t >= timeout]
+        for sid in expired:
+            self._reset(sid, ResetCode.CANCELLED)
+        return len(expired)
+
+    def cancel_request(self, sid: int) -> None:
+        """Abandon our own CE request (its answer is no longer awaited)."""
+        if self._machines.get(sid) is not None:
+            self._reset(sid, ResetCode.CANCELLED)
+        self._requests.pop(sid, None)
+
     def _reset(self, sid: int, code: int) -> None:
+        self._machines.pop(sid, None)
+        self._request_opened.pop(sid, None)
+        if self.up0 == sid:
+            self.up0 = None
+            self._registry.remove(StreamKind.BLOCK_ANNOUNCEMENT, sid)
+        self._dead.add(sid)
+        if len(self._dead) > MAX_UNFINISHED_RESETS and self.state is not ConnState.CLOSED:
+            # RFC 9000 has a peer answer STOP_SENDING with RESET_STREAM; one that
+            # leaves this many reset streams open is holding state on purpose.
+            self.close(RESET_STREAMS_LEFT_OPEN, "too many reset streams left open")
         # Either half may already be finished; resetting it then is a no-op for us.
         with contextlib.suppress(AssertionError, ValueError):
             self.quic.reset_stream(sid, code)
@@ -214,7 +320,8 @@ class JamConnection:
     def _apply(self, sid: int, actions: list[StreamAction], out: ConnOutcome) -> None:
         for action in actions:
             if isinstance(action, SendData):
-                self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
+                if sid not in self._dead:  # never write to a stream we reset
+                    self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
             elif isinstance(action, ResetStream):
                 self._reset(sid, action.code)
             elif isinstance(action, MessageReceived):
@@ -225,11 +332,13 @@ class JamConnection:
                     self._on_announcement(self.peer_key, msg)
             elif isinstance(action, StreamCompleted):
                 self._machines.pop(sid, None)
+                self._request_opened.pop(sid, None)
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action.blocks)
             elif isinstance(action, StreamFailed):
                 self._machines.pop(sid, None)
+                self._request_opened.pop(sid, None)
                 if self.up0 == sid:
                     self._registry.remove(StreamKind.BLOCK_ANNOUNCEMENT, sid)
                 fut = self._requests.pop(sid, None)

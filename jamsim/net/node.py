@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
@@ -38,12 +38,14 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_alpn
 from jamsim.net.connection import BlockSource, JamConnection
+from jamsim.net.status import STATUS_INTERVAL, StatusReporter, peer_status
+from jamsim.protocol.limits import CE_REQUEST_TIMEOUT, MAX_BLOCK_SIZE
 from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
-from jamsim.quic.verify import PeerVerifier
+from jamsim.quic.verify import PeerVerifier, refusal_code
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,10 @@ class Node:
         telemetry: Any | None = None,
         impairment: Any | None = None,
         datagram_filter: DatagramFilter | None = None,
-        allow_non_validators: bool = False,
+        allow_non_validators: bool | None = None,
         block_source: BlockSource = _no_blocks,
-        max_message_size: int = 1 << 20,
+        max_message_size: int | None = None,
+        request_timeout: float = CE_REQUEST_TIMEOUT,
         rng_seed: int = 0,
         quic_overrides: Callable[[Any], None] | None = None,
     ) -> None:
@@ -110,13 +113,21 @@ class Node:
         self.datagram_filter = datagram_filter
         self.block_source = block_source
         self.max_message_size = max_message_size
+        self.request_timeout = request_timeout
         self.quic_overrides = quic_overrides
         self.manager = ConnectionManager(self.key, self.policy, rng_seed=rng_seed)
+        if allow_non_validators is None:
+            # Keys outside the validator sets take the policy's non-validator
+            # (builder) slots; the manager refuses them once the slots are full.
+            allow_non_validators = (
+                not self.policy.validators_only and self.policy.non_validator_slots > 0
+            )
         self.verifier = PeerVerifier(
             genesis_hash,
             frozenset(validator_set.keys()),
             allow_non_validators=allow_non_validators,
         )
+        self.internal_errors: Counter[str] = Counter()
         self.cert = certificate_for(identity)
         self.rejections: Counter[str] = Counter()
         self.misbehaviours: Counter[str] = Counter()
@@ -130,6 +141,9 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._manager_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
+        self._sweep: asyncio.TimerHandle | None = None
+        self._status: StatusReporter | None = None
+        self.status_interval = STATUS_INTERVAL
         self._changed = asyncio.Event()
         self._stopped = False
 
@@ -154,8 +168,12 @@ class Node:
             impair_datagram_endpoint(transport, protocol, self.impairment)
         if self.telemetry is not None:
             self.telemetry.start()
+            if hasattr(self.telemetry, "emit_status"):
+                self._status = StatusReporter(self._report_status, self.status_interval)
+                self._status.start()
         self.set_validators(self.validator_set)
         self._arm_keepalive()
+        self._arm_sweep()
 
     def set_validators(self, current: ValidatorSet, previous: Sequence[PeerEndpoint] = ()) -> None:
         """Init task step: a new validator set for the manager and the verifier."""
@@ -171,10 +189,12 @@ class Node:
             return
         self._stopped = True
         self._manager_event(Shutdown())
+        if self._status is not None:
+            self._status.stop()
         for conn in list(self._conns.values()):
             conn.close(_CLOSE_NORMAL, "shutdown")
             self._transmit(conn)
-        for handle in (self._manager_timer, self._keepalive):
+        for handle in (self._manager_timer, self._keepalive, self._sweep):
             if handle is not None:
                 handle.cancel()
         for conn in self._conns.values():
@@ -202,8 +222,20 @@ class Node:
             "quic_connections": len(self._conns),
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
+            "internal_errors": dict(self.internal_errors),
             "lost": dict(self.lost),
         }
+
+    def _report_status(self) -> None:
+        """Send the JIP-3 status event (10) with this moment's peer counts."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        live = self.connected_peers()
+        up0 = [p for p in live if (c := self._live_conn(p)) is not None and c.up0 is not None]
+        cores = telemetry.node_info.params.core_count
+        status = peer_status(live, self.verifier.allowed_keys, up0, cores)
+        telemetry.emit_status(status, self.manager.allocate_event_id())
 
     def connected_peers(self) -> set[bytes]:
         return {k for k in self.manager.live_peers() if self._live_conn(k) is not None}
@@ -229,9 +261,15 @@ class Node:
         conn = self._live_conn(peer)
         if conn is None:
             raise ConnectionError(f"no live connection to {peer.hex()[:16]}")
-        fut = conn.request(CE128Client(request, max_message_size=self.max_message_size))
+        cap = self.max_message_size if self.max_message_size is not None else MAX_BLOCK_SIZE
+        sid, fut = conn.request_stream(CE128Client(request, max_message_size=cap))
         self._transmit(conn)
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            conn.cancel_request(sid)
+            self._transmit(conn)
+            raise
 
     def announce(self, announcement: Announcement) -> int:
         """Send ``announcement`` on UP 0 to every live peer; returns how many."""
@@ -272,7 +310,7 @@ class Node:
             elif isinstance(action, CloseConnection):
                 conn = self._conns.get(action.conn_id)
                 if conn is not None:
-                    conn.close(_CLOSE_NORMAL, action.reason)
+                    conn.close(refusal_code(action.reason), action.reason)
                     self._transmit(conn)
             elif isinstance(action, EmitTelemetry) and self.telemetry is not None:
                 self.telemetry.emit_action(action)
@@ -338,6 +376,7 @@ class Node:
             block_source=self.block_source,
             on_announcement=self._on_announcement,
             max_message_size=self.max_message_size,
+            clock=self._now,
         )
 
     # ============================================================== datagrams
@@ -351,21 +390,75 @@ class Node:
                 return
             data = filtered
         try:
+            conn = self._route(data, addr)
+        except Exception as exc:  # not yet any connection's: drop the datagram
+            self.internal_errors[type(exc).__name__] += 1
+            log.error("dropped a datagram from %s:%s after an internal error (%s: %s)",
+                      addr[0], addr[1], type(exc).__name__, str(exc)[:200])
+            return
+        if conn is None:
+            return
+        with self._guard(conn):
+            conn.quic.receive_datagram(data, addr, now=self._now())
+            self._process(conn)
+
+    def _route(self, data: bytes, addr: Addr) -> JamConnection | None:
+        """The connection a datagram belongs to; a new one for a fresh Initial."""
+        try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=_HOST_CID_LENGTH)
         except ValueError:
-            return
+            return None
         conn = self._by_cid.get(header.destination_cid)
         if conn is None:
             if header.packet_type is not QuicPacketType.INITIAL:
-                return
+                return None
             quic = self._new_quic(is_client=False, odcid=header.destination_cid)
             cid = self.manager.allocate_connection_id()
             conn = self._make_conn(quic, cid, PeerAddress(addr[0], addr[1]), outbound=False)
             self._register(conn)
             self._by_cid[header.destination_cid] = conn
             self.manager.handle(InboundConnecting(cid, conn.address), self._now())
-        conn.quic.receive_datagram(data, addr, now=self._now())
-        self._process(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _guard(self, conn: JamConnection) -> Iterator[None]:
+        """THE RULE: nothing a peer sends may raise out of the datagram path.
+
+        Any exception while handling one connection's input closes that connection
+        with INTERNAL_ERROR, is logged once (one line, no traceback: the type and
+        message say what went wrong) and counted; every other connection, and the
+        node, carry on.
+        """
+        try:
+            yield
+        except Exception as exc:  # the boundary this rule is about
+            self._internal_error(conn, exc)
+
+    def _internal_error(self, conn: JamConnection, exc: Exception) -> None:
+        what = f"{type(exc).__name__}: {exc}"
+        self.internal_errors[type(exc).__name__] += 1
+        log.error("connection %d to %s closed after an internal error (%s)",
+                  conn.conn_id, conn.address, what[:300])
+        try:
+            conn.close_internal_error(what)
+            self._transmit(conn)
+        except Exception as again:  # the connection is beyond repair
+            log.error("connection %d: closing failed too (%s)", conn.conn_id,
+                      type(again).__name__)
+        if self._conns.get(conn.conn_id) is not conn:
+            return
+        self._forget(conn)
+        event: Any
+        if conn.peer_key is None:
+            event = (
+                DialFailed(conn.conn_id, "internal error")
+                if conn.outbound
+                else InboundFailed(conn.conn_id, "internal error")
+            )
+        else:
+            self.lost["internal error"] += 1
+            event = ConnectionLost(conn.conn_id, "internal error", Side.LOCAL)
+        self._manager_event(event)
 
     def _process(self, conn: JamConnection) -> None:
         """Turn aioquic events into manager events, then flush and re-arm timers."""
@@ -474,8 +567,28 @@ class Node:
 
     def _on_quic_timer(self, conn: JamConnection) -> None:
         conn.timer = None
-        conn.quic.handle_timer(now=self._now())
-        self._process(conn)
+        with self._guard(conn):
+            conn.quic.handle_timer(now=self._now())
+            self._process(conn)
+
+    # ========================================================= request timeout
+
+    def _arm_sweep(self) -> None:
+        if self._loop is None or self._stopped:
+            return
+        self._sweep = self._loop.call_later(
+            max(self.request_timeout / 4, 0.05), self._sweep_requests
+        )
+
+    def _sweep_requests(self) -> None:
+        """Reset served CE streams whose request did not finish within the timeout."""
+        now = self._now()
+        for conn in list(self._conns.values()):
+            with self._guard(conn):
+                if conn.expire_requests(now, self.request_timeout):
+                    self.misbehaviours["request timeout"] += 1
+                    self._transmit(conn)
+        self._arm_sweep()
 
     # ============================================================== keep-alive
 
@@ -502,6 +615,7 @@ class Node:
     def _send_keepalives(self) -> None:
         for conn in list(self._conns.values()):
             if conn.peer_key is not None:
-                conn.quic.send_ping(0)
-                self._transmit(conn)
+                with self._guard(conn):
+                    conn.quic.send_ping(0)
+                    self._transmit(conn)
         self._arm_keepalive()

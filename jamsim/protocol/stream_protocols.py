@@ -129,6 +129,11 @@ class _Machine:
     def done(self) -> bool:
         return self._state is _State.DONE
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete message held for the peer (bounded by the cap)."""
+        return self._decoder.buffered
+
     def _require_open(self, what: str) -> None:
         if self._state is not _State.OPEN:
             raise ProtocolUsageError(f"{what} on a stream that is {self._state.value}")
@@ -222,6 +227,10 @@ class UP0Stream(_Machine):
                 if self._fin_sent:
                     out.append(StreamCompleted())
                 else:
+                    # Finish our half too: a stream with one half left open is never
+                    # released, and its QUIC stream credit never comes back.
+                    self._fin_sent = True
+                    out.append(SendData(b"", end_stream=True))
                     out.append(StreamFailed("peer closed the UP 0 stream"))
         except PeerProtocolError as exc:
             out.extend(self._protocol_error(exc))

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from jamsim.core.actions import EmitTelemetry
+from jamsim.core.types import TelemetryKind
 from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
 from jamsim.protocol.framing import MessageDecoder, encode_message
 from jamsim.telemetry.jip3 import (
@@ -32,6 +33,7 @@ from jamsim.telemetry.jip3 import (
     Jip3Event,
     Jip3Session,
     NodeInfo,
+    Status,
     encode_event,
     event_from_action,
     timestamp_from_unix,
@@ -248,6 +250,14 @@ class TelemetryClient:
         """Queue the JIP-3 event for a manager :class:`EmitTelemetry` action."""
         now = self._clock() if unix_time is None else unix_time
         self.emit(event_from_action(action, timestamp_from_unix(now)), action.event_id)
+
+    def emit_status(
+        self, status: Status, event_id: int | None = None, unix_time: float | None = None
+    ) -> None:
+        """Queue a JIP-3 status event (10) with the node-side ``event_id``."""
+        now = self._clock() if unix_time is None else unix_time
+        event = Jip3Event(timestamp_from_unix(now), int(TelemetryKind.STATUS), status=status)
+        self.emit(event, event_id)
 
     async def flush(self, timeout: float) -> bool:
         """Wait (bounded) until the queue is empty; True if it emptied."""

@@ -72,6 +72,9 @@ the full String<128>."""
 NAME_MAX = 32
 GP_VERSION_MAX = 16
 NOTE_MAX = 512
+NOTE_WIRE_MAX = 127
+"""The node-information note we *send* is cut to 127 bytes, for the same reason as
+``REASON_WIRE_MAX``; the other strings are bounded below 128 by their type."""
 UNSPECIFIED_ADDRESS = PeerAddress("::", 0)
 
 
@@ -182,6 +185,21 @@ class JamParameters:
             if not 0 <= value < 1 << (8 * width):
                 raise ProtocolUsageError(f"JAM parameter {name}={value} does not fit u{8 * width}")
 
+    @staticmethod
+    def for_network(validator_count: int, **overrides: int) -> JamParameters:
+        """The parameters of a jamsim network of ``validator_count`` validators.
+
+        ``V`` is the run's validator count and ``C`` follows the GP's ratio of
+        three validators per core (tiny: 6 -> 2, full: 1023 -> 341); every other
+        field keeps the tiny configuration unless overridden by name.
+        """
+        fields = {"validator_count": validator_count, "core_count": max(1, validator_count // 3)}
+        fields.update(overrides)
+        unknown = set(fields) - {name for name, _ in _PARAM_WIDTHS}
+        if unknown:
+            raise ProtocolUsageError(f"unknown JAM parameter(s): {', '.join(sorted(unknown))}")
+        return JamParameters(**fields)
+
     def encode(self) -> bytes:
         return b"".join(
             getattr(self, name).to_bytes(width, "little") for name, width in _PARAM_WIDTHS
@@ -248,7 +266,7 @@ class NodeInfo:
                 encode_string(self.implementation_name, NAME_MAX),
                 encode_string(self.implementation_version, NAME_MAX),
                 encode_string(self.gp_version, GP_VERSION_MAX),
-                encode_string(self.note, NOTE_MAX),
+                encode_string(_truncate_utf8(self.note, NOTE_WIRE_MAX), NOTE_MAX),
             )
         )
 

@@ -142,7 +142,9 @@ def _bad_client_config(
         )
     elif kind == "unknown-key":
         cert = certificate_for(stranger)
-    elif kind == "wrong-alpn":
+    elif kind == "unknown-key-builder-alpn":
+        # A builder-slot candidate on a node that takes validators only.
+        cert = certificate_for(stranger)
         alpns = [alpn_for_genesis(GENESIS, builder=True)]
     elif kind == "ecdsa":
         ec_key = ec.generate_private_key(ec.SECP256R1())
@@ -164,13 +166,13 @@ def test_bad_peers_are_rejected_while_a_good_peer_is_served() -> None:
         "no-cert": RejectReason.NO_CERTIFICATE,
         "wrong-san": RejectReason.BAD_SAN,
         "unknown-key": RejectReason.UNKNOWN_KEY,
-        "wrong-alpn": RejectReason.BAD_ALPN,
+        "unknown-key-builder-alpn": RejectReason.UNKNOWN_KEY,
         "ecdsa": RejectReason.NOT_ED25519,
     }
 
     async def main() -> None:
         vs, ids = make_set(3)
-        a, good = node(vs, ids, 0), node(vs, ids, 2)
+        a, good = node(vs, ids, 0, allow_non_validators=False), node(vs, ids, 2)
         await a.start()
         await good.start()
         stranger = ValidatorIdentity.generate_dev(999, 0)
@@ -180,7 +182,9 @@ def test_bad_peers_are_rejected_while_a_good_peer_is_served() -> None:
                 config = _bad_client_config(kind, ids, stranger)
                 # The server closes right after the handshake with the reason's code.
                 async with connect("127.0.0.1", a.port, configuration=config) as client:
-                    await _wait(lambda r=reason: a.rejections[r.label] >= 1)  # type: ignore[misc]
+                    await _wait(lambda r=reason, k=kind: a.rejections[r.label] >= (  # type: ignore[misc]
+                        2 if k == "unknown-key-builder-alpn" else 1
+                    ))
                     await asyncio.wait_for(client.wait_closed(), 5)
                     assert client._quic._close_event is not None
                     assert client._quic._close_event.error_code == int(reason)

@@ -95,3 +95,24 @@ def test_taken_control_port_exits_with_a_clear_error(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1, proc.stderr
     assert "cannot start node 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_jam_param_overrides_parse_and_bad_ones_exit_2(tmp_path: Path) -> None:
+    import pytest
+
+    from jamsim.core.errors import UsageError
+    from jamsim.net.commands import parse_jam_params
+
+    assert parse_jam_params(["epoch_length=600", "core_count=3"]) == {
+        "epoch_length": 600, "core_count": 3}
+    for bad in ("epoch_length", "=5", "epoch_length=-1", "epoch_length=six"):
+        with pytest.raises(UsageError):
+            parse_jam_params([bad])
+    keys = tmp_path / "keys.json"
+    write_keys(keys, generate_keys(2, base_port=free_ports(1)[0]))
+    run = subprocess.run(
+        [sys.executable, "-c", RUNNER, "--keys", str(keys), "--index", "0",
+         "--telemetry", "127.0.0.1:9", "--jam-param", "cores=2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 2 and "unknown JAM parameter(s): cores" in run.stderr

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jamsim.protocol.framing import encode_message
+from jamsim.protocol.limits import MAX_BLOCK_SIZE
 from jamsim.protocol.messages import (
     Announcement,
     Block,
@@ -179,6 +180,8 @@ def test_up0_peer_fin_ends_stream_without_blame() -> None:
     b.open()
     out = b.receive(encode_message(Handshake(Final(GENESIS, 0)).encode()), end_stream=True)
     assert out[-1] == StreamFailed("peer closed the UP 0 stream")
+    # Our half is finished too, so the stream (and its QUIC credit) is released.
+    assert out[-2] == SendData(b"", end_stream=True)
 
 
 def test_up_registry_keeps_greatest_stream_id() -> None:
@@ -220,3 +223,29 @@ def test_up0_local_close_then_peer_fin_completes() -> None:
     assert a.close() == [SendData(b"", end_stream=True)]
     out = a.receive(encode_message(Handshake(Final(GENESIS, 0)).encode()), end_stream=True)
     assert out[-1] == StreamCompleted()
+
+
+def test_a_block_of_the_maximum_size_fits_and_one_byte_more_is_refused() -> None:
+    header = Header(GENESIS, 1, 0, b"")
+    overhead = len(Block(header, b"").encode())
+    # The extrinsic's len++ prefix grows with its length: find the size that fills exactly.
+    extrinsic_len = MAX_BLOCK_SIZE - overhead
+    while len(Block(header, b"x" * extrinsic_len).encode()) > MAX_BLOCK_SIZE:
+        extrinsic_len -= 1
+    big = Block(header, b"x" * extrinsic_len)
+    wire = encode_message(big.encode())
+    assert len(wire) - 4 == MAX_BLOCK_SIZE
+    request = BlockRequest(big.header.hash(), RequestDirection.DESCENDING_INCLUSIVE, 1)
+    client = CE128Client(request, max_message_size=MAX_BLOCK_SIZE)
+    client.open()
+    got = []
+    for at in range(0, len(wire), 1 << 20):  # as QUIC would deliver it, in pieces
+        got += client.receive(wire[at : at + (1 << 20)])
+    got += client.receive(b"", end_stream=True)
+    assert got[-1] == StreamCompleted((big,))
+
+    too_big = CE128Client(request, max_message_size=MAX_BLOCK_SIZE)
+    too_big.open()
+    out = too_big.receive((MAX_BLOCK_SIZE + 1).to_bytes(4, "little"))
+    assert out[0] == ResetStream(ResetCode.PROTOCOL_ERROR, out[0].reason)  # type: ignore[union-attr]
+    assert isinstance(out[1], StreamFailed) and out[1].misbehaved

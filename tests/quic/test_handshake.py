@@ -110,8 +110,8 @@ BOB = ValidatorIdentity.generate_dev(1, 1)
 MALLORY = ValidatorIdentity.generate_dev(2, 0)
 
 
-def _verifier(*keys: bytes, builder: bool = False) -> PeerVerifier:
-    return PeerVerifier(GENESIS, frozenset(keys), accept_builder=builder)
+def _verifier(*keys: bytes) -> PeerVerifier:
+    return PeerVerifier(GENESIS, frozenset(keys))
 
 
 def _server_check(out: Outcome, verifier: PeerVerifier) -> bytes:
@@ -189,9 +189,9 @@ def test_other_chain_alpn_fails_tls_handshake() -> None:
     assert out.client_closed.error_code == 0x178
 
 
-def test_builder_alpn_rejected_by_verifier_not_accepting_builders() -> None:
+def test_builder_alpn_is_always_permitted_by_the_acceptor() -> None:
+    """JAMNP-S: the acceptor permits the ``/builder`` suffix whoever dials with it."""
     builder = alpn_for_genesis(GENESIS, builder=True)
     out = _handshake(certificate_for(ALICE), certificate_for(BOB), client_alpns=[builder])
     assert out.server_alpn == builder
-    _expect(RejectReason.BAD_ALPN, lambda: _server_check(out, _verifier(ALICE.public_key)))
-    assert _server_check(out, _verifier(ALICE.public_key, builder=True)) == ALICE.public_key
+    assert _server_check(out, _verifier(ALICE.public_key)) == ALICE.public_key
