@@ -19,8 +19,14 @@ from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
 
 from jamsim.identity import PeerAddress
+from jamsim.protocol.assurance_streams import (
+    AssuranceReceived,
+    Ce141Action,
+    CE141Client,
+    CE141Server,
+)
 from jamsim.protocol.errors import PeerProtocolError
-from jamsim.protocol.messages import Announcement, Block, Handshake
+from jamsim.protocol.messages import FULL_CORE_COUNT, Announcement, Assurance, Block, Handshake
 from jamsim.protocol.stream_protocols import BlockSource as BlockSource
 from jamsim.protocol.stream_protocols import (
     CE128Client,
@@ -40,7 +46,8 @@ from jamsim.protocol.streams import StreamKind
 from jamsim.quic.tls_workaround import peer_certificate
 from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
-StreamMachine = UP0Stream | CE128Client | CE128Server
+StreamMachine = UP0Stream | CE128Client | CE128Server | CE141Client | CE141Server
+AssuranceHandler = Callable[[bytes, Assurance], None]
 
 
 class ConnState(enum.Enum):
@@ -74,6 +81,8 @@ class JamConnection:
         block_source: BlockSource,
         on_announcement: Callable[[bytes, Announcement], None],
         max_message_size: int,
+        on_assurance: AssuranceHandler | None = None,
+        core_count: int = FULL_CORE_COUNT,
     ) -> None:
         self.quic = quic
         self.conn_id = conn_id
@@ -95,6 +104,10 @@ class JamConnection:
         self._requests: dict[int, asyncio.Future[tuple[Block, ...]]] = {}
         self.up0: int | None = None
         self.peer_handshake: Handshake | None = None
+        self._on_assurance = on_assurance
+        self._core_count = core_count
+        self.assurances_sent = 0
+        self.assurances_done = 0
 
     # ------------------------------------------------------------------ events
 
@@ -163,6 +176,15 @@ class JamConnection:
         self._apply(sid, client.open(), ConnOutcome())
         return fut
 
+    def send_assurance(self, assurance: Assurance) -> int:
+        """CE 141: open a stream carrying ``assurance``; returns its stream id."""
+        sid = self.quic.get_next_available_stream_id()
+        client = CE141Client(assurance)
+        self._machines[sid] = client
+        self.assurances_sent += 1
+        self._apply(sid, client.open(), ConnOutcome())
+        return sid
+
     def send_raw_stream(self, data: bytes, end_stream: bool = True) -> int:
         """Tests only: write arbitrary bytes on a new stream (malformed peers)."""
         sid = self.quic.get_next_available_stream_id()
@@ -200,6 +222,10 @@ class JamConnection:
             server = CE128Server(self._block_source)
             self._machines[sid] = server
             return server
+        if kind == StreamKind.ASSURANCE_DISTRIBUTION:
+            ce141 = CE141Server(self._core_count)
+            self._machines[sid] = ce141
+            return ce141
         self._reset(sid, ResetCode.REJECTED)
         out.misbehaved.append(f"unknown stream kind {kind}")
         return None
@@ -211,9 +237,14 @@ class JamConnection:
         with contextlib.suppress(AssertionError, ValueError):
             self.quic.stop_stream(sid, code)
 
-    def _apply(self, sid: int, actions: list[StreamAction], out: ConnOutcome) -> None:
+    def _apply(
+        self, sid: int, actions: list[StreamAction] | list[Ce141Action], out: ConnOutcome
+    ) -> None:
         for action in actions:
-            if isinstance(action, SendData):
+            if isinstance(action, AssuranceReceived):
+                if self._on_assurance is not None and self.peer_key is not None:
+                    self._on_assurance(self.peer_key, action.assurance)
+            elif isinstance(action, SendData):
                 self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
             elif isinstance(action, ResetStream):
                 self._reset(sid, action.code)
@@ -224,7 +255,8 @@ class JamConnection:
                 elif isinstance(msg, Announcement) and self.peer_key is not None:
                     self._on_announcement(self.peer_key, msg)
             elif isinstance(action, StreamCompleted):
-                self._machines.pop(sid, None)
+                if isinstance(self._machines.pop(sid, None), CE141Client):
+                    self.assurances_done += 1
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action.blocks)
