@@ -56,6 +56,11 @@ class LinkCounters:
         elif packed:
             del counts[pair]
 
+    def believed(self, a: int, b: int) -> bool:
+        """Whether some transport between ``a`` and ``b`` is live at both ends: O(1)."""
+        pair = a << 32 | b if a < b else b << 32 | a
+        return self._counts.get(pair, 0) >> 16 > 0
+
     def up_pairs(self) -> list[tuple[int, int]]:
         """Pairs with at least one transport live at both ends."""
         return [(pair >> 32, pair & 0xFFFFFFFF)

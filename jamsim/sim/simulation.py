@@ -111,6 +111,11 @@ class Simulation:
     path opens (``DialPathCut``, see jamsim/sim/transport.py). Attempts, backoff,
     give-up and telemetry come out the same, only the order of random draws
     between peers differs; ``False`` simulates every attempt.
+
+    ``traffic`` (model fidelity): every live connection carries data every slot,
+    so an end whose peer stops answering closes the connection
+    ``policy.disconnect_timeout`` after its next slot's send, idle timeout or not.
+    Off, only keep-alives and the idle timeout notice a dead path.
     """
 
     def __init__(
@@ -127,6 +132,7 @@ class Simulation:
         start_stagger: float = 0.0,
         identities: IdentityResolver | None = None,
         fast_forward: bool = True,
+        traffic: bool = False,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -143,6 +149,9 @@ class Simulation:
         self.fast_forward = fast_forward and fidelity == "model" and \
             not self.policy.serial_dials and self.policy.max_parallel_dials is None
         """Whether cut dials are caught up in bulk (see the class docstring)."""
+        self.traffic = traffic
+        """Whether every live connection carries data every slot (loss detection by
+        ``policy.disconnect_timeout``, see jamsim/sim/transport.py)."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)
         """PING period of every node (the real node's rule), or None."""
@@ -547,6 +556,25 @@ class Simulation:
                 if other_cid is not None and other.ends.get(other_cid) is transport:
                     pairs.add((node.index, other.index))
         return pairs
+
+    def link_usable(self, a: int, b: int) -> bool:
+        """Can nodes ``a`` and ``b`` exchange a message now? O(1).
+
+        True iff both managers hold the same live transport for the pair, both
+        processes are up (not crashed, not paused) and the network carries packets
+        both ways now. A link both ends merely *believe* in (e.g. across a cut
+        path, with no idle timeout to notice) is not usable.
+        """
+        if a == b:
+            return False
+        nodes = self.nodes
+        node_a, node_b = nodes[a], nodes[b]
+        if not node_a.alive or not node_b.alive or node_a.paused_at is not None \
+                or node_b.paused_at is not None:
+            return False
+        network = self.network
+        return network.path_open(a, b) and network.path_open(b, a) and \
+            self.links.believed(a, b)
 
     def expected_pairs(self) -> int:
         n = len(self._active)
