@@ -140,6 +140,7 @@ class Node:
         self.announcement_listeners: list[Callable[[bytes, Announcement], None]] = []
         self.assurance_listeners: list[Callable[[bytes, Assurance], None]] = []
         self.assurances_received = 0
+        self.traffic: Any | None = None  # a jamsim.net.traffic.NodeTraffic, if one drives us
         self._conns: dict[int, JamConnection] = {}
         self._by_cid: dict[bytes, JamConnection] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -219,6 +220,7 @@ class Node:
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "lost": dict(self.lost),
+            **({"traffic": self.traffic.status()} if self.traffic is not None else {}),
         }
 
     def connected_peers(self) -> set[bytes]:
