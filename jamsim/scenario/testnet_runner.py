@@ -10,6 +10,7 @@ telemetry event rows (from the JIP-3 collector) and connectivity samples.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,9 @@ from jamsim.testnet.base import (
     TimelineOp,
     Unpause,
 )
+from jamsim.testnet.traffic import TrafficReceipts, write_delivery_tables
+from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.schedule import SlotSchedule
 
 __all__ = ["run_on_testnet", "testnet_plan"]
 
@@ -160,21 +164,30 @@ def run_on_testnet(
     scenario: Scenario, backend_name: str, run_dir: Path,
     on_sample: Callable[[ConnectivitySample], None],
     progress: Callable[[float], None] | None = None,
+    traffic: TrafficConfig | None = None,
 ) -> list[EventRecord]:
     """Start the testnet, play the timeline in wall time, return telemetry rows.
 
-    The backend is always torn down, also on Ctrl-C or an error."""
+    With ``traffic`` the nodes send JAM slot traffic (slot 0 starts when the
+    testnet comes up) and their receipts, gathered from the same status replies
+    as the samples, are written to ``blocks.parquet`` / ``assurances.parquet`` in
+    ``run_dir``. The backend is always torn down, also on Ctrl-C or an error."""
     from jamsim.testnet.commands import make_backend
 
     base_port = free_base_port(scenario.validators.count) if backend_name == "local" \
         else 40000
     spec, ops = testnet_plan(scenario, run_dir, base_port)
     count = scenario.validators.count
+    receipts: TrafficReceipts | None = None
     expected = count * (count - 1) // 2
     backend = make_backend(backend_name)
     backend.build()
     with backend:
         start = time.monotonic()
+        if traffic is not None:
+            spec = dataclasses.replace(spec, traffic=traffic, traffic_start=time.time())
+            receipts = TrafficReceipts(SlotSchedule(count, scenario.seed, traffic),
+                                       spec.traffic_start or 0.0)
         backend.up(spec)
         next_sample = 0.0
         pending = list(ops)
@@ -183,11 +196,19 @@ def run_on_testnet(
             while pending and pending[0][0] <= now:
                 backend.apply(pending.pop(0)[1])
             if now >= next_sample:
-                on_sample(_sample(now, backend.status(), expected))
+                statuses = backend.status()
+                on_sample(_sample(now, statuses, expected))
+                if receipts is not None:
+                    for index, status in statuses.items():
+                        receipts.update(index, status.traffic)
                 next_sample += scenario.sample_interval
                 if progress is not None:
                     progress(now)
             if now >= scenario.duration:
+                if receipts is not None:
+                    for index, status in backend.status().items():
+                        receipts.update(index, status.traffic)
+                    write_delivery_tables(receipts, run_dir, scenario.duration)
                 break
             wake = min(next_sample, pending[0][0] if pending else next_sample,
                        scenario.duration)
