@@ -48,6 +48,9 @@ from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
 StreamMachine = UP0Stream | CE128Client | CE128Server | CE141Client | CE141Server
 AssuranceHandler = Callable[[bytes, Assurance], None]
+RequestDone = Callable[[tuple[Block, ...] | None, str], None]
+"""Callback of :meth:`JamConnection.request_with`: ``(blocks, "")`` on success,
+``(None, reason)`` when the request failed (reset, misbehaviour, connection lost)."""
 
 
 class ConnState(enum.Enum):
@@ -108,6 +111,7 @@ class JamConnection:
         self._core_count = core_count
         self.assurances_sent = 0
         self.assurances_done = 0
+        self._callbacks: dict[int, RequestDone] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -175,6 +179,25 @@ class JamConnection:
         self._requests[sid] = fut
         self._apply(sid, client.open(), ConnOutcome())
         return fut
+
+    def request_with(self, client: CE128Client, done: RequestDone) -> int:
+        """CE 128 without asyncio (the simulator): ``done`` is called once with the
+        outcome. Returns the stream id, for :meth:`cancel_request`."""
+        sid = self.quic.get_next_available_stream_id()
+        self._machines[sid] = client
+        self._callbacks[sid] = done
+        self._apply(sid, client.open(), ConnOutcome())
+        return sid
+
+    def cancel_request(self, sid: int) -> bool:
+        """Abandon a :meth:`request_with` request (reset the stream); its callback is
+        not called. False if it already finished."""
+        if self._callbacks.pop(sid, None) is None:
+            return False
+        machine = self._machines.get(sid)
+        if machine is not None:
+            self._apply(sid, machine.cancel("request timed out"), ConnOutcome())
+        return True
 
     def send_assurance(self, assurance: Assurance) -> int:
         """CE 141: open a stream carrying ``assurance``; returns its stream id."""
@@ -260,6 +283,9 @@ class JamConnection:
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action.blocks)
+                done = self._callbacks.pop(sid, None)
+                if done is not None:
+                    done(action.blocks, "")
             elif isinstance(action, StreamFailed):
                 self._machines.pop(sid, None)
                 if self.up0 == sid:
@@ -267,6 +293,9 @@ class JamConnection:
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(PeerProtocolError(action.reason))
+                failed = self._callbacks.pop(sid, None)
+                if failed is not None:
+                    failed(None, action.reason)
                 if action.misbehaved:
                     out.misbehaved.append(action.reason)
 
@@ -275,3 +304,6 @@ class JamConnection:
             if not fut.done():
                 fut.set_exception(ConnectionError(reason))
         self._requests.clear()
+        callbacks, self._callbacks = self._callbacks, {}
+        for done in callbacks.values():
+            done(None, reason)

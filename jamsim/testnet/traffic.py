@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
     ASSURANCE_SCHEMA,
     ASSURANCES_FILE,
@@ -70,25 +71,12 @@ class TrafficReceipts:
         author = self.schedule.author(slot)
         n = self.schedule.validator_count
         seen = [self._blocks[i].get(slot) for i in range(n)]
-        hops = [NEVER] * n
-
-        def hop(i: int, depth: int = 0) -> int:
-            if hops[i] != NEVER or depth > n:
-                return hops[i]
-            entry = seen[i]
-            if entry is None:
-                return NEVER
-            if i == author:
-                hops[i] = 0
-            elif 0 <= entry[1] < n and (up := hop(entry[1], depth + 1)) != NEVER:
-                hops[i] = up + 1
-            return hops[i]
-
+        hops = hops_from_via(author, [None if e is None else e[1] for e in seen])
         rows = []
         for i in range(n):
             entry = seen[i]
             rows.append(BlockDelivery(
-                slot, author, i, self._rel(entry[0] if entry else None), hop(i),
+                slot, author, i, self._rel(entry[0] if entry else None), hops[i],
                 entry[1] if entry is not None and i != author else NEVER))
         return blocks_batch(slot, author, rows)
 
