@@ -11,9 +11,13 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from jamsim.scenario.schema import Expectation, Scenario
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
+
+if TYPE_CHECKING:
+    from jamsim.analysis.delivery import Delivery
 
 __all__ = ["Verdict", "evaluate", "percentile", "reconnect_times", "resolve_after",
            "time_to_full_mesh"]
@@ -84,14 +88,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def evaluate(scenario: Scenario, events: Sequence[EventRecord],
-             samples: Sequence[ConnectivitySample]) -> list[Verdict]:
-    return [_evaluate_one(e, scenario, events, samples) for e in scenario.expect]
+             samples: Sequence[ConnectivitySample],
+             delivery: Delivery | None = None) -> list[Verdict]:
+    """Verdicts in ``expect:`` order; ``delivery`` (the run's block and assurance
+    tables) is needed by the delivery expectations (jamsim/analysis/delivery.py)."""
+    return [_evaluate_one(e, scenario, events, samples, delivery) for e in scenario.expect]
 
 
 def _evaluate_one(expectation: Expectation, scenario: Scenario,
                   events: Sequence[EventRecord],
-                  samples: Sequence[ConnectivitySample]) -> Verdict:
+                  samples: Sequence[ConnectivitySample],
+                  delivery: Delivery | None = None) -> Verdict:
     kind = expectation.kind
+    from jamsim.analysis.delivery import DELIVERY_EXPECTATIONS, evaluate_delivery
+
+    if kind in DELIVERY_EXPECTATIONS:
+        return evaluate_delivery(expectation, scenario, delivery)
     if expectation.full_mesh is not None:
         spec = expectation.full_mesh
         after = resolve_after(spec.after, scenario)
