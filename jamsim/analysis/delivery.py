@@ -46,17 +46,22 @@ DELIVERY_EXPECTATIONS = ("block_propagation_p99", "blocks_reached", "assurances_
 
 @dataclass
 class Delivery:
-    """A run's delivery tables; ``slot`` is the slot length in seconds."""
+    """A run's delivery tables; ``slot`` is the slot length, ``lead`` how long before
+    a slot its assurances are sent (seconds)."""
 
     blocks: pd.DataFrame
     assurances: pd.DataFrame
     slot: float
+    lead: float = 2.0
 
     def from_slot_at(self, after: float) -> Delivery:
-        """Only the slots that start at or after ``after`` seconds."""
-        first = math.ceil(after / self.slot - 1e-9)
-        return Delivery(self.blocks[self.blocks["slot"] >= first],
-                        self.assurances[self.assurances["slot"] >= first], self.slot)
+        """Blocks of the slots that start at or after ``after`` seconds, and the
+        assurances sent at or after it."""
+        first_block = math.ceil(after / self.slot - 1e-9)
+        first_assured = math.ceil((after + self.lead) / self.slot - 1e-9)
+        return Delivery(self.blocks[self.blocks["slot"] >= first_block],
+                        self.assurances[self.assurances["slot"] >= first_assured],
+                        self.slot, self.lead)
 
     @property
     def propagation(self) -> pd.Series:
@@ -76,30 +81,29 @@ class Delivery:
         return rows["delivered_at"] < rows["slot"] * self.slot
 
 
-def load_delivery(run_dir: str | Path, slot: float | None = None) -> Delivery | None:
+def load_delivery(run_dir: str | Path) -> Delivery | None:
     """The delivery tables of a results folder, or ``None`` when it has none.
 
-    ``slot`` defaults to the resolved scenario's ``traffic.slot`` (6 s if unset).
+    Slot length and assurance lead come from the resolved ``scenario.yaml``
+    (``traffic.slot``, ``traffic.assurance_lead``; 6 s and 2 s if absent).
     """
     out = Path(run_dir)
     blocks_path = out / BLOCKS_FILE
     if not blocks_path.exists() and not (out / "blocks.parts").is_dir():
         return None
-    if slot is None:
-        slot = _slot_length(out)
+    slot, lead = _slot_timing(out)
     blocks = read_table(blocks_path, BLOCK_SCHEMA).to_pandas()
     assurances = read_table(out / ASSURANCES_FILE, ASSURANCE_SCHEMA).to_pandas()
-    return Delivery(blocks, assurances, slot)
+    return Delivery(blocks, assurances, slot, lead)
 
 
-def _slot_length(out: Path) -> float:
+def _slot_timing(out: Path) -> tuple[float, float]:
     path = out / "scenario.yaml"
-    if path.exists():
-        data = yaml.safe_load(path.read_text()) or {}
-        traffic = data.get("traffic")
-        if isinstance(traffic, dict) and "slot" in traffic:
-            return float(traffic["slot"])
-    return 6.0
+    traffic = (yaml.safe_load(path.read_text()) or {}).get("traffic") \
+        if path.exists() else None
+    if not isinstance(traffic, dict):
+        return 6.0, 2.0
+    return float(traffic.get("slot", 6.0)), float(traffic.get("assurance_lead", 2.0))
 
 
 def _nearest_rank(values: np.ndarray, q: float) -> float:
@@ -198,3 +202,29 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     shown = f"{value:.3f}s" if math.isfinite(value) else "never (over 1% never got it)"
     return Verdict(kind, value <= bound, value, bound,
                    f"p99 block propagation over {slots} slots from t={after:g}s = {shown}")
+
+
+def summary_rows(delivery_metrics: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows for the CLI summary table (metric, value) from ``metrics.delivery``."""
+    if not delivery_metrics:
+        return []
+
+    def seconds(value: float | None) -> str:
+        return "never" if value is None else f"{value:.2f}"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def rows(prefix: str, m: dict[str, Any]) -> list[tuple[str, str]]:
+        return [
+            (f"{prefix}propagation p50 / p99 (s)",
+             f"{seconds(m['block_propagation_p50_s'])} / "
+             f"{seconds(m['block_propagation_p99_s'])}"),
+            (f"{prefix.replace('block ', '')}blocks in slot / assurances on time",
+             f"{share(m['blocks_reached'])} / {share(m['assurances_delivered'])}"),
+        ]
+
+    out = rows("block ", delivery_metrics["overall"])
+    for label, m in delivery_metrics["after"].items():
+        out += rows(f"  after {label}: ", m)
+    return out

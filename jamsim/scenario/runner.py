@@ -230,8 +230,7 @@ def _delivery(scenario: Scenario, out: Path) -> Delivery | None:
     """The run's delivery tables, if it has any."""
     from jamsim.analysis.delivery import load_delivery
 
-    section = scenario.traffic
-    return load_delivery(out, None if section == "none" else section.slot)
+    return load_delivery(out)
 
 
 def _delivery_summary(scenario: Scenario, delivery: Delivery) -> dict[str, Any]:
@@ -298,7 +297,14 @@ def _write_plots(out: Path) -> list[Path]:
         from jamsim.analysis.plots import write_run_plots
     except ImportError:  # analysis extras missing: tables are still written
         return []
-    return list(write_run_plots(out))
+    return list(write_run_plots(out)) + _write_delivery_plots(out)
+
+
+def _write_delivery_plots(out: Path) -> list[Path]:
+    """``delivery.png`` for runs with slot traffic."""
+    from jamsim.analysis.delivery_plots import write_delivery_plots
+
+    return write_delivery_plots(out)
 
 
 def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRecord],
