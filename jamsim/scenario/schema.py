@@ -367,12 +367,25 @@ class Percentile(_Model):
     after: str | Duration = 0.0
 
 
+class StaleFor(_Model):
+    """Bound on how long any link stays stale (believed, path cut) from ``after`` on."""
+
+    below: Duration
+    after: str | Duration = 0.0
+
+
 class Expectation(_Model):
-    full_mesh: FullMesh | None = None
+    full_mesh: FullMesh | None = Field(
+        None, description="every expected pair usable (believed at both ends, path open)")
     no_duplicate_connections: bool | None = None
     reconnect_p99: Percentile | None = None
     reconnect_p50: Percentile | None = None
     max_retries_per_pair: int | None = Field(None, ge=0)
+    max_stale_links: int | None = Field(
+        None, ge=0, description="no sample shows more stale links (held across a cut path "
+                                "or to a crashed/paused peer)")
+    stale_for: StaleFor | None = Field(
+        None, description="no link stays stale longer than `below`, counted from `after`")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Expectation:

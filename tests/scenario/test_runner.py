@@ -31,7 +31,7 @@ def test_quickstart_through_the_cli_writes_a_results_folder(tmp_path: Path) -> N
     assert summary["complete"] and summary["passed"]
     assert summary["metrics"]["final_full_mesh"]
     assert {v["expectation"] for v in summary["expectations"]} == \
-        {"full_mesh", "no_duplicate_connections"}
+        {"full_mesh", "no_duplicate_connections", "stale_for"}
 
 
 def test_same_seed_same_event_log(tmp_path: Path) -> None:
