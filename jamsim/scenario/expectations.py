@@ -19,8 +19,8 @@ from jamsim.telemetry.records import ConnectivitySample, EventRecord
 if TYPE_CHECKING:
     from jamsim.analysis.delivery import Delivery
 
-__all__ = ["Verdict", "evaluate", "percentile", "reconnect_times", "resolve_after",
-           "time_to_full_mesh"]
+__all__ = ["Verdict", "evaluate", "longest_stale", "percentile", "reconnect_times",
+           "resolve_after", "time_to_full_mesh"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,23 @@ def resolve_after(after: str | float, scenario: Scenario) -> float:
 
 
 def time_to_full_mesh(samples: Sequence[ConnectivitySample], after: float) -> float | None:
-    """Seconds from ``after`` to the first sample showing a full mesh."""
+    """Seconds from ``after`` to the first sample showing a full mesh of *usable*
+    links (a mesh held across a cut path does not count)."""
     for row in samples:
         if row.time >= after and row.full_mesh:
             return row.time - after
     return None
+
+
+def longest_stale(samples: Sequence[ConnectivitySample], after: float) -> float:
+    """The longest any link stayed stale, counted from ``after`` on (seconds).
+
+    From each sample's ``longest_stale`` (age of the oldest stale pair): exact at
+    the samples, so an episode ending between two samples is short by less than
+    one sample interval.
+    """
+    return max((min(row.longest_stale, row.time - after) for row in samples
+                if row.time >= after), default=0.0)
 
 
 def reconnect_times(events: Sequence[EventRecord], after: float) -> list[float]:
@@ -131,6 +143,19 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario,
             return Verdict(kind, value <= bound.below, value, bound.below,
                            f"{name[-3:]} of {len(times)} reconnections after t={after:g}s "
                            f"= {value:.2f}s")
+    if expectation.max_stale_links is not None:
+        most = max((row.links_stale for row in samples), default=0)
+        at = next((row.time for row in samples if row.links_stale == most), 0.0)
+        return Verdict(kind, most <= expectation.max_stale_links, float(most),
+                       float(expectation.max_stale_links),
+                       f"at most {most} stale links at a sample (first at t={at:g}s)"
+                       if most else "no stale link at any sample")
+    if expectation.stale_for is not None:
+        stale_spec = expectation.stale_for
+        after = resolve_after(stale_spec.after, scenario)
+        longest = longest_stale(samples, after)
+        return Verdict(kind, longest < stale_spec.below, longest, stale_spec.below,
+                       f"longest stale link after t={after:g}s: {longest:.1f}s")
     limit = expectation.max_retries_per_pair
     assert limit is not None
     failures: dict[tuple[int, int], int] = defaultdict(int)

@@ -343,7 +343,11 @@ def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRec
         "metrics": {
             "time_to_full_mesh_s": time_to_full_mesh(samples, 0.0),
             "time_to_full_mesh_after_s": after_events,
-            "final_links_up": final.links_up if final else 0,
+            "final_links_usable": final.links_usable if final else 0,
+            "final_links_believed": final.links_believed if final else 0,
+            "final_links_stale": final.links_stale if final else 0,
+            "max_links_stale": max((s.links_stale for s in samples), default=0),
+            "longest_stale_s": max((s.longest_stale for s in samples), default=0.0),
             "final_links_expected": final.links_expected if final else 0,
             "final_full_mesh": final.full_mesh if final else False,
             "max_duplicates": max((s.duplicates for s in samples), default=0),

@@ -433,8 +433,16 @@ class Reached(_Model):
     after: str | Duration = 0.0
 
 
+class StaleFor(_Model):
+    """Bound on how long any link stays stale (believed, path cut) from ``after`` on."""
+
+    below: Duration
+    after: str | Duration = 0.0
+
+
 class Expectation(_Model):
-    full_mesh: FullMesh | None = None
+    full_mesh: FullMesh | None = Field(
+        None, description="every expected pair usable (believed at both ends, path open)")
     no_duplicate_connections: bool | None = None
     reconnect_p99: Percentile | None = None
     reconnect_p50: Percentile | None = None
@@ -448,6 +456,11 @@ class Expectation(_Model):
     assurances_delivered: Reached | None = Field(
         None, description="fraction of assurances that reached the slot's author before "
                           "the slot began, slots from `after`")
+    max_stale_links: int | None = Field(
+        None, ge=0, description="no sample shows more stale links (held across a cut path "
+                                "or to a crashed/paused peer)")
+    stale_for: StaleFor | None = Field(
+        None, description="no link stays stale longer than `below`, counted from `after`")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Expectation:
