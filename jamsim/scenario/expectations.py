@@ -11,12 +11,16 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from jamsim.scenario.schema import Expectation, Scenario
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
-__all__ = ["Verdict", "evaluate", "percentile", "reconnect_times", "resolve_after",
-           "time_to_full_mesh"]
+if TYPE_CHECKING:
+    from jamsim.analysis.delivery import Delivery
+
+__all__ = ["Verdict", "evaluate", "longest_stale", "percentile", "reconnect_times",
+           "resolve_after", "time_to_full_mesh"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +52,23 @@ def resolve_after(after: str | float, scenario: Scenario) -> float:
 
 
 def time_to_full_mesh(samples: Sequence[ConnectivitySample], after: float) -> float | None:
-    """Seconds from ``after`` to the first sample showing a full mesh."""
+    """Seconds from ``after`` to the first sample showing a full mesh of *usable*
+    links (a mesh held across a cut path does not count)."""
     for row in samples:
         if row.time >= after and row.full_mesh:
             return row.time - after
     return None
+
+
+def longest_stale(samples: Sequence[ConnectivitySample], after: float) -> float:
+    """The longest any link stayed stale, counted from ``after`` on (seconds).
+
+    From each sample's ``longest_stale`` (age of the oldest stale pair): exact at
+    the samples, so an episode ending between two samples is short by less than
+    one sample interval.
+    """
+    return max((min(row.longest_stale, row.time - after) for row in samples
+                if row.time >= after), default=0.0)
 
 
 def reconnect_times(events: Sequence[EventRecord], after: float) -> list[float]:
@@ -84,14 +100,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def evaluate(scenario: Scenario, events: Sequence[EventRecord],
-             samples: Sequence[ConnectivitySample]) -> list[Verdict]:
-    return [_evaluate_one(e, scenario, events, samples) for e in scenario.expect]
+             samples: Sequence[ConnectivitySample],
+             delivery: Delivery | None = None) -> list[Verdict]:
+    """Verdicts in ``expect:`` order; ``delivery`` (the run's block and assurance
+    tables) is needed by the delivery expectations (jamsim/analysis/delivery.py)."""
+    return [_evaluate_one(e, scenario, events, samples, delivery) for e in scenario.expect]
 
 
 def _evaluate_one(expectation: Expectation, scenario: Scenario,
                   events: Sequence[EventRecord],
-                  samples: Sequence[ConnectivitySample]) -> Verdict:
+                  samples: Sequence[ConnectivitySample],
+                  delivery: Delivery | None = None) -> Verdict:
     kind = expectation.kind
+    from jamsim.analysis.delivery import DELIVERY_EXPECTATIONS, evaluate_delivery
+
+    if kind in DELIVERY_EXPECTATIONS:
+        return evaluate_delivery(expectation, scenario, delivery)
     if expectation.full_mesh is not None:
         spec = expectation.full_mesh
         after = resolve_after(spec.after, scenario)
@@ -119,6 +143,19 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario,
             return Verdict(kind, value <= bound.below, value, bound.below,
                            f"{name[-3:]} of {len(times)} reconnections after t={after:g}s "
                            f"= {value:.2f}s")
+    if expectation.max_stale_links is not None:
+        most = max((row.links_stale for row in samples), default=0)
+        at = next((row.time for row in samples if row.links_stale == most), 0.0)
+        return Verdict(kind, most <= expectation.max_stale_links, float(most),
+                       float(expectation.max_stale_links),
+                       f"at most {most} stale links at a sample (first at t={at:g}s)"
+                       if most else "no stale link at any sample")
+    if expectation.stale_for is not None:
+        stale_spec = expectation.stale_for
+        after = resolve_after(stale_spec.after, scenario)
+        longest = longest_stale(samples, after)
+        return Verdict(kind, longest < stale_spec.below, longest, stale_spec.below,
+                       f"longest stale link after t={after:g}s: {longest:.1f}s")
     limit = expectation.max_retries_per_pair
     assert limit is not None
     failures: dict[tuple[int, int], int] = defaultdict(int)

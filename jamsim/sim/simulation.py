@@ -162,7 +162,9 @@ class Simulation:
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
-        self.links = LinkCounters()
+        self.links = LinkCounters(self._path_ok, self._clock)
+        self._down: set[int] = set()
+        """Nodes whose process is crashed or paused (no path to or from them)."""
         self.nodes: list[SimNode] = []
         # Unfinished transports by node (both ends): a crash or restart reassesses
         # only these, not every transport of the run (that was O(changes x
@@ -392,8 +394,25 @@ class Simulation:
             peer_key=peer.hex() if peer is not None else "",
         ))
 
+    def _clock(self) -> float:
+        return float(self.env.now)
+
+    def _path_ok(self, a: int, b: int) -> bool:
+        """Packets flow both ways between ``a`` and ``b`` now (both up, not cut)."""
+        network = self.network
+        return network.path_open(a, b) and network.path_open(b, a)
+
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
-        """Reassess the transports a change can affect, in creation order."""
+        """Re-judge the affected pairs' paths, then reassess the transports a
+        change can affect, in creation order."""
+        if nodes is not None:
+            down = self._down
+            for index in nodes:
+                if self.network.state(index) == NodeState.UP:
+                    down.discard(index)
+                else:
+                    down.add(index)
+        self.links.reassess(nodes, not self._down and not self.network.partitioned)
         if nodes is None:
             affected = list(self.transports.values())  # every pair may be affected
         else:
@@ -580,9 +599,16 @@ class Simulation:
         n = len(self._active)
         return n * (n - 1) // 2
 
+    def usable_pairs(self) -> set[tuple[int, int]]:
+        """The :meth:`connected_pairs` whose path carries packets now (slow; for tests)."""
+        network = self.network
+        return {(a, b) for a, b in self.connected_pairs()
+                if network.path_open(a, b) and network.path_open(b, a)}
+
     def is_full_mesh(self) -> bool:
-        """Every pair of the current epoch's validators holds one shared live link."""
-        return len(self.connected_pairs()) == self.expected_pairs() and \
+        """Every pair of the current epoch's validators holds one shared live link
+        that carries packets now."""
+        return len(self.usable_pairs()) == self.expected_pairs() and \
             all(self.nodes[i].alive for i in self._active)
 
     def sample(self) -> ConnectivitySample:
@@ -591,13 +617,15 @@ class Simulation:
               if self.nodes[i].alive and self.network.state(i) != NodeState.CRASHED]
         n_up = len(up)
         links = self.links
-        if links.links_up == n_up * (n_up - 1) // 2 and n_up > 0:
-            components = 1
-        else:
-            components = links.components(up)
+        usable = links.links_usable
+        whole = n_up > 0 and usable == n_up * (n_up - 1) // 2
+        components = 1 if whole else links.components(up)
         return ConnectivitySample(
             time=self.env.now,
-            links_up=links.links_up,
+            links_usable=usable,
+            links_believed=links.links_believed,
+            links_stale=links.links_stale,
+            longest_stale=links.oldest_stale(self.env.now),
             links_expected=self.expected_pairs(),
             nodes_up=n_up,
             half_open=links.half_open,

@@ -13,14 +13,23 @@ epoch rotation the overlay is rebuilt for the new set.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from jamsim.sim.simulation import Simulation
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.overlay import SlotOverlay
-from jamsim.traffic.records import AssuranceBatch, BlockBatch
+from jamsim.traffic.records import (
+    ASSURANCE_SCHEMA,
+    ASSURANCES_FILE,
+    BLOCK_SCHEMA,
+    BLOCKS_FILE,
+    AssuranceBatch,
+    BlockBatch,
+    DeliveryWriter,
+)
 from jamsim.traffic.schedule import SlotSchedule
 
-__all__ = ["SimulatedTraffic", "SimulationNetwork"]
+__all__ = ["SimulatedTraffic", "SimulationNetwork", "TrafficRecording"]
 
 
 class SimulationNetwork:
@@ -82,6 +91,10 @@ class SimulatedTraffic:
         if len(slots):
             self._arm(slots.start, assurance=True)
 
+    def stop(self) -> None:
+        """Evaluate no further slot (a callback already scheduled does nothing)."""
+        self.until = -1.0
+
     def _arm(self, slot: int, *, assurance: bool) -> None:
         s = self.schedule
         if s.slot_start(slot) >= self.until:
@@ -92,6 +105,8 @@ class SimulatedTraffic:
         self.sim.at(at, lambda: self._fire(slot, assurance))
 
     def _fire(self, slot: int, assurance: bool) -> None:
+        if self.until < 0:
+            return
         overlay = self._current_overlay()
         if assurance:
             self.on_assurances(overlay.assurances(slot))
@@ -120,3 +135,29 @@ class SimulatedTraffic:
 def _snapshot(links: object) -> object:
     """A cheap comparable view of the network's region-link overrides."""
     return tuple(sorted(links.items(), key=repr)) if isinstance(links, dict) else links
+
+
+class TrafficRecording:
+    """A simulated run's traffic written to ``blocks.parquet`` / ``assurances.parquet``.
+
+    Batches go to crash-safe part files every ``flush_every`` slots, so memory stays
+    flat however long the run; :meth:`close` merges the parts.
+    """
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
+                 out_dir: Path, *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
+                                         flush_every=flush_every)
+        self.traffic: SimulatedTraffic | None = SimulatedTraffic(
+            sim, config, seed, until, self.blocks.append, self.assurances.append)
+
+    def close(self) -> None:
+        """Merge the tables and drop the simulation (idempotent)."""
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.stop()
+        self.traffic = None
+        self.blocks.close()
+        self.assurances.close()

@@ -43,9 +43,9 @@ SUMMARY = {"name": "hand", "validators": 4, "simulated_s": 40.0, "policy": "jamn
 
 def samples() -> pd.DataFrame:
     """Samples at 0, 8, 15, 24: full mesh (as declared) at 8 and 24 only."""
-    rows = [ConnectivitySample(0.0, 0, 6, 4), ConnectivitySample(8.0, 6, 6, 4),
-            ConnectivitySample(15.0, 2, 6, 4, components=2),
-            ConnectivitySample(24.0, 6, 6, 4)]
+    rows = [ConnectivitySample(0.0, 0, 0, 0, 6, 4), ConnectivitySample(8.0, 6, 6, 0, 6, 4),
+            ConnectivitySample(15.0, 2, 2, 0, 6, 4, components=2),
+            ConnectivitySample(24.0, 6, 6, 0, 6, 4)]
     return pd.DataFrame([r.as_dict() for r in rows])
 
 

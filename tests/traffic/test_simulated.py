@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.identity import ValidatorSet
+from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorInfo, ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.records import AssuranceBatch, BlockBatch
-from jamsim.traffic.simulated import SimulatedTraffic
+from jamsim.traffic.simulated import SimulatedTraffic, SimulationNetwork
 
 L = 0.01
 HOP = 3 * L
@@ -109,3 +109,26 @@ def test_a_dead_node_gets_nothing_and_authors_nothing() -> None:
         if 6.0 * a.slot - 2.0 > 20.0:
             assert math.isnan(a.sent_at[4]) and math.isnan(a.delivered_at[4])
     assert any(b.author == 4 for b in blocks[4:])  # the dead-author case is exercised
+
+
+def test_an_epoch_change_rebuilds_the_overlay_for_the_new_set() -> None:
+    old = ValidatorSet.dev(9, seed=2)
+    new = ValidatorSet([
+        ValidatorInfo(i, ValidatorIdentity.generate_dev("next", i).public_key,
+                      PeerAddress("127.0.0.1", 41000 + i), "default") if i < 3 else old[i]
+        for i in range(9)])
+    sim = Simulation(old, NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, traffic=True)
+    blocks: list[BlockBatch] = []
+    traffic = SimulatedTraffic(sim, TrafficConfig(), seed=3, until=48.0,
+                               on_block=blocks.append, on_assurances=lambda _: None)
+    sim.at(20.0, lambda: sim.change_validator_set(old, new))
+    sim.run(48.0)
+    overlay = traffic.overlay
+    assert overlay is not None
+    network = overlay.network
+    assert isinstance(network, SimulationNetwork)
+    # positions 0..2 are the new validators' simulator nodes (9, 10, 11)
+    assert network.nodes == [9, 10, 11, 3, 4, 5, 6, 7, 8]
+    for b in blocks[5:]:  # 30 s on: the new set is connected
+        check_slot(b, 6.0 * b.slot, set(range(9)))
