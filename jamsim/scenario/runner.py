@@ -42,6 +42,7 @@ from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
 
 if TYPE_CHECKING:
     from jamsim.analysis.delivery import Delivery
+    from jamsim.sim.quic_traffic import QuicTrafficRecording
     from jamsim.traffic.simulated import TrafficRecording
 
 __all__ = ["Progress", "RunResult", "run_scenario"]
@@ -146,7 +147,8 @@ def run_scenario(
 
         def play_on_testnet() -> None:
             recorded = run_on_testnet(scenario, testnet, out / "testnet", on_sample,
-                                      on_wall_progress)
+                                      on_wall_progress, traffic=traffic_config(scenario),
+                                      tables_dir=out)
             events.extend(recorded)
             event_writer.extend(recorded)
 
@@ -200,19 +202,24 @@ def run_scenario(
 
 
 def _record_traffic(scenario: Scenario, sim: Simulation,
-                    out: Path) -> TrafficRecording | None:
+                    out: Path) -> TrafficRecording | QuicTrafficRecording | None:
     """Slot traffic of a ``model`` run, evaluated by the overlay and written per slot
     (``None`` for ``traffic: none``; the ``quic`` fidelity carries it on streams)."""
     config = traffic_config(scenario)
-    if config is None or scenario.fidelity != "model":
+    if config is None:
         return None
+    if scenario.fidelity == "quic":  # real streams on the simulated aioquic connections
+        from jamsim.sim.quic_traffic import QuicTrafficRecording
+
+        return QuicTrafficRecording(sim, config, scenario.seed, scenario.duration, out)
     from jamsim.traffic.simulated import TrafficRecording
 
     return TrafficRecording(sim, config, scenario.seed, scenario.duration, out)
 
 
 def _closing_traffic(execute: Callable[[], None],
-                     recording: TrafficRecording | None) -> Callable[[], None]:
+                     recording: TrafficRecording | QuicTrafficRecording | None,
+                     ) -> Callable[[], None]:
     """``execute`` that closes the delivery tables however it ends (an interrupted
     run keeps what it recorded, like the other tables)."""
     if recording is None:

@@ -25,7 +25,6 @@ from jamsim.testnet.base import (
     Isolate,
     Kill,
     LinkConditions,
-    NodeStatus,
     Partition,
     Pause,
     Restart,
@@ -35,6 +34,7 @@ from jamsim.testnet.base import (
     Unpause,
 )
 from jamsim.testnet.traffic import TrafficReceipts, write_delivery_tables
+from jamsim.testnet.truth import PathRules, harness_sample
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.schedule import SlotSchedule
 
@@ -135,45 +135,21 @@ def testnet_plan(scenario: Scenario, run_dir: Path, base_port: int = 40000,
     return spec, ops
 
 
-def _sample(now: float, statuses: dict[int, NodeStatus], expected: int) -> ConnectivitySample:
-    up = {i for i, s in statuses.items() if s.running}
-    both = half = 0
-    parent = {i: i for i in up}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in up:
-        for j in statuses[i].connected:
-            if j <= i and j in up and i in statuses[j].connected:
-                continue  # counted from the smaller side
-            if j in up and i in statuses[j].connected:
-                both += 1
-                parent[find(i)] = find(j)
-            else:
-                half += 1
-    components = len({find(i) for i in up}) if up else 0
-    # No ground truth of the paths here yet: every believed link counts as usable.
-    return ConnectivitySample(time=now, links_usable=both, links_believed=both,
-                              links_stale=0, links_expected=expected,
-                              nodes_up=len(up), half_open=half, components=components)
-
-
 def run_on_testnet(
     scenario: Scenario, backend_name: str, run_dir: Path,
     on_sample: Callable[[ConnectivitySample], None],
     progress: Callable[[float], None] | None = None,
     traffic: TrafficConfig | None = None,
+    tables_dir: Path | None = None,
 ) -> list[EventRecord]:
     """Start the testnet, play the timeline in wall time, return telemetry rows.
 
     With ``traffic`` the nodes send JAM slot traffic (slot 0 starts when the
     testnet comes up) and their receipts, gathered from the same status replies
     as the samples, are written to ``blocks.parquet`` / ``assurances.parquet`` in
-    ``run_dir``. The backend is always torn down, also on Ctrl-C or an error."""
+    ``tables_dir`` (default ``run_dir``). Samples count usable and stale links
+    from the impairment rules the harness installed (:mod:`jamsim.testnet.truth`).
+    The backend is always torn down, also on Ctrl-C or an error."""
     from jamsim.testnet.commands import make_backend
 
     base_port = free_base_port(scenario.validators.count) if backend_name == "local" \
@@ -181,6 +157,8 @@ def run_on_testnet(
     spec, ops = testnet_plan(scenario, run_dir, base_port)
     count = scenario.validators.count
     receipts: TrafficReceipts | None = None
+    rules = PathRules(count)
+    stale_since: dict[tuple[int, int], float] = {}
     expected = count * (count - 1) // 2
     backend = make_backend(backend_name)
     backend.build()
@@ -196,10 +174,12 @@ def run_on_testnet(
         while True:
             now = time.monotonic() - start
             while pending and pending[0][0] <= now:
-                backend.apply(pending.pop(0)[1])
+                op = pending.pop(0)[1]
+                backend.apply(op)
+                rules.apply(op)
             if now >= next_sample:
                 statuses = backend.status()
-                on_sample(_sample(now, statuses, expected))
+                on_sample(harness_sample(now, statuses, expected, rules, stale_since))
                 if receipts is not None:
                     for index, status in statuses.items():
                         receipts.update(index, status.traffic)
@@ -210,7 +190,7 @@ def run_on_testnet(
                 if receipts is not None:
                     for index, status in backend.status().items():
                         receipts.update(index, status.traffic)
-                    write_delivery_tables(receipts, run_dir, scenario.duration)
+                    write_delivery_tables(receipts, tables_dir or run_dir, scenario.duration)
                 break
             wake = min(next_sample, pending[0][0] if pending else next_sample,
                        scenario.duration)

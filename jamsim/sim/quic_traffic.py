@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jamsim.net.connection import JamConnection
@@ -46,11 +47,16 @@ from jamsim.traffic.chain import BlockStore
 from jamsim.traffic.config import TrafficConfig, default_core_count
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
+    ASSURANCE_SCHEMA,
+    ASSURANCES_FILE,
+    BLOCK_SCHEMA,
+    BLOCKS_FILE,
     NEVER,
     AssuranceBatch,
     AssuranceDelivery,
     BlockBatch,
     BlockDelivery,
+    DeliveryWriter,
     assurances_batch,
     blocks_batch,
 )
@@ -60,7 +66,7 @@ if TYPE_CHECKING:
     from jamsim.sim.quic_transport import QuicTransport, _End
     from jamsim.sim.simulation import SimNode, Simulation
 
-__all__ = ["QuicSlotTraffic"]
+__all__ = ["QuicSlotTraffic", "QuicTrafficRecording"]
 
 
 class _NodeState:
@@ -308,6 +314,14 @@ class QuicSlotTraffic:
         """Hand over the slots that started before ``until`` and were not emitted yet."""
         self._emit_until(self._last)
 
+    def stop(self) -> None:
+        """:meth:`finish`, then send nothing more and detach from the transports."""
+        self.finish()
+        self._last = -1
+        fabric = self.sim.quic
+        if fabric is not None and fabric.traffic is self:
+            fabric.traffic = None
+
     def _emit(self, slot: int) -> None:
         n = len(self.keys)
         author = self.schedule.author(slot)
@@ -331,3 +345,27 @@ class QuicSlotTraffic:
 
 def _nothing(_request: BlockRequest) -> Sequence[Block] | None:
     return None
+
+
+class QuicTrafficRecording:
+    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``
+    (the counterpart of :class:`jamsim.traffic.simulated.TrafficRecording`)."""
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int | str, until: float,
+                 out_dir: Path, *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
+                                         flush_every=flush_every)
+        self.traffic: QuicSlotTraffic | None = QuicSlotTraffic(
+            sim, config, seed, until, self.blocks.append, self.assurances.append)
+
+    def close(self) -> None:
+        """Hand over the open slots, merge the tables, let go of the simulation
+        (idempotent)."""
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.stop()
+        self.traffic = None
+        self.blocks.close()
+        self.assurances.close()
