@@ -43,7 +43,7 @@ from jamsim.protocol.messages import (
     RequestDirection,
     bitfield_size,
 )
-from jamsim.traffic.chain import BlockStore, SyntheticChain
+from jamsim.traffic.chain import KEEP_SLOTS, BlockStore, SyntheticChain
 from jamsim.traffic.schedule import SlotSchedule
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ class NodeTraffic:
         while s.slot_start(self._next_slot) <= now:
             self._author(self._next_slot)
             self._next_slot += 1
+            self.store.prune(self._next_slot - KEEP_SLOTS)
         self._arm()
 
     # ------------------------------------------------------------------ blocks

@@ -43,7 +43,7 @@ from jamsim.protocol.messages import (
     bitfield_size,
 )
 from jamsim.protocol.stream_protocols import CE128Client
-from jamsim.traffic.chain import BlockStore
+from jamsim.traffic.chain import KEEP_SLOTS, BlockStore
 from jamsim.traffic.config import TrafficConfig, default_core_count
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
@@ -154,6 +154,8 @@ class QuicSlotTraffic:
             self._arm(slot, assurance=False)
             return
         self._emit_until(slot)
+        for state in self.nodes:
+            state.store.prune(slot - KEEP_SLOTS)
         self._author(slot)
         self.slots_evaluated += 1
         self._arm(slot + 1, assurance=True)

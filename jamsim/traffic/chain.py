@@ -38,10 +38,13 @@ from jamsim.protocol.messages import (
     encode_extrinsic,
 )
 
-__all__ = ["BlockStore", "SyntheticChain", "seeded_author"]
+__all__ = ["KEEP_SLOTS", "BlockStore", "SyntheticChain", "seeded_author"]
 
 AuthorFn = Callable[[int], int]
 """``author(slot)``: the validator index that authors ``slot``'s block."""
+
+KEEP_SLOTS = 16
+"""Slots of blocks a node keeps to serve CE 128 (see :meth:`BlockStore.prune`)."""
 
 PREIMAGE_SERVICE = 0
 """Service id of the padding preimage (any u32 would do; 0 reads as "none")."""
@@ -200,6 +203,24 @@ class BlockStore:
         if block.header.slot > self.best.header.slot:
             self.best = block
         return True
+
+    def prune(self, before_slot: int) -> int:
+        """Forget blocks of slots before ``before_slot`` (genesis stays); returns how many.
+
+        Why: a node keeps every block it holds to serve CE 128, and at 100 kB per
+        6 s slot an hour-long testnet would hold ~60 MB per node. The drivers keep
+        a window of recent slots; older requests are then unsatisfiable (reset),
+        like those for blocks a node never had.
+        """
+        old = [h for h, b in self._blocks.items() if 0 < b.header.slot < before_slot]
+        for h in old:
+            block = self._blocks.pop(h)
+            siblings = self._children.get(block.header.parent)
+            if siblings is not None:
+                siblings.remove(h)
+                if not siblings:
+                    del self._children[block.header.parent]
+        return len(old)
 
     def serve(self, request: BlockRequest) -> Sequence[Block] | None:
         """The CE 128 response to ``request``, in response order, or None."""

@@ -121,3 +121,15 @@ def test_ce128_server_answers_from_the_store_and_resets_when_it_cannot() -> None
     wire = b"".join(a.data for a in CE128Client(bad).open() if isinstance(a, SendData))
     out = CE128Server(store.serve).receive(split_kind(wire)[1], end_stream=True)
     assert any(isinstance(a, ResetStream) for a in out)
+
+
+def test_prune_forgets_old_blocks_but_keeps_genesis_and_recent_ones() -> None:
+    chain = SyntheticChain(3, 6)
+    store = _store(chain, range(1, 10))
+    assert store.prune(6) == 5
+    assert len(store) == 5 and chain.hash_at(0) in store and chain.hash_at(5) not in store
+    old = BlockRequest(chain.hash_at(3), RequestDirection.DESCENDING_INCLUSIVE, 1)
+    assert store.serve(old) is None  # pruned: answered with a reset, like an unknown block
+    recent = BlockRequest(chain.hash_at(9), RequestDirection.DESCENDING_INCLUSIVE, 9)
+    assert [b.header.slot for b in store.serve(recent) or ()] == [9, 8, 7, 6]
+    assert store.prune(6) == 0 and store.best.header.slot == 9
