@@ -67,7 +67,7 @@ def test_summary_and_after_windows() -> None:
     assert after["block_propagation_p99_s"] == pytest.approx(7.0)
     rows = dict(summary_rows(m))
     assert rows["block propagation p50 / p99 (s)"] == "0.20 / never"
-    assert rows["  after heal @ 7s: blocks in slot / assurances on time"] == "87.5% / 66.7%"
+    assert rows["  after heal @ 7s: in slot / on time"] == "87.5% / 66.7%"
 
 
 @pytest.mark.parametrize(("expect", "passed", "measured"), [
