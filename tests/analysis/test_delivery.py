@@ -62,6 +62,7 @@ def test_summary_and_after_windows() -> None:
     assert overall["block_propagation_p50_s"] == pytest.approx(0.2)
     assert overall["assurances_delivered"] == pytest.approx(6 / 9)
     m = delivery_metrics(d, [(7.0, "heal")])
+    assert {k: m[k] for k in overall} == overall  # top level: sweep tables flatten it
     after = m["after"]["heal @ 7s"]
     assert after["slots"] == 2 and after["blocks_reached"] == pytest.approx(7 / 8)
     assert after["block_propagation_p99_s"] == pytest.approx(7.0)
