@@ -157,10 +157,12 @@ def summarise(delivery: Delivery) -> dict[str, Any]:
 
 
 def delivery_metrics(delivery: Delivery, timeline: list[tuple[float, str]]) -> dict[str, Any]:
-    """Overall figures, and the same from each recovery action (``label @ t``) on."""
+    """Overall figures (at the top level, so sweep tables pick them up as
+    ``delivery.blocks_reached`` ...), and the same from each recovery action
+    (``after["label @ t"]``) on."""
     return {
         "slot_s": delivery.slot,
-        "overall": summarise(delivery),
+        **summarise(delivery),
         "after": {f"{label} @ {at:g}s": summarise(delivery.from_slot_at(at))
                   for at, label in timeline},
     }
@@ -215,16 +217,16 @@ def summary_rows(delivery_metrics: dict[str, Any] | None) -> list[tuple[str, str
     def share(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
-    def rows(prefix: str, m: dict[str, Any]) -> list[tuple[str, str]]:
+    def rows(first: str, second: str, m: dict[str, Any]) -> list[tuple[str, str]]:
         return [
-            (f"{prefix}propagation p50 / p99 (s)",
-             f"{seconds(m['block_propagation_p50_s'])} / "
-             f"{seconds(m['block_propagation_p99_s'])}"),
-            (f"{prefix.replace('block ', '')}blocks in slot / assurances on time",
-             f"{share(m['blocks_reached'])} / {share(m['assurances_delivered'])}"),
+            (first, f"{seconds(m['block_propagation_p50_s'])} / "
+                    f"{seconds(m['block_propagation_p99_s'])}"),
+            (second, f"{share(m['blocks_reached'])} / {share(m['assurances_delivered'])}"),
         ]
 
-    out = rows("block ", delivery_metrics["overall"])
+    out = rows("block propagation p50 / p99 (s)", "blocks in slot / assurances on time",
+               delivery_metrics)
     for label, m in delivery_metrics["after"].items():
-        out += rows(f"  after {label}: ", m)
+        out += rows(f"  after {label}: p50 / p99 (s)", f"  after {label}: in slot / on time",
+                    m)
     return out

@@ -49,7 +49,7 @@ def test_run_with_traffic(tmp_path: Path) -> None:
     assert [v["passed"] for v in summary["expectations"]] == [True, True, False, True], \
         summary["expectations"]
     delivery = summary["metrics"]["delivery"]
-    assert delivery["overall"]["blocks_reached"] < 0.9
+    assert delivery["blocks_reached"] < 0.9
     assert delivery["after"]["heal @ 35s"]["blocks_reached"] == 1.0
     assert "delivery.png" in summary["plots"]
 

@@ -132,3 +132,20 @@ def test_an_epoch_change_rebuilds_the_overlay_for_the_new_set() -> None:
     assert network.nodes == [9, 10, 11, 3, 4, 5, 6, 7, 8]
     for b in blocks[5:]:  # 30 s on: the new set is connected
         check_slot(b, 6.0 * b.slot, set(range(9)))
+
+
+def test_a_link_change_is_seen_from_the_next_slot() -> None:
+    sim = Simulation(ValidatorSet.dev(9, seed=2), NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, traffic=True)
+    blocks: list[BlockBatch] = []
+    SimulatedTraffic(sim, TrafficConfig(), seed=3, until=36.0, on_block=blocks.append,
+                     on_assurances=lambda _: None)
+    slower = LinkSpec(LatencySpec(0.05), bandwidth_bps=8e6)
+    sim.at(20.0, lambda: sim.set_link("default", "default", slower))
+    sim.run(36.0)
+    hop_after = 3 * 0.05 + (436 + 37 + 100_000) * 8 / 8e6
+    for b in blocks[1:]:
+        t0 = 6.0 * b.slot
+        hop = HOP if t0 < 20.0 else hop_after
+        one = [n for n in range(9) if n != b.author and in_line(n, b.author)]
+        assert np.allclose(b.received_at[one], t0 + hop), b.slot
