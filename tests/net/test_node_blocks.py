@@ -80,3 +80,26 @@ def test_ce141_assurance_crosses_and_both_halves_finish() -> None:
         await _wait(lambda: conn.assurances_done == 1)  # the acceptor's FIN came back
 
     _run(body, BlockStore(CHAIN.genesis))
+
+
+def test_a_block_above_the_receivers_cap_is_refused_not_buffered() -> None:
+    store = BlockStore(CHAIN.genesis)
+    store.add(CHAIN.block(1))  # 300 kB
+
+    async def main() -> None:
+        vs, ids = make_set(2)
+        a = Node(ids[0], vs, GENESIS, port=vs[0].address.port, block_source=store.serve)
+        b = Node(ids[1], vs, GENESIS, port=vs[1].address.port, max_message_size=100_000)
+        await a.start()
+        await b.start()
+        try:
+            await _wait(lambda: b.key in a.connected_peers() and a.key in b.connected_peers())
+            req = BlockRequest(CHAIN.hash_at(1), RequestDirection.DESCENDING_INCLUSIVE, 1)
+            with pytest.raises(PeerProtocolError, match="exceeds the 100000-byte limit"):
+                await b.request_blocks(a.key, req)
+            assert b.misbehaviours["message of 300000 bytes exceeds the 100000-byte limit"] == 1
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())
