@@ -71,21 +71,41 @@ def longest_stale(samples: Sequence[ConnectivitySample], after: float) -> float:
                 if row.time >= after), default=0.0)
 
 
+_PROCESS_ENDS = frozenset(("node_crashed", "node_restarted"))
+"""Lifecycle rows after which a node holds no connection (NodeLifecycle)."""
+
+
 def reconnect_times(events: Sequence[EventRecord], after: float) -> list[float]:
     """For every disconnection at or after ``after``: seconds until that node next
-    reports a connection to the same peer (either direction). Disconnections never
-    repaired within the run are counted as infinite."""
+    reports a connection to the same peer (either direction). A node's crash (or
+    restart) disconnects it from every peer it was connected to. Disconnections
+    never repaired within the run are counted as infinite."""
     downs: dict[tuple[int, int], list[float]] = defaultdict(list)
+    open_: dict[int, dict[int, int]] = defaultdict(dict)  # node -> peer -> sessions
     result: list[float] = []
     for row in events:
+        if row.event in _PROCESS_ENDS:
+            peers = open_.pop(row.node, {})
+            if row.time >= after:
+                for peer in sorted(peers):
+                    downs[(row.node, peer)].append(row.time)
+            continue
         if row.peer < 0:
             continue
         pair = (row.node, row.peer)
-        if row.event == "disconnected" and row.time >= after \
-                and row.reason != "duplicate connection":
-            downs[pair].append(row.time)
-        elif row.event in ("connected_in", "connected_out") and downs.get(pair):
-            result.extend(row.time - t for t in downs.pop(pair))
+        if row.event == "disconnected":
+            held = open_[row.node]
+            if held.get(row.peer, 0) > 1:
+                held[row.peer] -= 1
+            else:
+                held.pop(row.peer, None)
+            if row.time >= after and row.reason != "duplicate connection":
+                downs[pair].append(row.time)
+        elif row.event in ("connected_in", "connected_out"):
+            held = open_[row.node]
+            held[row.peer] = held.get(row.peer, 0) + 1
+            if downs.get(pair):
+                result.extend(row.time - t for t in downs.pop(pair))
     for pending in downs.values():
         result.extend(math.inf for _ in pending)
     return result

@@ -164,7 +164,7 @@ def run_scenario(
     built = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
                        fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
                        sample_interval=scenario.sample_interval, on_sample=on_sample,
-                       identities=identities, traffic=traffic_config(scenario) is not None)
+                       identities=identities, **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
     recording = _record_traffic(scenario, built, out)
     sim: Simulation | None = built
@@ -199,6 +199,15 @@ def run_scenario(
     result = _recorded_run(scenario, out, events, samples, writers,
                            _closing_traffic(simulate, recording), simulated_until, None)
     return _with_plots(result) if plots else result
+
+
+def _simulation_traffic(scenario: Scenario) -> dict[str, Any]:
+    """``Simulation`` arguments for the scenario's slot traffic: connections carry
+    data every slot (loss detection notices a cut path), on the scenario's slot clock."""
+    config = traffic_config(scenario)
+    if config is None:
+        return {"traffic": False}
+    return {"traffic": True, "slot_seconds": config.slot}
 
 
 def _record_traffic(scenario: Scenario, sim: Simulation,

@@ -24,7 +24,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.core.types import PeerEndpoint, Side
+from jamsim.core.types import NodeLifecycle, PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -133,6 +133,7 @@ class Simulation:
         identities: IdentityResolver | None = None,
         fast_forward: bool = True,
         traffic: bool = False,
+        slot_seconds: float = 6.0,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -141,6 +142,8 @@ class Simulation:
                              "e.g. jamsim.sim.quic_keys.DevKeyring([seed], count)")
         if sample_interval <= 0:
             raise UsageError("sample_interval must be > 0")
+        if slot_seconds <= 0:
+            raise UsageError("slot_seconds must be > 0")
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
@@ -152,6 +155,8 @@ class Simulation:
         self.traffic = traffic
         """Whether every live connection carries data every slot (loss detection by
         ``policy.disconnect_timeout``, see jamsim/sim/transport.py)."""
+        self.slot_seconds = slot_seconds
+        """The JAM slot clock: slot ``k`` starts at ``k * slot_seconds``."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)
         """PING period of every node (the real node's rule), or None."""
@@ -402,6 +407,14 @@ class Simulation:
         network = self.network
         return network.path_open(a, b) and network.path_open(b, a)
 
+    def _lifecycle(self, node: SimNode, kind: NodeLifecycle) -> None:
+        """Record what the harness did to ``node``'s process (see NodeLifecycle)."""
+        on_event = self.on_event
+        if on_event is None:
+            return
+        on_event(EventRecord(time=self.env.now, node=node.index, peer=-1, event=kind.label,
+                             kind=int(kind), node_key=node.key.hex()))
+
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
         """Re-judge the affected pairs' paths, then reassess the transports a
         change can affect, in creation order."""
@@ -465,6 +478,7 @@ class Simulation:
         node = self.nodes[index]
         if not node.alive:
             return
+        self._lifecycle(node, NodeLifecycle.NODE_CRASHED)
         node.alive = False
         node.wake_at = None
         node.deferred = []
@@ -481,6 +495,7 @@ class Simulation:
         if node.alive:
             self.crash(index)
         self.network.restart(index)
+        self._lifecycle(node, NodeLifecycle.NODE_RESTARTED)
         self._boot(node)
 
     def pause(self, index: int) -> None:
@@ -489,6 +504,7 @@ class Simulation:
         if not node.alive or node.paused_at is not None:
             return
         node.paused_at = self.env.now
+        self._lifecycle(node, NodeLifecycle.NODE_PAUSED)
         self.network.pause(index)
 
     def resume(self, index: int) -> None:
@@ -498,6 +514,7 @@ class Simulation:
             return
         paused_for = self.env.now - node.paused_at
         node.paused_at = None
+        self._lifecycle(node, NodeLifecycle.NODE_RESUMED)
         queued = self.network.resume(index)
         for transport in list(node.ends.values()):
             client = transport.a == index

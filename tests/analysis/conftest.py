@@ -9,7 +9,7 @@ from jamsim.analysis.run import Run, run_from_tables
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
 KIND = {"connecting_out": 24, "connect_out_failed": 25, "connected_out": 26,
-        "connected_in": 23, "disconnected": 27}
+        "connected_in": 23, "disconnected": 27, "node_crashed": 240, "node_restarted": 243}
 
 
 def ev(t: float, node: int, peer: int, event: str, conn: int = -1, attempt: int = 0,
