@@ -59,7 +59,7 @@ def run(fidelity: Fidelity) -> tuple[float, float, list[BlockBatch]]:
                      NetworkConfig(default=LinkSpec(LatencySpec(LATENCY))), POLICY,
                      fidelity=fidelity, seed=1, on_event=None, sample_interval=SAMPLE,
                      identities=DevKeyring([SET_SEED], V) if fidelity == "quic" else None,
-                     traffic=fidelity == "model")
+                     traffic=fidelity == "model", slot_seconds=TRAFFIC.slot)
     blocks: list[BlockBatch] = []
     assurances: list[AssuranceBatch] = []
     driver = QuicSlotTraffic if fidelity == "quic" else SimulatedTraffic
