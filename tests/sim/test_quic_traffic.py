@@ -9,6 +9,7 @@ in one hop and every other node in two.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
@@ -85,3 +86,23 @@ def test_a_partition_stops_blocks_and_assurances_at_the_cut() -> None:
             author_low = batch.author in low
             for j, got in zip(batch.assurer.tolist(), batch.delivered_at.tolist(), strict=True):
                 assert math.isnan(got) == ((j in low) != author_low)
+
+
+def test_jamsim_run_in_the_quic_fidelity_writes_the_delivery_tables(tmp_path: Path) -> None:
+    from jamsim.analysis.delivery import load_delivery
+    from jamsim.scenario.runner import run_scenario
+
+    scenario = tmp_path / "quic-traffic.yaml"
+    scenario.write_text(
+        "name: quic-traffic\nseed: 3\nduration: 12s\nfidelity: quic\n"
+        "validators: {count: 4}\nnetwork: {latency: {default: 10ms}}\n"
+        "traffic: {slot: 2s, assurance_lead: 500ms, block_size: 5000}\n"
+        "expect:\n  - blocks_reached: {at_least: 99%}\n")
+    result = run_scenario(scenario, out_dir=tmp_path / "run", plots=False)
+    assert result.passed, result.summary
+    delivery = load_delivery(tmp_path / "run")
+    assert delivery is not None
+    blocks = delivery.blocks
+    # slots 1..5 (slot 0 is genesis), one row per validator, every block everywhere
+    assert sorted(set(blocks.slot)) == [1, 2, 3, 4, 5] and len(blocks) == 5 * 4
+    assert blocks.received_at.notna().all()
