@@ -174,11 +174,16 @@ class NodeTraffic:
         self._timer = None
         s = self.schedule
         now = self.run_time()
+        # A process stopped (SIGSTOP) or starved past a tick catches up without
+        # sending what is already pointless: no assurance once its slot started,
+        # no block once its slot ended.
         while s.assurance_time(self._next_assurance_slot) <= now:
-            self._assure(self._next_assurance_slot)
+            if now < s.slot_start(self._next_assurance_slot):
+                self._assure(self._next_assurance_slot)
             self._next_assurance_slot += 1
         while s.slot_start(self._next_slot) <= now:
-            self._author(self._next_slot)
+            if now < s.slot_end(self._next_slot):
+                self._author(self._next_slot)
             self._next_slot += 1
             self.store.prune(self._next_slot - KEEP_SLOTS)
         self._arm()

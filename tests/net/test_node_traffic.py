@@ -99,3 +99,32 @@ def test_a_partition_keeps_blocks_on_the_authors_side() -> None:
     authors = {schedule.author(s) for s in range(2, 9)}
     assert authors & side and authors - side
     assert checked == 7
+
+
+def test_a_node_woken_late_sends_nothing_stale() -> None:
+    """After a stop (SIGSTOP, starvation) the driver skips assurances whose slot has
+    started and blocks whose slot has ended, instead of sending them all at once."""
+    schedule = SlotSchedule(V, 3, CONFIG)
+    clock = [100.0]
+
+    async def main() -> NodeTraffic:
+        vs, ids = make_set(V)
+        author = schedule.author(5)
+        node = Node(ids[author], vs, GENESIS, port=vs[author].address.port, core_count=2)
+        traffic = NodeTraffic(node, author, schedule, 100.0, clock=lambda: clock[0])
+        await node.start()
+        try:
+            traffic.start()  # at slot 0
+            clock[0] = 100.0 + schedule.slot_start(5) + 0.1  # woken inside slot 5
+            traffic.stop()
+            traffic._tick()
+            traffic.stop()
+        finally:
+            await node.stop()
+        return traffic
+
+    traffic = asyncio.run(main())
+    assert set(traffic.log.blocks) == {5}  # its own slot-5 block, nothing older
+    # slot 5's assurances (due at 2.3 s) are skipped, its slot started at 2.5 s;
+    # slot 6's are not due before 2.8 s
+    assert traffic.log.assured == {}
