@@ -183,7 +183,9 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
         try:
             body = control_request(("127.0.0.1", ports[index]), {"op": "status"}, timeout)
             peers = body["status"].get("connected", [])
-            out[index] = NodeStatus(index, True, frozenset(names[p] for p in peers if p in names))
+            traffic = body["status"].get("traffic")
+            out[index] = NodeStatus(index, True, frozenset(names[p] for p in peers if p in names),
+                                    traffic=traffic if isinstance(traffic, dict) else None)
         except (ControlError, KeyError, AttributeError) as exc:
             out[index] = NodeStatus(index, True, frozenset(), str(exc))
     return out
