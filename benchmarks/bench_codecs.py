@@ -56,7 +56,7 @@ def main() -> None:
         return run
 
     final = Final(b"\x01" * 32, 1234)
-    header = Header(b"\x02" * 32, 1235, 3, b"h" * 100)
+    header = Header(b"\x02" * 32, 1235, 3)
     samples: dict[str, tuple[Callable[[bytes], object], bytes]] = {
         "up0_handshake_4_leaves": (decode_handshake, Handshake(final, (final,) * 4).encode()),
         "up0_announcement": (decode_announcement, Announcement(header, final).encode()),

@@ -28,7 +28,7 @@ from jamsim.net.node import Node
 from jamsim.protocol.messages import Block, BlockRequest, Header, RequestDirection
 
 GENESIS = bytes(32)
-BLOCK = Block(Header(GENESIS, 1, 0, b"b" * 64), b"x" * 256)
+BLOCK = Block(Header(GENESIS, 1, 0), b"x" * 256)
 
 
 def _rss_mb() -> float:

@@ -94,7 +94,7 @@ def completeness(summary: dict[str, Any]) -> str:
 
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("time_to_full_mesh_s", "time to full mesh", "until"),
-    ("final_links_up", "final links up", "count"),
+    ("final_links_believed", "final links believed", "count"),
     ("final_links_usable", "final links usable", "count"),
     ("final_links_expected", "links expected", "count"),
     ("final_links_stale", "final stale links", "count"),

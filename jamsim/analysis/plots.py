@@ -104,11 +104,15 @@ def _fig() -> tuple[Figure, Axes]:
 
 
 def plot_connectivity(run: Run) -> Figure:
-    """Pairs connected over time against the expected full mesh."""
+    """Usable links over time against the expected full mesh, with stale links
+    (believed at an end but cut from the peer) as their own line."""
     fig, ax = _fig()
     c = run.connectivity
     if len(c):
-        ax.step(c["time"], c["links_up"], where="post", label="links up")
+        ax.step(c["time"], c["links_usable"], where="post", label="usable")
+        if "links_stale" in c and c["links_stale"].max() > 0:
+            ax.step(c["time"], c["links_stale"], where="post", color="tab:red",
+                    label="stale (believed, path cut)")
         ax.step(c["time"], c["links_expected"], where="post", color="k",
                 linestyle=":", label="expected")
         if c["half_open"].max() > 0:
@@ -116,7 +120,7 @@ def plot_connectivity(run: Run) -> Figure:
         legend(ax, "lower right")
     else:
         no_data(ax, "no connectivity samples")
-    ax.set(xlabel="time (s)", ylabel="pairs", title=f"{run.name}: connections up")
+    ax.set(xlabel="time (s)", ylabel="pairs", title=f"{run.name}: links usable")
     mark_timeline(ax, run)
     return fig
 
@@ -184,14 +188,14 @@ def plot_retries(run: Run) -> Figure:
 
 
 def plot_compare(runs: Sequence[Run], labels: Sequence[str] | None = None) -> Figure:
-    """Connected fraction over time for several runs on one axis."""
+    """Usable fraction of the expected pairs over time for several runs on one axis."""
     fig, ax = _fig()
     names = unique_labels(list(labels) if labels is not None else [r.name for r in runs])
     plotted = False
     for run, name in zip(runs, names, strict=True):
         c = run.connectivity
         if len(c):
-            frac = c["links_up"] / c["links_expected"].where(c["links_expected"] > 0)
+            frac = c["links_usable"] / c["links_expected"].where(c["links_expected"] > 0)
             complete = run.summary.get("complete", True) is not False
             ax.step(c["time"], frac, where="post",
                     label=name if complete else f"{name} (incomplete)")
@@ -200,7 +204,7 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str] | None = None) -> Fi
         legend(ax, "lower right")
     else:
         no_data(ax, "no connectivity samples")
-    ax.set(xlabel="time (s)", ylabel="fraction of pairs up", ylim=(0, 1.05),
+    ax.set(xlabel="time (s)", ylabel="fraction of pairs usable", ylim=(0, 1.05),
            title="connectivity comparison")
     if runs:
         mark_timeline(ax, runs[0])

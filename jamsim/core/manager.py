@@ -351,6 +351,8 @@ class ConnectionManager:
             if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            else:
+                self._abandoned(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         if peer.role is PeerRole.NON_VALIDATOR:
             self._non_validators -= 1
@@ -733,13 +735,15 @@ class ConnectionManager:
     def _after_loss(self, peer: ConnectionInfo, lost: Direction, now: float) -> None:
         """Decide how to get a lost connection back."""
         policy = self.policy
+        if lost is Direction.INBOUND and not policy.redial_lost_inbound:
+            # Either side: wait for the peer to dial again, with no fallback dial.
+            self._cancel_timer(peer)
+            self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
+            return
         if not peer.we_are_preferred:
             # Whichever way the lost connection went, the preferred side redials
             # first; we fall back after the grace period if the policy allows.
             self._wait_inbound(peer, now)
-            return
-        if lost is Direction.INBOUND and not policy.redial_lost_inbound:
-            self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
             return
         if policy.reconnect_after_loss is not None:
             delay = policy.reconnect_after_loss
@@ -762,6 +766,8 @@ class ConnectionManager:
             if conn.phase is ConnectionPhase.LIVE:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            else:
+                self._abandoned(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         self._conns.clear()
         for peer in self._peers.values():
@@ -777,6 +783,18 @@ class ConnectionManager:
         self._shut_down = True
 
     # ================================================================ helpers
+
+    def _abandoned(self, conn: ConnectionState, reason: str) -> None:
+        """A dial or inbound handshake the manager drops: report its outcome, so
+        every ``connecting_out``/``connecting_in`` ends in a failure or success."""
+        if conn.phase is ConnectionPhase.DIALING:
+            self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer,
+                            conn_id=conn.conn_id, direction=Direction.OUTBOUND, reason=reason,
+                            ref_event_id=conn.connecting_event_id)
+        elif conn.phase is ConnectionPhase.HANDSHAKING:
+            self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=conn.peer,
+                            conn_id=conn.conn_id, direction=Direction.INBOUND, reason=reason,
+                            ref_event_id=conn.connecting_event_id)
 
     def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
         if peer.status is not status:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,9 @@ import typer
 from jamsim.core.errors import UsageError
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.net.node import Node
+from jamsim.protocol.messages import FULL_CORE_COUNT
+from jamsim.traffic.config import TrafficConfig, default_core_count
+from jamsim.traffic.schedule import SlotSchedule
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,23 @@ def parse_policy_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class NodeTrafficOptions:
+    """The run's slot traffic as ``jamsim node`` receives it (``--traffic-*``).
+
+    ``start``: Unix time slot 0 starts, shared by every node of the run; ``seed``:
+    the scenario seed (authors and blocks derive from it).
+    """
+
+    start: float
+    seed: str
+    config: TrafficConfig
+
+    def schedule(self, validator_count: int) -> SlotSchedule:
+        seed: int | str = int(self.seed) if self.seed.lstrip("-").isdigit() else self.seed
+        return SlotSchedule(validator_count, seed, self.config)
+
+
 def parse_host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
@@ -60,6 +81,7 @@ async def run_node(
     control_host: str = "127.0.0.1",
     resolve_timeout: float | None = None,
     jam_params: dict[str, int] | None = None,
+    traffic: NodeTrafficOptions | None = None,
 ) -> None:
     """Start node ``index`` of ``keys`` (+ control channel), wait for a signal, stop."""
     from jamsim.net.control import ControlServer
@@ -92,6 +114,10 @@ async def run_node(
             telemetry[0], telemetry[1], NodeInfo(info.key, info.address, genesis, params)
         )
     impairment = DatagramImpairment(seed=index)
+    schedule = traffic.schedule(len(vset)) if traffic is not None else None
+    core_count = FULL_CORE_COUNT
+    if schedule is not None:
+        core_count = schedule.config.core_count or default_core_count(len(vset))
     node = Node(
         identities[index],
         vset,
@@ -102,12 +128,20 @@ async def run_node(
         telemetry=client,
         impairment=impairment,
         rng_seed=index,
+        core_count=core_count,
     )
+    driver = None
+    if traffic is not None and schedule is not None:
+        from jamsim.net.traffic import NodeTraffic
+
+        driver = NodeTraffic(node, index, schedule, traffic.start)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if driver is not None:
+        driver.start()
     control = None
     if control_port is not None:
         control = ControlServer(impairment, node.status, host=control_host, port=control_port)
@@ -118,6 +152,8 @@ async def run_node(
     finally:
         if control is not None:
             await control.stop()
+        if driver is not None:
+            driver.stop()
         await node.stop()
 
 
@@ -172,6 +208,27 @@ def node_command(
             "validator count and core_count one per three validators unless given."
         ),
     ] = None,
+    traffic_start: Annotated[
+        float | None,
+        typer.Option(help="Send JAM slot traffic, slot 0 starting at this Unix time "
+                     "(the same for every node of the run). Off when not given."),
+    ] = None,
+    traffic_seed: Annotated[
+        str, typer.Option(help="Seed of the slot schedule and the synthetic chain.")
+    ] = "0",
+    traffic_slot: Annotated[float, typer.Option(help="Slot length, seconds.")] = 6.0,
+    traffic_lead: Annotated[
+        float, typer.Option(help="Seconds before each slot its CE 141 assurances go out.")
+    ] = 2.0,
+    traffic_block_size: Annotated[
+        int, typer.Option(help="Bytes of each block served by CE 128.")
+    ] = 100_000,
+    traffic_first_slot: Annotated[
+        int, typer.Option(help="Slots before this one send nothing.")
+    ] = 0,
+    traffic_cores: Annotated[
+        int | None, typer.Option(help="Core count (assurance bitfield size); default V // 3.")
+    ] = None,
 ) -> None:
     """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly.
 
@@ -184,9 +241,14 @@ def node_command(
         pol = ConnectionPolicy.preset(policy, **parse_policy_sets(policy_set or []))
         tel = parse_host_port(telemetry) if telemetry else None
         params = parse_jam_params(jam_param or [])
+        traffic = None
+        if traffic_start is not None:
+            traffic = NodeTrafficOptions(traffic_start, traffic_seed, TrafficConfig(
+                slot=traffic_slot, assurance_lead=traffic_lead, block_size=traffic_block_size,
+                first_slot=traffic_first_slot, core_count=traffic_cores))
         asyncio.run(
             run_node(keys, index, port, tel, pol, control_port, control_host, resolve_hosts,
-                     params)
+                     params, traffic)
         )
     except (UsageError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

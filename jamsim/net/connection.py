@@ -20,6 +20,12 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from jamsim.identity import PeerAddress
+from jamsim.protocol.assurance_streams import (
+    AssuranceReceived,
+    Ce141Action,
+    CE141Client,
+    CE141Server,
+)
 from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.limits import (
     MAX_CE128_REQUEST,
@@ -27,7 +33,7 @@ from jamsim.protocol.limits import (
     MAX_UNFINISHED_RESETS,
     MAX_UP0_MESSAGE,
 )
-from jamsim.protocol.messages import Announcement, Block, Handshake
+from jamsim.protocol.messages import FULL_CORE_COUNT, Announcement, Assurance, Block, Handshake
 from jamsim.protocol.stream_protocols import BlockSource as BlockSource
 from jamsim.protocol.stream_protocols import (
     CE128Client,
@@ -47,7 +53,11 @@ from jamsim.protocol.streams import StreamKind
 from jamsim.quic.tls_workaround import peer_certificate
 from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
-StreamMachine = UP0Stream | CE128Client | CE128Server
+StreamMachine = UP0Stream | CE128Client | CE128Server | CE141Client | CE141Server
+AssuranceHandler = Callable[[bytes, Assurance], None]
+RequestDone = Callable[[tuple[Block, ...] | None, str], None]
+"""Callback of :meth:`JamConnection.request_with`: ``(blocks, "")`` on success,
+``(None, reason)`` when the request failed (reset, misbehaviour, connection lost)."""
 
 
 RESET_STREAMS_LEFT_OPEN = 0x109
@@ -87,6 +97,8 @@ class JamConnection:
         on_announcement: Callable[[bytes, Announcement], None],
         max_message_size: int | None,
         clock: Callable[[], float] = lambda: 0.0,
+        on_assurance: AssuranceHandler | None = None,
+        core_count: int = FULL_CORE_COUNT,
     ) -> None:
         self.quic = quic
         self.conn_id = conn_id
@@ -116,6 +128,11 @@ class JamConnection:
         self._clock = clock
         self.up0: int | None = None
         self.peer_handshake: Handshake | None = None
+        self._on_assurance = on_assurance
+        self._core_count = core_count
+        self.assurances_sent = 0
+        self.assurances_done = 0
+        self._callbacks: dict[int, RequestDone] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -225,6 +242,24 @@ class JamConnection:
         self._apply(sid, client.open(), ConnOutcome())
         return sid, fut
 
+    def request_with(self, client: CE128Client, done: RequestDone) -> int:
+        """CE 128 without asyncio (the simulator): ``done`` is called once with the
+        outcome. Returns the stream id, for :meth:`cancel_request`."""
+        sid = self.quic.get_next_available_stream_id()
+        self._machines[sid] = client
+        self._callbacks[sid] = done
+        self._apply(sid, client.open(), ConnOutcome())
+        return sid
+
+    def send_assurance(self, assurance: Assurance) -> int:
+        """CE 141: open a stream carrying ``assurance``; returns its stream id."""
+        sid = self.quic.get_next_available_stream_id()
+        client = CE141Client(assurance)
+        self._machines[sid] = client
+        self.assurances_sent += 1
+        self._apply(sid, client.open(), ConnOutcome())
+        return sid
+
     def send_raw_stream(self, data: bytes, end_stream: bool = True) -> int:
         """Tests only: write arbitrary bytes on a new stream (malformed peers)."""
         sid = self.quic.get_next_available_stream_id()
@@ -278,6 +313,10 @@ class JamConnection:
             self._machines[sid] = server
             self._request_opened[sid] = self._clock()
             return server
+        if kind == StreamKind.ASSURANCE_DISTRIBUTION:
+            ce141 = CE141Server(self._core_count)
+            self._machines[sid] = ce141
+            return ce141
         self._reset(sid, ResetCode.REJECTED)
         out.misbehaved.append(f"unknown stream kind {kind}")
         return None
@@ -294,11 +333,15 @@ class JamConnection:
             self._reset(sid, ResetCode.CANCELLED)
         return len(expired)
 
-    def cancel_request(self, sid: int) -> None:
-        """Abandon our own CE request (its answer is no longer awaited)."""
+    def cancel_request(self, sid: int) -> bool:
+        """Abandon our own CE request (its answer is no longer awaited): the stream
+        is reset with CANCELLED and a :meth:`request_with` callback is not called.
+        False if the request had already finished."""
+        pending = self._callbacks.pop(sid, None) is not None
+        pending = self._requests.pop(sid, None) is not None or pending
         if self._machines.get(sid) is not None:
             self._reset(sid, ResetCode.CANCELLED)
-        self._requests.pop(sid, None)
+        return pending
 
     def _reset(self, sid: int, code: int) -> None:
         self._machines.pop(sid, None)
@@ -317,9 +360,14 @@ class JamConnection:
         with contextlib.suppress(AssertionError, ValueError):
             self.quic.stop_stream(sid, code)
 
-    def _apply(self, sid: int, actions: list[StreamAction], out: ConnOutcome) -> None:
+    def _apply(
+        self, sid: int, actions: list[StreamAction] | list[Ce141Action], out: ConnOutcome
+    ) -> None:
         for action in actions:
-            if isinstance(action, SendData):
+            if isinstance(action, AssuranceReceived):
+                if self._on_assurance is not None and self.peer_key is not None:
+                    self._on_assurance(self.peer_key, action.assurance)
+            elif isinstance(action, SendData):
                 if sid not in self._dead:  # never write to a stream we reset
                     self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
             elif isinstance(action, ResetStream):
@@ -331,11 +379,15 @@ class JamConnection:
                 elif isinstance(msg, Announcement) and self.peer_key is not None:
                     self._on_announcement(self.peer_key, msg)
             elif isinstance(action, StreamCompleted):
-                self._machines.pop(sid, None)
+                if isinstance(self._machines.pop(sid, None), CE141Client):
+                    self.assurances_done += 1
                 self._request_opened.pop(sid, None)
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_result(action.blocks)
+                done = self._callbacks.pop(sid, None)
+                if done is not None:
+                    done(action.blocks, "")
             elif isinstance(action, StreamFailed):
                 self._machines.pop(sid, None)
                 self._request_opened.pop(sid, None)
@@ -344,6 +396,9 @@ class JamConnection:
                 fut = self._requests.pop(sid, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(PeerProtocolError(action.reason))
+                failed = self._callbacks.pop(sid, None)
+                if failed is not None:
+                    failed(None, action.reason)
                 if action.misbehaved:
                     out.misbehaved.append(action.reason)
 
@@ -352,3 +407,6 @@ class JamConnection:
             if not fut.done():
                 fut.set_exception(ConnectionError(reason))
         self._requests.clear()
+        callbacks, self._callbacks = self._callbacks, {}
+        for done in callbacks.values():
+            done(None, reason)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
@@ -40,7 +40,15 @@ from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_
 from jamsim.net.connection import BlockSource, JamConnection
 from jamsim.net.status import STATUS_INTERVAL, StatusReporter, peer_status
 from jamsim.protocol.limits import CE_REQUEST_TIMEOUT, MAX_BLOCK_SIZE
-from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
+from jamsim.protocol.messages import (
+    FULL_CORE_COUNT,
+    Announcement,
+    Assurance,
+    Block,
+    BlockRequest,
+    Final,
+    Handshake,
+)
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
@@ -100,6 +108,7 @@ class Node:
         request_timeout: float = CE_REQUEST_TIMEOUT,
         rng_seed: int = 0,
         quic_overrides: Callable[[Any], None] | None = None,
+        core_count: int = FULL_CORE_COUNT,
     ) -> None:
         self.identity = identity
         self.key = identity.public_key
@@ -135,6 +144,13 @@ class Node:
         self.announcements: list[tuple[bytes, Announcement]] = []
         self.announcement_event = asyncio.Event()
         self.best = Final(genesis_hash, 0)
+        self.leaves: tuple[Final, ...] = ()
+        self.core_count = core_count
+        # Slot traffic (jamsim.net.traffic) listens here; the node itself only counts.
+        self.announcement_listeners: list[Callable[[bytes, Announcement], None]] = []
+        self.assurance_listeners: list[Callable[[bytes, Assurance], None]] = []
+        self.assurances_received = 0
+        self.traffic: Any | None = None  # a jamsim.net.traffic.NodeTraffic, if one drives us
         self._conns: dict[int, JamConnection] = {}
         self._by_cid: dict[bytes, JamConnection] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -224,6 +240,7 @@ class Node:
             "misbehaviours": dict(self.misbehaviours),
             "internal_errors": dict(self.internal_errors),
             "lost": dict(self.lost),
+            **({"traffic": self.traffic.status()} if self.traffic is not None else {}),
         }
 
     def _report_status(self) -> None:
@@ -282,12 +299,40 @@ class Node:
                 sent += 1
         return sent
 
+    def announce_to(self, peers: Iterable[bytes], announcement: Announcement) -> list[bytes]:
+        """Send ``announcement`` on UP 0 to those of ``peers`` with a live stream."""
+        sent: list[bytes] = []
+        for peer in peers:
+            conn = self._live_conn(peer)
+            if conn is not None and conn.announce(announcement):
+                self._transmit(conn)
+                sent.append(peer)
+        return sent
+
+    def send_assurance(self, peer: bytes, assurance: Assurance) -> bool:
+        """CE 141 to ``peer`` on its live connection; False when there is none."""
+        conn = self._live_conn(peer)
+        if conn is None:
+            return False
+        conn.send_assurance(assurance)
+        self._transmit(conn)
+        return True
+
     def _handshake(self) -> Handshake:
-        return Handshake(self.best, ())
+        return Handshake(self.best, self.leaves)
 
     def _on_announcement(self, peer: bytes, ann: Announcement) -> None:
-        self.announcements.append((peer, ann))
+        if self.announcement_listeners:
+            for listener in self.announcement_listeners:
+                listener(peer, ann)
+        else:
+            self.announcements.append((peer, ann))
         self._changed.set()
+
+    def _on_assurance(self, peer: bytes, assurance: Assurance) -> None:
+        self.assurances_received += 1
+        for listener in self.assurance_listeners:
+            listener(peer, assurance)
 
     # ================================================================ manager
 
@@ -377,6 +422,8 @@ class Node:
             on_announcement=self._on_announcement,
             max_message_size=self.max_message_size,
             clock=self._now,
+            on_assurance=self._on_assurance,
+            core_count=self.core_count,
         )
 
     # ============================================================== datagrams

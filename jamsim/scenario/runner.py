@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -31,7 +31,7 @@ from jamsim.scenario.expectations import (
     time_to_full_mesh,
 )
 from jamsim.scenario.loader import Override, load_scenario, parse_scenario
-from jamsim.scenario.resolve import network_config, validator_set
+from jamsim.scenario.resolve import network_config, traffic_config, validator_set
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -39,6 +39,11 @@ from jamsim.sim.quic_keys import DevKeyring
 from jamsim.sim.simulation import Simulation
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
+
+if TYPE_CHECKING:
+    from jamsim.analysis.delivery import Delivery
+    from jamsim.sim.quic_traffic import QuicTrafficRecording
+    from jamsim.traffic.simulated import TrafficRecording
 
 __all__ = ["Progress", "RunResult", "run_scenario"]
 
@@ -142,7 +147,8 @@ def run_scenario(
 
         def play_on_testnet() -> None:
             recorded = run_on_testnet(scenario, testnet, out / "testnet", on_sample,
-                                      on_wall_progress)
+                                      on_wall_progress, traffic=traffic_config(scenario),
+                                      tables_dir=out)
             events.extend(recorded)
             event_writer.extend(recorded)
 
@@ -158,8 +164,9 @@ def run_scenario(
     built = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
                        fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
                        sample_interval=scenario.sample_interval, on_sample=on_sample,
-                       identities=identities)
+                       identities=identities, **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
+    recording = _record_traffic(scenario, built, out)
     sim: Simulation | None = built
     del built  # only ``sim`` holds it: simulate() drops it as soon as the run ends
     finished_at = 0.0
@@ -177,6 +184,8 @@ def run_scenario(
                     progress(sim.now, scenario.duration, samples[-1] if samples else None,
                              len(events))
             sim.catch_up()  # record the attempts of dials still cut at the end
+        if recording is not None:
+            recording.close()  # also lets go of the simulation
         # Free the simulation before the tables are merged, the summary computed and
         # the plots drawn: at 1023 validators it is over a gigabyte, and each of
         # those needs memory of its own (the run's peak was there).
@@ -187,9 +196,66 @@ def run_scenario(
     def simulated_until() -> float:
         return sim.now if sim is not None else finished_at
 
-    result = _recorded_run(scenario, out, events, samples, writers, simulate,
-                           simulated_until, None)
+    result = _recorded_run(scenario, out, events, samples, writers,
+                           _closing_traffic(simulate, recording), simulated_until, None)
     return _with_plots(result) if plots else result
+
+
+def _simulation_traffic(scenario: Scenario) -> dict[str, Any]:
+    """``Simulation`` arguments for the scenario's slot traffic: connections carry
+    data every slot (loss detection notices a cut path), on the scenario's slot clock."""
+    config = traffic_config(scenario)
+    if config is None:
+        return {"traffic": False}
+    return {"traffic": True, "slot_seconds": config.slot}
+
+
+def _record_traffic(scenario: Scenario, sim: Simulation,
+                    out: Path) -> TrafficRecording | QuicTrafficRecording | None:
+    """Slot traffic of a ``model`` run, evaluated by the overlay and written per slot
+    (``None`` for ``traffic: none``; the ``quic`` fidelity carries it on streams)."""
+    config = traffic_config(scenario)
+    if config is None:
+        return None
+    if scenario.fidelity == "quic":  # real streams on the simulated aioquic connections
+        from jamsim.sim.quic_traffic import QuicTrafficRecording
+
+        return QuicTrafficRecording(sim, config, scenario.seed, scenario.duration, out)
+    from jamsim.traffic.simulated import TrafficRecording
+
+    return TrafficRecording(sim, config, scenario.seed, scenario.duration, out)
+
+
+def _closing_traffic(execute: Callable[[], None],
+                     recording: TrafficRecording | QuicTrafficRecording | None,
+                     ) -> Callable[[], None]:
+    """``execute`` that closes the delivery tables however it ends (an interrupted
+    run keeps what it recorded, like the other tables)."""
+    if recording is None:
+        return execute
+
+    def run() -> None:
+        try:
+            execute()
+        finally:
+            recording.close()
+    return run
+
+
+def _delivery(scenario: Scenario, out: Path) -> Delivery | None:
+    """The run's delivery tables, if it has any."""
+    from jamsim.analysis.delivery import load_delivery
+
+    return load_delivery(out)
+
+
+def _delivery_summary(scenario: Scenario, delivery: Delivery) -> dict[str, Any]:
+    """summary.json's ``metrics.delivery``: overall and after each recovery action."""
+    from jamsim.analysis.delivery import delivery_metrics
+
+    recoveries = [(e.at, describe(e)) for e in scenario.timeline
+                  if e.action in RECOVERY_ACTIONS]
+    return delivery_metrics(delivery, recoveries)
 
 
 def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
@@ -218,13 +284,16 @@ def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
     finally:
         for writer in writers:
             writer.close()
-        verdicts = evaluate(scenario, events, samples) if complete else []
+        delivery = _delivery(scenario, out) if complete else None
+        verdicts = evaluate(scenario, events, samples, delivery) if complete else []
         summary = _summary(scenario, validators_count=scenario.validators.count,
                            events=events, samples=samples, verdicts=verdicts,
                            complete=complete, error=error, simulated=reached(),
                            wall=time.perf_counter() - started)
         if runtime is not None:
             summary["runtime"] = runtime
+        if delivery is not None:
+            summary["metrics"]["delivery"] = _delivery_summary(scenario, delivery)
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     events.clear()
     samples.clear()
@@ -244,7 +313,14 @@ def _write_plots(out: Path) -> list[Path]:
         from jamsim.analysis.plots import write_run_plots
     except ImportError:  # analysis extras missing: tables are still written
         return []
-    return list(write_run_plots(out))
+    return list(write_run_plots(out)) + _write_delivery_plots(out)
+
+
+def _write_delivery_plots(out: Path) -> list[Path]:
+    """``delivery.png`` for runs with slot traffic."""
+    from jamsim.analysis.delivery_plots import write_delivery_plots
+
+    return write_delivery_plots(out)
 
 
 def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRecord],
@@ -283,7 +359,11 @@ def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRec
         "metrics": {
             "time_to_full_mesh_s": time_to_full_mesh(samples, 0.0),
             "time_to_full_mesh_after_s": after_events,
-            "final_links_up": final.links_up if final else 0,
+            "final_links_usable": final.links_usable if final else 0,
+            "final_links_believed": final.links_believed if final else 0,
+            "final_links_stale": final.links_stale if final else 0,
+            "max_links_stale": max((s.links_stale for s in samples), default=0),
+            "longest_stale_s": max((s.longest_stale for s in samples), default=0.0),
             "final_links_expected": final.links_expected if final else 0,
             "final_full_mesh": final.full_mesh if final else False,
             "max_duplicates": max((s.duplicates for s in samples), default=0),

@@ -10,6 +10,7 @@ telemetry event rows (from the JIP-3 collector) and connectivity samples.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,6 @@ from jamsim.testnet.base import (
     Heal,
     Isolate,
     Kill,
-    NodeStatus,
     Partition,
     Pause,
     Restart,
@@ -33,6 +33,10 @@ from jamsim.testnet.base import (
     TimelineOp,
     Unpause,
 )
+from jamsim.testnet.traffic import TrafficReceipts, write_delivery_tables
+from jamsim.testnet.truth import PathRules, harness_sample
+from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.schedule import SlotSchedule
 
 __all__ = ["run_on_testnet", "testnet_plan"]
 
@@ -124,38 +128,20 @@ def testnet_plan(scenario: Scenario, run_dir: Path, base_port: int = 40000,
     return spec, ops
 
 
-def _sample(now: float, statuses: dict[int, NodeStatus], expected: int) -> ConnectivitySample:
-    up = {i for i, s in statuses.items() if s.running}
-    both = half = 0
-    parent = {i: i for i in up}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in up:
-        for j in statuses[i].connected:
-            if j <= i and j in up and i in statuses[j].connected:
-                continue  # counted from the smaller side
-            if j in up and i in statuses[j].connected:
-                both += 1
-                parent[find(i)] = find(j)
-            else:
-                half += 1
-    components = len({find(i) for i in up}) if up else 0
-    return ConnectivitySample(time=now, links_up=both, links_expected=expected,
-                              nodes_up=len(up), half_open=half, components=components)
-
-
 def run_on_testnet(
     scenario: Scenario, backend_name: str, run_dir: Path,
     on_sample: Callable[[ConnectivitySample], None],
     progress: Callable[[float], None] | None = None,
+    traffic: TrafficConfig | None = None,
+    tables_dir: Path | None = None,
 ) -> list[EventRecord]:
     """Start the testnet, play the timeline in wall time, return telemetry rows.
 
+    With ``traffic`` the nodes send JAM slot traffic (slot 0 starts when the
+    testnet comes up) and their receipts, gathered from the same status replies
+    as the samples, are written to ``blocks.parquet`` / ``assurances.parquet`` in
+    ``tables_dir`` (default ``run_dir``). Samples count usable and stale links
+    from the impairment rules the harness installed (:mod:`jamsim.testnet.truth`).
     The backend is always torn down, also on Ctrl-C or an error."""
     from jamsim.testnet.commands import make_backend
 
@@ -163,24 +149,41 @@ def run_on_testnet(
         else 40000
     spec, ops = testnet_plan(scenario, run_dir, base_port)
     count = scenario.validators.count
+    receipts: TrafficReceipts | None = None
+    rules = PathRules(count)
+    stale_since: dict[tuple[int, int], float] = {}
     expected = count * (count - 1) // 2
     backend = make_backend(backend_name)
     backend.build()
     with backend:
         start = time.monotonic()
+        if traffic is not None:
+            spec = dataclasses.replace(spec, traffic=traffic, traffic_start=time.time())
+            receipts = TrafficReceipts(SlotSchedule(count, scenario.seed, traffic),
+                                       spec.traffic_start or 0.0)
         backend.up(spec)
         next_sample = 0.0
         pending = list(ops)
         while True:
             now = time.monotonic() - start
             while pending and pending[0][0] <= now:
-                backend.apply(pending.pop(0)[1])
+                op = pending.pop(0)[1]
+                backend.apply(op)
+                rules.apply(op)
             if now >= next_sample:
-                on_sample(_sample(now, backend.status(), expected))
+                statuses = backend.status()
+                on_sample(harness_sample(now, statuses, expected, rules, stale_since))
+                if receipts is not None:
+                    for index, status in statuses.items():
+                        receipts.update(index, status.traffic)
                 next_sample += scenario.sample_interval
                 if progress is not None:
                     progress(now)
             if now >= scenario.duration:
+                if receipts is not None:
+                    for index, status in backend.status().items():
+                        receipts.update(index, status.traffic)
+                    write_delivery_tables(receipts, tables_dir or run_dir, scenario.duration)
                 break
             wake = min(next_sample, pending[0][0] if pending else next_sample,
                        scenario.duration)

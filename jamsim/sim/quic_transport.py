@@ -79,6 +79,7 @@ from jamsim.sim.quic_connection import SimQuicConnection
 from jamsim.sim.quic_keys import IdentityResolver
 
 if TYPE_CHECKING:
+    from jamsim.sim.quic_traffic import QuicSlotTraffic
     from jamsim.sim.simulation import SimNode, Simulation
 
 __all__ = ["SIM_GENESIS", "QuicFabric", "QuicTransport", "keepalive_interval"]
@@ -148,6 +149,9 @@ class QuicFabric:
         self.connection_class: type[JamQuicConnection] = SimQuicConnection
         """aioquic connection class of new connections; tests swap in the stock one
         to check the memory trims leave behaviour unchanged."""
+        self.traffic: QuicSlotTraffic | None = None
+        """The run's slot traffic (:mod:`jamsim.sim.quic_traffic`): serves CE 128 from
+        each node's blocks and hears its announcements and assurances."""
 
     def certificate(self, key: bytes) -> NodeCertificate:
         identity: ValidatorIdentity = self.identities(key)
@@ -311,13 +315,25 @@ class QuicTransport:
         return (address.host, address.port)
 
     def _make_conn(self, end: _End, quic: JamQuicConnection, peer: PeerAddress) -> JamConnection:
+        traffic = self.fabric.traffic
+        if traffic is None:
+            return JamConnection(
+                quic, end.cid, peer, outbound=end.client,
+                verifier=self.fabric.current_verifier(),
+                handshake=self.fabric.handshake,
+                block_source=_no_blocks,
+                on_announcement=_ignore_announcement,
+                max_message_size=MAX_MESSAGE_SIZE,
+            )
         return JamConnection(
             quic, end.cid, peer, outbound=end.client,
             verifier=self.fabric.current_verifier(),
             handshake=self.fabric.handshake,
-            block_source=_no_blocks,
-            on_announcement=_ignore_announcement,
+            block_source=traffic.block_source(end.index),
+            on_announcement=traffic.on_announcement(end.index),
             max_message_size=MAX_MESSAGE_SIZE,
+            on_assurance=traffic.on_assurance(end.index),
+            core_count=traffic.core_count,
         )
 
     # ---------------------------------------------------------------- set-up

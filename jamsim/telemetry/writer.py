@@ -50,6 +50,7 @@ _TYPES: dict[str, pa.DataType] = {
     "node_key": pa.string(),
     "peer_key": pa.string(),
     "full_mesh": pa.bool_(),
+    "longest_stale": pa.float64(),
 }
 
 EVENT_SCHEMA = pa.schema([(c, _TYPES.get(c, pa.int64())) for c in EVENT_COLUMNS])

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from jamsim.links import LinkSpec
 from jamsim.telemetry.records import EventRecord
+from jamsim.traffic.config import TrafficConfig
 
 
 class TestnetError(RuntimeError):
@@ -36,6 +37,8 @@ class TestnetSpec:
     :class:`jamsim.core.policy.ConnectionPolicy` preset.  ``telemetry`` is the
     collector ``(host, port)`` nodes report to (None: the backend runs its own).
     ``links`` maps (src_region, dst_region) -> conditions applied at start.
+    ``traffic``: JAM slot traffic the nodes send (None: none), with slot 0
+    starting at Unix time ``traffic_start`` (None: when the nodes start).
     """
 
     validators: int
@@ -49,6 +52,8 @@ class TestnetSpec:
     links: Mapping[tuple[str, str], LinkSpec] = field(default_factory=dict)
     run_dir: Path = Path(".jamsim-run")
     name: str = "jamsim"
+    traffic: TrafficConfig | None = None
+    traffic_start: float | None = None
 
     def region_names(self) -> list[str]:
         """The region of each validator, in index order (what a keys file records)."""
@@ -133,13 +138,16 @@ class NodeStatus:
 
     ``running``: process alive and not paused; ``connected``: validator indices
     of its live peers as the node itself reports them; ``error``: why the node
-    could not be asked (``connected`` is then empty).
+    could not be asked (``connected`` is then empty); ``traffic``: the node's
+    recent slot-traffic receipts when it sends traffic
+    (:meth:`jamsim.net.traffic.NodeTraffic.status`).
     """
 
     index: int
     running: bool
     connected: frozenset[int] = frozenset()
     error: str | None = None
+    traffic: Mapping[str, Any] | None = None
 
 
 def full_mesh(statuses: Mapping[int, NodeStatus], nodes: set[int] | None = None) -> bool:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from jamsim.core.errors import UsageError
 from jamsim.testnet.base import NodeStatus, TestnetBackend, TestnetError, TestnetSpec, full_mesh
 from jamsim.testnet.keys import KeysFileError, generate_keys, load_keys, write_keys
 
@@ -71,6 +72,8 @@ def _print_status(statuses: dict[int, NodeStatus]) -> bool:
     for index, status in sorted(statuses.items()):
         state = "up" if status.running else "down"
         extra = f"  error: {status.error}" if status.error else ""
+        if status.traffic is not None:
+            extra += f", {len(status.traffic.get('blocks', ()))} recent blocks"
         typer.echo(f"v{index}: {state}, {len(status.connected)}/{count - 1} peers{extra}")
     full = full_mesh(statuses)
     typer.echo("full mesh" if full else "not full mesh")
@@ -88,8 +91,21 @@ def up(
     policy: str = "jamnp-s",
     detach: Annotated[bool, typer.Option(help="leave nodes running; stop with `down`")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for full mesh")] = 60.0,
+    slot: Annotated[
+        float | None,
+        typer.Option(help="send JAM slot traffic with slots of this many seconds (UP 0 "
+                     "announcements, CE 128 block fetches, CE 141 assurances); off if unset"),
+    ] = None,
 ) -> None:
     """Start a testnet, wait for full mesh, then (unless --detach) run until Ctrl-C."""
+    traffic = None
+    if slot is not None:
+        from jamsim.traffic.config import TrafficConfig
+
+        try:
+            traffic = TrafficConfig(slot=slot, assurance_lead=min(2.0, slot / 3), first_slot=1)
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc)) from exc
     spec = TestnetSpec(
         validators=validators,
         keys_file=keys,
@@ -97,6 +113,7 @@ def up(
         base_port=base_port,
         policy=policy,
         run_dir=run_dir,
+        traffic=traffic,
     )
     tn = make_backend(backend, run_dir)
     try:

@@ -32,6 +32,7 @@ from jamsim.testnet.local import (
     key_index,
     node_options,
     read_state_file,
+    with_traffic_start,
     write_state_file,
 )
 
@@ -141,6 +142,7 @@ class ContainerBackend(LocalProcessBackend, ABC):
         if self.project is not None:
             raise TestnetError("testnet already up; call down() first")
         self._check_engine()
+        spec = with_traffic_start(spec)
         self.spec = spec
         self.project = project_name(spec)
         run_dir = Path(spec.run_dir)

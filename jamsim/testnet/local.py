@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -82,6 +83,33 @@ def node_options(spec: TestnetSpec, telemetry: tuple[str, int] | None) -> list[s
         options += ["--policy-set", f"{name}={'none' if value is None else value}"]
     if telemetry is not None:
         options += ["--telemetry", f"{telemetry[0]}:{telemetry[1]}"]
+    return options + traffic_options(spec)
+
+
+def with_traffic_start(spec: TestnetSpec) -> TestnetSpec:
+    """``spec`` with slot 0 fixed to now when it sends traffic and no start was given.
+
+    Every node, and a node restarted later, must share one slot clock, so the
+    start is fixed once when the testnet comes up, not per node command line.
+    """
+    if spec.traffic is None or spec.traffic_start is not None:
+        return spec
+    return dataclasses.replace(spec, traffic_start=time.time())
+
+
+def traffic_options(spec: TestnetSpec) -> list[str]:
+    """``jamsim node`` options for the run's slot traffic (none when it is off)."""
+    t = spec.traffic
+    if t is None:
+        return []
+    start = spec.traffic_start if spec.traffic_start is not None else time.time()
+    options = [
+        "--traffic-start", repr(start), "--traffic-seed", str(spec.seed),
+        "--traffic-slot", repr(t.slot), "--traffic-lead", repr(t.assurance_lead),
+        "--traffic-block-size", str(t.block_size), "--traffic-first-slot", str(t.first_slot),
+    ]
+    if t.core_count is not None:
+        options += ["--traffic-cores", str(t.core_count)]
     return options
 
 
@@ -175,7 +203,9 @@ def status_run_dir(run_dir: Path, timeout: float = 2.0) -> dict[int, NodeStatus]
         try:
             body = control_request(("127.0.0.1", ports[index]), {"op": "status"}, timeout)
             peers = body["status"].get("connected", [])
-            out[index] = NodeStatus(index, True, frozenset(names[p] for p in peers if p in names))
+            traffic = body["status"].get("traffic")
+            out[index] = NodeStatus(index, True, frozenset(names[p] for p in peers if p in names),
+                                    traffic=traffic if isinstance(traffic, dict) else None)
         except (ControlError, KeyError, AttributeError) as exc:
             out[index] = NodeStatus(index, True, frozenset(), str(exc))
     return out
@@ -268,6 +298,7 @@ class LocalProcessBackend:
     def up(self, spec: TestnetSpec) -> None:
         if self.procs:
             raise TestnetError("testnet already up; call down() first")
+        spec = with_traffic_start(spec)
         self.spec = spec
         run_dir = Path(spec.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -633,7 +664,9 @@ class LocalProcessBackend:
                 connected = frozenset(
                     self._key_index[p] for p in peers if isinstance(p, str) and p in self._key_index
                 )
-                out[index] = NodeStatus(index, True, connected)
+                traffic = body.get("traffic")
+                out[index] = NodeStatus(index, True, connected,
+                                        traffic=traffic if isinstance(traffic, dict) else None)
             except (ControlError, AttributeError) as exc:
                 out[index] = NodeStatus(index, True, frozenset(), str(exc))
         return out

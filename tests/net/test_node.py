@@ -77,7 +77,7 @@ def make_set(n: int) -> tuple[ValidatorSet, list[ValidatorIdentity]]:
     return ValidatorSet(infos), ids
 
 
-BLOCK = Block(Header(GENESIS, 1, 0, b"body"), b"xt")
+BLOCK = Block(Header(GENESIS, 1, 0), b"xt")
 
 
 def blocks_for(request: BlockRequest) -> Sequence[Block] | None:

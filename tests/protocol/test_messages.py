@@ -17,6 +17,7 @@ from jamsim.protocol.messages import (
     Final,
     Handshake,
     Header,
+    HeaderContext,
     RequestDirection,
     decode_announcement,
     decode_block,
@@ -27,8 +28,18 @@ from jamsim.protocol.messages import (
 hashes = st.binary(min_size=32, max_size=32)
 slots = st.integers(min_value=0, max_value=0xFFFFFFFF)
 finals = st.builds(Final, hashes, slots)
+sigs = st.binary(min_size=96, max_size=96)
+TINY = HeaderContext(validator_count=3, epoch_length=2)
 headers = st.builds(
-    Header, hashes, slots, st.integers(min_value=0, max_value=0xFFFF), st.binary(max_size=64)
+    Header,
+    hashes,
+    slots,
+    st.integers(min_value=0, max_value=0xFFFF),
+    prior_state_root=hashes,
+    extrinsic_hash=hashes,
+    vrf_signature=sigs,
+    seal=sigs,
+    offenders=st.lists(hashes, max_size=3).map(tuple),
 )
 handshakes = st.builds(Handshake, finals, st.lists(finals, max_size=8).map(tuple))
 announcements = st.builds(Announcement, headers, finals)

@@ -39,7 +39,7 @@ GENESIS = b"\0" * 32
 def chain(n: int) -> list[Block]:
     out, parent = [], GENESIS
     for slot in range(1, n + 1):
-        block = Block(Header(parent, slot, slot % 6, b"h%d" % slot), b"x" * slot)
+        block = Block(Header(parent, slot, slot % 6), b"x" * slot)
         out.append(block)
         parent = block.hash()
     return out

@@ -65,3 +65,30 @@ def test_queries_on_an_empty_run_folder_say_so_and_exit_1(tmp_path: Path,
     assert "Traceback" not in result.output
     assert ("no usable local testnet state" in result.output if len(args) == 1
             else f"no {args[-1]} testnet here" in result.output)
+
+
+def test_up_with_slot_traffic_reports_blocks_in_status(tmp_path: Path) -> None:
+    """`jamsim testnet up --slot`: real nodes send slot traffic; `status` shows the blocks."""
+    from jamsim.testnet.local import status_run_dir
+
+    run_dir = tmp_path / "run"
+    common = ["--run-dir", str(run_dir)]
+    result = runner.invoke(app_under_test, [
+        "up", "4", "--detach", "--base-port", str(free_base_port(4)), "--wait", "30",
+        "--slot", "0.5", *common])
+    try:
+        assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 15
+        statuses = status_run_dir(run_dir)
+        while time.monotonic() < deadline and not all(
+                s.traffic is not None and len(s.traffic["blocks"]) >= 3
+                for s in statuses.values()):
+            time.sleep(0.2)
+            statuses = status_run_dir(run_dir)
+        assert all(s.traffic is not None and len(s.traffic["blocks"]) >= 3
+                   for s in statuses.values()), statuses
+        result = runner.invoke(app_under_test, ["status", *common])
+        assert "recent blocks" in result.output, result.output
+        assert runner.invoke(app_under_test, ["up", "2", "--slot", "0", *common]).exit_code != 0
+    finally:
+        runner.invoke(app_under_test, ["down", *common])

@@ -1,0 +1,108 @@
+"""Sans-IO state machines for CE 141 (assurance distribution), both sides.
+
+``simple.md``::
+
+    Assurer -> Validator
+    --> Assurance
+    --> FIN
+    <-- FIN
+
+The initiator writes kind byte, the one assurance message and FIN; the acceptor
+collects exactly one message until the peer's FIN, reports it and answers with
+its own FIN. The exchange succeeds only when both halves end cleanly (the CE
+rule). Kept apart from :mod:`jamsim.protocol.stream_protocols` (UP 0, CE 128)
+so each module stays about one protocol; the actions are the shared ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
+from jamsim.protocol.framing import encode_message
+from jamsim.protocol.messages import FULL_CORE_COUNT, Assurance, decode_assurance
+from jamsim.protocol.stream_protocols import (
+    SendData,
+    StreamAction,
+    StreamCompleted,
+    _Machine,
+    _State,
+)
+from jamsim.protocol.streams import StreamKind
+
+__all__ = ["AssuranceReceived", "CE141Client", "CE141Server", "Ce141Action"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssuranceReceived:
+    """The acceptor decoded the peer's assurance (reported before the FIN arrives)."""
+
+    assurance: Assurance
+
+
+Ce141Action = StreamAction | AssuranceReceived
+
+
+class CE141Client(_Machine):
+    """Initiator: send one assurance and FIN, then wait for the acceptor's FIN."""
+
+    def __init__(self, assurance: Assurance) -> None:
+        super().__init__(max_message_size=0)
+        self.assurance = assurance
+
+    def open(self) -> list[Ce141Action]:
+        if self._state is not _State.IDLE:
+            raise ProtocolUsageError("CE 141 assurance already sent")
+        self._state = _State.OPEN
+        data = bytes((StreamKind.ASSURANCE_DISTRIBUTION,)) + encode_message(self.assurance.encode())
+        return [SendData(data, end_stream=True)]
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
+        if self._state is _State.DONE:
+            return []
+        if self._state is _State.IDLE:
+            raise ProtocolUsageError("open() the CE 141 stream before feeding it data")
+        if data:
+            return list(
+                self._protocol_error(PeerProtocolError("CE 141: acceptor sent data before FIN"))
+            )
+        if not end_stream:
+            return []
+        self._state = _State.DONE
+        return [StreamCompleted()]
+
+    def _reset_reason(self, code: int) -> str:
+        return f"assurance rejected by peer (code {code})"
+
+
+class CE141Server(_Machine):
+    """Acceptor (kind byte already consumed): one assurance, peer FIN, our FIN."""
+
+    def __init__(self, core_count: int = FULL_CORE_COUNT) -> None:
+        super().__init__(max_message_size=Assurance.size(core_count))
+        self._state = _State.OPEN
+        self._core_count = core_count
+        self.assurance: Assurance | None = None
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
+        if self._state is _State.DONE:
+            return []
+        out: list[Ce141Action] = []
+        try:
+            for raw in self._decoder.feed(data):
+                if self.assurance is not None:
+                    raise PeerProtocolError("CE 141: more than one assurance message")
+                self.assurance = decode_assurance(raw, self._core_count)
+                out.append(AssuranceReceived(self.assurance))
+            self._decoder.check()
+            if not end_stream:
+                return out
+            self._decoder.end_of_stream()
+            if self.assurance is None:
+                raise PeerProtocolError("CE 141: stream finished without an assurance")
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+            return out
+        self._state = _State.DONE
+        return [*out, SendData(b"", end_stream=True), StreamCompleted()]
+

@@ -1,0 +1,373 @@
+"""JAM slot traffic in the ``quic`` fidelity: real messages on real aioquic streams.
+
+The ``model`` fidelity evaluates each slot analytically
+(:mod:`jamsim.traffic.simulated`); here the same schedule is *sent*: the author's
+UP 0 announcements, the CE 128 fetch of every node that hears of a block it
+lacks, the relays, and every CE 141 assurance, each on the transports'
+:class:`~jamsim.net.connection.JamConnection` (the asyncio node's own stream
+code), so loss recovery, congestion control, stream credit and head-of-line
+effects of aioquic shape the delivery times, and data sent across a cut path is
+what makes QUIC give up on a connection.
+
+Behaviour mirrors the real node's driver (:mod:`jamsim.net.traffic`): slot 0 is
+genesis, blocks come from the same synthetic chain, a fetch falls back to the
+next announcer after ``fetch_timeout`` or a failure, assurances are anchored on
+the parent of their slot's block. Only a live process (not crashed, not paused)
+acts on a slot tick.
+
+:class:`QuicSlotTraffic` takes the constructor arguments of
+:class:`jamsim.traffic.simulated.SimulatedTraffic` and hands its sinks the same
+per-slot :class:`~jamsim.traffic.records.BlockBatch` /
+:class:`~jamsim.traffic.records.AssuranceBatch`, at the end of each slot (a block
+arriving after its slot ended is not counted, as the analysis counts only
+what arrives within the slot); :meth:`QuicSlotTraffic.finish` hands over the
+slots still open when the run stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jamsim.net.connection import JamConnection
+from jamsim.protocol.limits import MAX_BLOCK_SIZE
+from jamsim.protocol.messages import (
+    Announcement,
+    Assurance,
+    Block,
+    BlockRequest,
+    RequestDirection,
+    bitfield_size,
+)
+from jamsim.protocol.stream_protocols import CE128Client
+from jamsim.traffic.chain import KEEP_SLOTS, BlockStore
+from jamsim.traffic.config import TrafficConfig, default_core_count
+from jamsim.traffic.receipts import hops_from_via
+from jamsim.traffic.records import (
+    ASSURANCE_SCHEMA,
+    ASSURANCES_FILE,
+    BLOCK_SCHEMA,
+    BLOCKS_FILE,
+    NEVER,
+    AssuranceBatch,
+    AssuranceDelivery,
+    BlockBatch,
+    BlockDelivery,
+    DeliveryWriter,
+    assurances_batch,
+    blocks_batch,
+)
+from jamsim.traffic.schedule import SlotSchedule
+
+if TYPE_CHECKING:
+    from jamsim.sim.quic_transport import QuicTransport, _End
+    from jamsim.sim.simulation import SimNode, Simulation
+
+__all__ = ["QuicSlotTraffic", "QuicTrafficRecording"]
+
+
+class _NodeState:
+    """What one validator (position in the current set) holds and saw."""
+
+    __slots__ = ("announcers", "assured", "blocks", "fetching", "store")
+
+    def __init__(self, store: BlockStore) -> None:
+        self.store = store
+        self.blocks: dict[int, tuple[float, int]] = {}
+        self.assured: dict[int, float] = {}
+        self.announcers: dict[bytes, list[bytes]] = {}
+        self.fetching: dict[bytes, int] = {}  # hash -> announcers tried so far
+
+
+class QuicSlotTraffic:
+    """Sends a run's slot traffic over the quic fidelity's real streams."""
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int | str, until: float,
+                 on_block: Callable[[BlockBatch], None],
+                 on_assurances: Callable[[AssuranceBatch], None], *,
+                 fetch_timeout: float | None = None) -> None:
+        from jamsim.net.traffic import chain_for
+        from jamsim.traffic.simulated import current_keys
+
+        fabric = sim.quic
+        if fabric is None:
+            raise TypeError("QuicSlotTraffic needs a quic-fidelity Simulation")
+        self.sim = sim
+        self.until = until
+        self.on_block = on_block
+        self.on_assurances = on_assurances
+        keys = current_keys(sim)
+        self.keys: tuple[bytes, ...] = keys
+        self.schedule = SlotSchedule(max(1, len(keys)), seed, config)
+        self.chain = chain_for(self.schedule)
+        self.core_count = config.core_count or default_core_count(len(keys))
+        self.fetch_timeout = fetch_timeout if fetch_timeout is not None else config.slot / 2
+        self._sim_index = [sim.index_of(k) for k in keys]
+        self._position = {k: i for i, k in enumerate(keys)}
+        self._by_sim = {s: i for i, s in enumerate(self._sim_index)}
+        self.nodes = [_NodeState(BlockStore(self.chain.genesis)) for _ in keys]
+        self._delivered: dict[tuple[int, int], float] = {}  # (slot, assurer) at the author
+        self._anchors: dict[bytes, int] = {}
+        self._emitted = 0
+        self.fetch_failures = 0
+        self.messages_sent = 0
+        self.slots_evaluated = 0
+        fabric.traffic = self
+        slots = self.schedule.slots(until)
+        self._first = max(1, slots.start)
+        self._last = slots.stop  # exclusive
+        self._emitted = self._first
+        if self._first < self._last:
+            self._arm(self._first, assurance=True)
+
+    # ------------------------------------------------------------ transport hooks
+
+    def block_source(self, sim_index: int) -> Callable[[BlockRequest], Sequence[Block] | None]:
+        pos = self._by_sim.get(sim_index)
+        if pos is None:
+            return _nothing
+        return self.nodes[pos].store.serve
+
+    def on_announcement(self, sim_index: int) -> Callable[[bytes, Announcement], None]:
+        return lambda peer, ann: self._announced(sim_index, peer, ann)
+
+    def on_assurance(self, sim_index: int) -> Callable[[bytes, Assurance], None]:
+        return lambda peer, a: self._assurance_in(sim_index, peer, a)
+
+    # ------------------------------------------------------------------ clock
+
+    def _arm(self, slot: int, *, assurance: bool) -> None:
+        s = self.schedule
+        if slot >= self._last:
+            return
+        if assurance and not s.has_assurances(slot):
+            assurance = False
+        at = s.assurance_time(slot) if assurance else s.slot_start(slot)
+        self.sim.at(at, lambda: self._fire(slot, assurance))
+
+    def _fire(self, slot: int, assurance: bool) -> None:
+        if assurance:
+            self._assure(slot)
+            self._arm(slot, assurance=False)
+            return
+        self._emit_until(slot)
+        for state in self.nodes:
+            state.store.prune(slot - KEEP_SLOTS)
+        self._author(slot)
+        self.slots_evaluated += 1
+        self._arm(slot + 1, assurance=True)
+
+    def _acting(self, pos: int) -> SimNode | None:
+        node = self.sim.nodes[self._sim_index[pos]]
+        if not node.alive or node.paused_at is not None or node.manager is None:
+            return None
+        return node
+
+    def _end(self, node: SimNode, peer: bytes) -> tuple[QuicTransport, _End, JamConnection] | None:
+        """``node``'s live, verified connection to ``peer``, as transport, end, connection."""
+        from jamsim.sim.quic_transport import QuicTransport
+
+        manager = node.manager
+        cid = manager.live_connection(peer) if manager is not None else None
+        transport = node.ends.get(cid) if cid is not None else None
+        if not isinstance(transport, QuicTransport):
+            return None
+        end = transport.client if transport.client.cid == cid and \
+            transport.a == node.index else transport.server
+        conn = end.conn
+        if conn is None or conn.peer_key != peer:
+            return None
+        return transport, end, conn
+
+    # ------------------------------------------------------------------ blocks
+
+    def _author(self, slot: int) -> None:
+        pos = self.schedule.author(slot)
+        node = self._acting(pos)
+        if node is None:
+            return
+        block = self.chain.block(slot)
+        state = self.nodes[pos]
+        state.store.add(block)
+        state.blocks[slot] = (self.sim.now, NEVER)
+        self._relay(pos, node, Announcement(block.header, self.chain.genesis_final), ())
+
+    def _relay(self, pos: int, node: SimNode, ann: Announcement, exclude: Sequence[bytes]) -> None:
+        for j in self.schedule.grid_neighbours(pos):
+            key = self.keys[j]
+            if key in exclude:
+                continue
+            found = self._end(node, key)
+            if found is not None and found[2].announce(ann):
+                self.messages_sent += 1
+                found[0]._transmit(found[1])
+
+    def _announced(self, sim_index: int, peer: bytes, ann: Announcement) -> None:
+        pos = self._by_sim.get(sim_index)
+        if pos is None:
+            return
+        state = self.nodes[pos]
+        h = ann.header.hash()
+        if h in state.store:
+            return
+        state.announcers.setdefault(h, []).append(peer)
+        if h not in state.fetching:
+            state.fetching[h] = 0
+            self._fetch(pos, h, ann)
+
+    def _fetch(self, pos: int, h: bytes, ann: Announcement) -> None:
+        """Ask the next untried announcer of ``h``; give up when none is left."""
+        state = self.nodes[pos]
+        node = self._acting(pos)
+        announcers = state.announcers.get(h, [])
+        while node is not None and state.fetching.get(h, len(announcers)) < len(announcers):
+            tried = state.fetching[h]
+            state.fetching[h] = tried + 1
+            peer = announcers[tried]
+            found = self._end(node, peer)
+            if found is None:
+                continue
+            transport, end, conn = found
+            request = BlockRequest(h, RequestDirection.DESCENDING_INCLUSIVE, 1)
+            client = CE128Client(request, max_message_size=MAX_BLOCK_SIZE)
+            sid = conn.request_with(client, self._on_fetched(pos, h, ann, peer))
+            self.messages_sent += 1
+            transport._transmit(end)
+            gen = node.generation
+
+            def timeout(conn: JamConnection = conn, sid: int = sid,
+                        transport: QuicTransport = transport, end: _End = end) -> None:
+                if conn.cancel_request(sid):
+                    transport._transmit(end)
+                    self.fetch_failures += 1
+                    self._fetch(pos, h, ann)
+
+            self.sim.call_for(node.index, gen, self.fetch_timeout, timeout)
+            return
+        state.fetching.pop(h, None)
+
+    def _on_fetched(self, pos: int, h: bytes, ann: Announcement, peer: bytes,
+                    ) -> Callable[[tuple[Block, ...] | None, str], None]:
+        return lambda blocks, reason: self._fetched(pos, h, ann, peer, blocks, reason)
+
+    def _fetched(self, pos: int, h: bytes, ann: Announcement, peer: bytes,
+                 blocks: tuple[Block, ...] | None, reason: str) -> None:
+        state = self.nodes[pos]
+        if blocks is None or len(blocks) != 1 or blocks[0].hash() != h:
+            self.fetch_failures += 1
+            self._fetch(pos, h, ann)
+            return
+        state.store.add(blocks[0])
+        state.fetching.pop(h, None)
+        announcers = state.announcers.pop(h, [])
+        state.blocks.setdefault(blocks[0].header.slot,
+                                (self.sim.now, self._position.get(peer, NEVER)))
+        node = self._acting(pos)
+        if node is not None:
+            self._relay(pos, node, ann, announcers)
+
+    # -------------------------------------------------------------- assurances
+
+    def _assure(self, slot: int) -> None:
+        anchor = self.chain.hash_at(slot - 1)
+        self._anchors[anchor] = slot
+        author = self.schedule.author(slot)
+        size = bitfield_size(self.core_count)
+        now = self.sim.now
+        for pos, key in enumerate(self.keys):
+            node = self._acting(pos)
+            if node is None:
+                continue
+            self.nodes[pos].assured[slot] = now
+            if pos == author:
+                self._delivered.setdefault((slot, pos), now)
+            digest = hashlib.blake2b(anchor + key, digest_size=64).digest()
+            bitfield = (digest * (size // 64 + 1))[:size]
+            assurance = Assurance(anchor, bitfield, digest)
+            for other in self.keys:
+                if other == key:
+                    continue
+                found = self._end(node, other)
+                if found is not None:
+                    found[2].send_assurance(assurance)
+                    self.messages_sent += 1
+                    found[0]._transmit(found[1])
+
+    def _assurance_in(self, sim_index: int, peer: bytes, assurance: Assurance) -> None:
+        pos = self._by_sim.get(sim_index)
+        slot = self._anchors.get(assurance.anchor)
+        assurer = self._position.get(peer)
+        if pos is None or slot is None or assurer is None or self.schedule.author(slot) != pos:
+            return
+        self._delivered.setdefault((slot, assurer), self.sim.now)
+
+    # ------------------------------------------------------------------ tables
+
+    def _emit_until(self, slot: int) -> None:
+        """Hand the sinks every slot that ended by the start of ``slot``."""
+        while self._emitted < min(slot, self._last):
+            self._emit(self._emitted)
+            self._emitted += 1
+
+    def finish(self) -> None:
+        """Hand over the slots that started before ``until`` and were not emitted yet."""
+        self._emit_until(self._last)
+
+    def stop(self) -> None:
+        """:meth:`finish`, then send nothing more and detach from the transports."""
+        self.finish()
+        self._last = -1
+        fabric = self.sim.quic
+        if fabric is not None and fabric.traffic is self:
+            fabric.traffic = None
+
+    def _emit(self, slot: int) -> None:
+        n = len(self.keys)
+        author = self.schedule.author(slot)
+        seen = [self.nodes[i].blocks.get(slot) for i in range(n)]
+        hops = hops_from_via(author, [None if e is None else e[1] for e in seen])
+        rows = []
+        for i, entry in enumerate(seen):
+            if entry is None:
+                rows.append(BlockDelivery(slot, author, i, math.nan, NEVER, NEVER))
+            else:
+                rows.append(BlockDelivery(slot, author, i, entry[0], hops[i],
+                                          NEVER if i == author else entry[1]))
+        self.on_block(blocks_batch(slot, author, rows))
+        arows = [
+            AssuranceDelivery(slot, author, j, self.nodes[j].assured.get(slot, math.nan),
+                              self._delivered.get((slot, j), math.nan))
+            for j in range(n)
+        ]
+        self.on_assurances(assurances_batch(slot, author, arows))
+
+
+def _nothing(_request: BlockRequest) -> Sequence[Block] | None:
+    return None
+
+
+class QuicTrafficRecording:
+    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``
+    (the counterpart of :class:`jamsim.traffic.simulated.TrafficRecording`)."""
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int | str, until: float,
+                 out_dir: Path, *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
+                                         flush_every=flush_every)
+        self.traffic: QuicSlotTraffic | None = QuicSlotTraffic(
+            sim, config, seed, until, self.blocks.append, self.assurances.append)
+
+    def close(self) -> None:
+        """Hand over the open slots, merge the tables, let go of the simulation
+        (idempotent)."""
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.stop()
+        self.traffic = None
+        self.blocks.close()
+        self.assurances.close()
