@@ -226,7 +226,7 @@ def test_up0_local_close_then_peer_fin_completes() -> None:
 
 
 def test_a_block_of_the_maximum_size_fits_and_one_byte_more_is_refused() -> None:
-    header = Header(GENESIS, 1, 0, b"")
+    header = Header(GENESIS, 1, 0)
     overhead = len(Block(header, b"").encode())
     # The extrinsic's len++ prefix grows with its length: find the size that fills exactly.
     extrinsic_len = MAX_BLOCK_SIZE - overhead
