@@ -496,7 +496,12 @@ class Simulation:
             self.crash(index)
         self.network.restart(index)
         self._lifecycle(node, NodeLifecycle.NODE_RESTARTED)
+        held = [t for t in self._by_node[index].values() if isinstance(t, ModelTransport)]
         self._boot(node)
+        # Peers still holding a connection to the old process hear of its death by
+        # a stateless reset once they next send (see jamsim/sim/transport.py).
+        for transport in held:
+            transport.peer_restarted(index)
 
     def pause(self, index: int) -> None:
         """Freeze node ``index`` (SIGSTOP): state kept, timers stop, packets queue."""
