@@ -148,8 +148,9 @@ class LinkCounters:
         else:
             keys = sorted({a << 32 | b if a < b else b << 32 | a for a, b in pairs})
         for pair in keys:
-            believed = counts.get(pair, 0) >> 16 > 0
-            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, True)
+            packed = counts.get(pair, 0)
+            believed = packed >> 16 > 0
+            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, packed != 0)
 
     def oldest_stale(self, now: float) -> float:
         """How long the longest-stale pair now has been stale (0 if none)."""
