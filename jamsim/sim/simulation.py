@@ -187,6 +187,7 @@ class Simulation:
         self._active: list[int] = []
         for info in validators:
             self._add_node(info)
+        self.links.set_grid(len(self.nodes))
         self._set_epoch(None, validators, None)
         if self.quic is not None:
             self.quic.prepare([node.key for node in self.nodes])
@@ -651,6 +652,8 @@ class Simulation:
             links_believed=links.links_believed,
             links_stale=links.links_stale,
             longest_stale=links.oldest_stale(self.env.now),
+            grid_usable=links.grid_usable,
+            grid_pairs=links.grid_pairs,
             links_expected=self.expected_pairs(),
             nodes_up=n_up,
             half_open=links.half_open,

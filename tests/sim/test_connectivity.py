@@ -6,6 +6,7 @@ import networkx as nx
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from jamsim.analysis.metrics import grid_neighbours
 from jamsim.sim.connectivity import LinkCounters
 
 # A change: the pair, and the transport's live ends before and after.
@@ -86,6 +87,7 @@ def test_usable_and_stale_links_follow_the_path_predicate(
         return a not in cut and b not in cut
 
     counters = LinkCounters(path_ok, lambda: clock[0])
+    counters.set_grid(10)  # nodes 10 and 11 are outside the grid
     graph: nx.MultiGraph = nx.MultiGraph()
     graph.add_nodes_from(range(12))
     ends: dict[int, tuple[int, int, int]] = {}
@@ -126,6 +128,8 @@ def test_usable_and_stale_links_follow_the_path_predicate(
     stale = sorted(p for p, n in live_ends.items() if n and not path_ok(*p))
     assert counters.links_believed == simple.number_of_edges()
     assert counters.links_usable == len(usable)
+    grid = set(grid_neighbours(10))
+    assert counters.grid_usable == len([p for p in usable if tuple(sorted(p)) in grid])
     assert counters.stale_pairs() == stale
     assert counters.links_stale == len(stale)
     usable_graph = nx.Graph(usable)
