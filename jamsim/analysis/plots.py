@@ -76,7 +76,12 @@ def plot_components(run: Run) -> Figure:
     """Number of connected components and the largest component over time."""
     fig, ax = _fig()
     cc = metrics.connected_components(run)
-    ax.step(cc["time"], cc["components"], where="post", label="components")
+    ax.step(cc["time"], cc["components"], where="post", label="components (reported links)")
+    c = run.connectivity
+    if len(c) and "links_stale" in c and c["links_stale"].max() > 0:
+        # the sampled count is over usable links: it shows what a cut really splits
+        ax.step(c["time"], c["components"], where="post", linestyle="--",
+                label="components (usable links)")
     ax.step(cc["time"], cc["largest"], where="post", label="largest component size")
     ax.set(xlabel="time (s)", ylabel="count", title=f"{run.name}: connected components")
     ax.legend(loc="center right", fontsize=8)
