@@ -41,6 +41,7 @@ from jamsim.core.events import (
     InboundFailed,
     InboundHandshake,
     PeerMisbehaved,
+    PeerSilence,
     Shutdown,
     ValidatorSetChanged,
 )
@@ -244,6 +245,10 @@ class ConnectionManager:
             self._on_dial_path_cut(event, now)
         elif type(event) is InboundFailed:
             self._on_inbound_failed(event.conn_id, event.reason)
+        elif type(event) is PeerSilence:
+            conn = self._conns.get(event.conn_id)
+            if conn is not None and conn.phase is _LIVE:
+                conn.silent_since = event.since
         elif type(event) is ValidatorSetChanged:
             self._on_validator_set(event, now)
         elif type(event) is PeerMisbehaved:
@@ -661,6 +666,12 @@ class ConnectionManager:
             return False
         if rule is DuplicateRule.KEEP_NEWER:
             return True
+        # A connection whose peer has gone silent loses to one that just completed
+        # a handshake: its peer is most likely a restarted process that lost it
+        # (so holds no duplicate to disagree about), or cut off both ways, in which
+        # case the other end saw the same silence.
+        if (existing.silent_since is None) != (new.silent_since is None):
+            return existing.silent_since is not None
         # Both ends know who opened each connection and who the preferred
         # initiator is, so both pick the same survivor without talking.
         def by_preferred(conn: ConnectionState) -> bool:

@@ -29,8 +29,8 @@ class LinkCounters:
     and whether the path under the pair is open (see the module docstring)."""
 
     __slots__ = ("_adjacent", "_bad", "_bad_adjacent", "_bad_since", "_counts",
-                 "_half_adjacent", "all_open", "bad_believed", "clock", "duplicates",
-                 "half_open", "links_believed", "path_ok")
+                 "all_open", "bad_believed", "clock", "duplicates", "half_open",
+                 "links_believed", "path_ok")
 
     def __init__(self, path_ok: Callable[[int, int], bool] | None = None,
                  clock: Callable[[], float] | None = None) -> None:
@@ -41,9 +41,6 @@ class LinkCounters:
         # Node -> nodes it has a link with: components() walks these with C-level set
         # operations; a Python union-find over 522,753 pairs took ~0.4 s per sample.
         self._adjacent: defaultdict[int, set[int]] = defaultdict(set)
-        # Node -> nodes it is half-open with (live at one end only): with _adjacent,
-        # every pair a node change can make stale.
-        self._half_adjacent: defaultdict[int, set[int]] = defaultdict(set)
         # Pairs with a live end whose path is not open (-> since when), a heap of
         # (since, pair) to find the oldest (entries of ended episodes are skipped
         # lazily), and among the believed ones the adjacency components() skips.
@@ -95,12 +92,6 @@ class LinkCounters:
         now_half = new_both == 0 and new_half > 0
         if was_half != now_half:
             self.half_open += now_half - was_half
-            if now_half:
-                self._half_adjacent[a].add(b)
-                self._half_adjacent[b].add(a)
-            else:
-                self._half_adjacent[a].discard(b)
-                self._half_adjacent[b].discard(a)
         if new_both or new_half:
             counts[pair] = new_both << 16 | new_half
         elif packed:
@@ -134,9 +125,11 @@ class LinkCounters:
         elif was_bad and not bad:
             del bad_set[pair]
 
-    def reassess(self, nodes: Iterable[int] | None, all_open: bool) -> None:
-        """The topology changed for ``nodes`` (``None``: any pair): re-judge their pairs.
+    def reassess(self, pairs: Iterable[tuple[int, int]] | None, all_open: bool) -> None:
+        """The topology changed for ``pairs`` (``None``: any pair): re-judge them.
 
+        The caller names every pair with a live end that the change can affect
+        (for one node's crash or pause: the pairs of its unfinished transports).
         ``all_open`` says whether every path is now open, which makes a heal of a
         network with every node up O(stale pairs) instead of O(pairs).
         """
@@ -149,19 +142,15 @@ class LinkCounters:
                 self.bad_believed = 0
             return
         counts = self._counts
-        if nodes is None:
-            pairs: Iterable[int] = list(counts)
+        keys: Iterable[int]
+        if pairs is None:
+            keys = list(counts)
         else:
-            chosen: set[int] = set()
-            for n in nodes:
-                for m in self._adjacent.get(n, ()):
-                    chosen.add(n << 32 | m if n < m else m << 32 | n)
-                for m in self._half_adjacent.get(n, ()):
-                    chosen.add(n << 32 | m if n < m else m << 32 | n)
-            pairs = sorted(chosen)
-        for pair in pairs:
-            believed = counts.get(pair, 0) >> 16 > 0
-            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, True)
+            keys = sorted({a << 32 | b if a < b else b << 32 | a for a, b in pairs})
+        for pair in keys:
+            packed = counts.get(pair, 0)
+            believed = packed >> 16 > 0
+            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, packed != 0)
 
     def oldest_stale(self, now: float) -> float:
         """How long the longest-stale pair now has been stale (0 if none)."""

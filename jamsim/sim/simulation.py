@@ -418,14 +418,17 @@ class Simulation:
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
         """Re-judge the affected pairs' paths, then reassess the transports a
         change can affect, in creation order."""
+        pairs: list[tuple[int, int]] | None = None
         if nodes is not None:
             down = self._down
+            pairs = []
             for index in nodes:
                 if self.network.state(index) == NodeState.UP:
                     down.discard(index)
                 else:
                     down.add(index)
-        self.links.reassess(nodes, not self._down and not self.network.partitioned)
+                pairs.extend((t.a, t.b) for t in self._by_node.get(index, {}).values())
+        self.links.reassess(pairs, not self._down and not self.network.partitioned)
         if nodes is None:
             affected = list(self.transports.values())  # every pair may be affected
         else:
@@ -496,7 +499,12 @@ class Simulation:
             self.crash(index)
         self.network.restart(index)
         self._lifecycle(node, NodeLifecycle.NODE_RESTARTED)
+        held = [t for t in self._by_node[index].values() if isinstance(t, ModelTransport)]
         self._boot(node)
+        # Peers still holding a connection to the old process hear of its death by
+        # a stateless reset once they next send (see jamsim/sim/transport.py).
+        for transport in held:
+            transport.peer_restarted(index)
 
     def pause(self, index: int) -> None:
         """Freeze node ``index`` (SIGSTOP): state kept, timers stop, packets queue."""

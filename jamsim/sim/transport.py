@@ -49,6 +49,14 @@ An established connection carries no modelled traffic. Its loss is noticed:
   timer counts from the earlier of that tick and the next keep-alive. The end
   closes at whichever deadline comes first.
 
+A restarted node no longer knows its old connections: the first packet a peer
+sends on one afterwards (its next keep-alive, or slot data with traffic) is
+answered by a stateless reset (RFC 9000 section 10.3), and the peer closes the
+connection ("stateless reset") one RTT after sending it. Before a handshake
+completes at the acceptor, the transport tells its manager how long the peer has
+been silent on the connection it already holds (``PeerSilence``), so the duplicate rule keeps
+the new connection of a restarted peer rather than the dead one.
+
 Not modelled: stream traffic itself (its delivery is the traffic overlay's job),
 congestion control, handshake amplification limits.
 """
@@ -69,6 +77,7 @@ from jamsim.core.events import (
     InboundConnecting,
     InboundFailed,
     InboundHandshake,
+    PeerSilence,
 )
 
 if TYPE_CHECKING:
@@ -284,6 +293,7 @@ class ModelTransport:
             return
         self.b_phase = S_LIVE
         client = sim.nodes[self.a]
+        self._report_silence(node, client.key)
         sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
 
     def _client_deadline(self) -> None:
@@ -403,18 +413,24 @@ class ModelTransport:
         start, the real node's rule). Calibration against the quic fidelity showed
         detection one idle timeout after that tick, not after the break.
         """
+        sent = self._next_send(client, now)
+        return now if sent is None else sent
+
+    def _next_send(self, client: bool, now: float) -> float | None:
+        """When this end next sends something: its node's next keep-alive tick or,
+        with slot traffic, the next slot boundary; ``None`` if it never does."""
         sim = self.sim
         interval = sim.keepalive_interval
-        since = now
+        best: float | None = None
         if interval is not None:
             node = sim.nodes[self.a if client else self.b]
             ticks = math.ceil((now - node.booted_at) / interval - 1e-9)
-            since = node.booted_at + max(0, ticks) * interval
+            best = node.booted_at + max(0, ticks) * interval
         if sim.traffic:
             slot_tick = self._slot_tick(now)
-            if interval is None or slot_tick < since:
-                since = slot_tick
-        return since
+            if best is None or slot_tick < best:
+                best = slot_tick
+        return best
 
     def _slot_tick(self, now: float) -> float:
         """The first slot boundary at or after ``now``: the next data sent."""
@@ -518,9 +534,73 @@ class ModelTransport:
             if hears:
                 if broken is not None and peer_open and peer_alive:
                     self._set_broken(client, None)
-            elif broken is None:
+                continue
+            if broken is None:
                 self._set_broken(client, now)
                 self._schedule_idle(client)
+            if not peer_open and self._peer_restarted(client) and net.path_open(src, dst) \
+                    and net.path_open(dst, src):
+                self._schedule_reset(client)
+
+    # ---------------------------------------------------------------- stateless reset
+
+    def _peer_restarted(self, client: bool) -> bool:
+        """Is the other end's node running a newer process than the one that held
+        this connection (so it answers our packets with a stateless reset)?"""
+        node = self.sim.nodes[self.b if client else self.a]
+        gen = self.b_gen if client else self.a_gen
+        return node.alive and node.generation != gen
+
+    def peer_restarted(self, index: int) -> None:
+        """Node ``index`` (one end) started a new process: the other end, if it
+        still holds this connection, gets a stateless reset when it next sends."""
+        client = index == self.b
+        net = self.sim.network
+        if self._open(client) and self._peer_restarted(client) and \
+                net.path_open(self.a, self.b) and net.path_open(self.b, self.a):
+            self._schedule_reset(client)
+
+    def _schedule_reset(self, client: bool) -> None:
+        """RFC 9000 section 10.3: the restarted peer answers our next packet (the
+        next keep-alive, or slot data with traffic) with a stateless reset, which
+        is back one RTT after we sent it. An end that never sends never learns."""
+        now = self.sim.env.now
+        sent = self._next_send(client, now)
+        if sent is None:
+            return
+        self.sim.call_for(self.a if client else self.b, self.a_gen if client else self.b_gen,
+                          sent - now + self.rtt, functools.partial(self._reset_arrives, client))
+
+    def _reset_arrives(self, client: bool) -> None:
+        if not self._open(client) or not self._peer_restarted(client):
+            return
+        net = self.sim.network
+        if not (net.path_open(self.a, self.b) and net.path_open(self.b, self.a)):
+            return  # lost on the way; the next topology change schedules another
+        if client:
+            self._client_gone(ConnectionLost(self.a_cid, "stateless reset", self.sim.remote_side))
+        else:
+            self._server_gone(ConnectionLost(self.b_cid, "stateless reset", self.sim.remote_side))
+
+    def _report_silence(self, node: SimNode, peer_key: bytes) -> None:
+        """Before an inbound handshake completes at ``node``: tell its manager
+        whether the connection it already holds to that peer still hears from it.
+
+        Only the acceptor needs it: a node dials a peer only while it holds no
+        live connection to it, so a restarted peer's new connection always reaches
+        the holder of the dead one as an inbound one (its own dial, or its
+        fallback dial)."""
+        manager = node.manager
+        if manager is None:
+            return
+        cid = manager.live_connection(peer_key)
+        if cid is None:
+            return
+        other = node.ends.get(cid)
+        if other is None or other is self or not isinstance(other, ModelTransport):
+            return
+        since = other.a_broken if other.a == node.index else other.b_broken
+        self.sim.feed(node, PeerSilence(cid, since))
 
     def _set_broken(self, client: bool, value: float | None) -> None:
         if client:
