@@ -588,12 +588,21 @@ def _pairs_up_after(events: pd.DataFrame, t: float) -> list[tuple[int, int]]:
 
     A node's session with a peer opens at its connected_in/out; a disconnect
     closes the session its connection id opened (or one of the peer's sessions
-    when the id is unknown, -1), and closes nothing for an id that is not open.
+    closes nothing for an id that is not open. A crash or restart of a node ends
+    every session of that node (its process and its connections are gone).
     """
     open_ids: dict[tuple[int, int], int] = {}  # (node, conn_id) -> peer, as last opened
     sessions_: dict[tuple[int, int], int] = defaultdict(int)  # (node, peer) -> open count
     for e in events.itertuples(index=False):
-        if float(e.time) > t or int(e.peer) < 0:
+        if float(e.time) > t:
+            continue
+        if e.event in ("node_crashed", "node_restarted"):  # the process's sessions end
+            gone = int(e.node)
+            open_ids = {k: v for k, v in open_ids.items() if k[0] != gone}
+            for key in [k for k in sessions_ if k[0] == gone]:
+                sessions_[key] = 0
+            continue
+        if int(e.peer) < 0:
             continue
         node, peer, cid = int(e.node), int(e.peer), int(e.conn_id)
         if e.event in _UP:
