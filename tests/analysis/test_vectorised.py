@@ -588,7 +588,8 @@ def _pairs_up_after(events: pd.DataFrame, t: float) -> list[tuple[int, int]]:
 
     A node's session with a peer opens at its connected_in/out; a disconnect
     closes the session its connection id opened (or one of the peer's sessions
-    closes nothing for an id that is not open. A crash or restart of a node ends
+    when the id is unknown, -1), and closes nothing for an id that is not open.
+    A crash or restart of a node ends
     every session of that node (its process and its connections are gone).
     """
     open_ids: dict[tuple[int, int], int] = {}  # (node, conn_id) -> peer, as last opened
