@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -201,6 +202,10 @@ def control_request(addr: Addr, request: dict[str, Any], timeout: float = 2.0) -
     """
     try:
         with socket.create_connection(addr, timeout=timeout) as sock:
+            if sock.getsockname()[:2] == sock.getpeername()[:2]:
+                _abort(sock)
+                raise ControlError(f"control channel {addr[0]}:{addr[1]} unreachable: "
+                                   "nothing listens (the connection reached itself)")
             sock.sendall(json.dumps(request).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
@@ -211,6 +216,19 @@ def control_request(addr: Addr, request: dict[str, Any], timeout: float = 2.0) -
     except OSError as exc:
         raise ControlError(f"control channel {addr[0]}:{addr[1]} unreachable: {exc}") from exc
     return _parse_response(addr, request, buf)
+
+
+def _abort(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset, leaving no TIME_WAIT entry on its port.
+
+    Why: a connect to a loopback port nobody listens on can get that very port
+    as its ephemeral source (TCP simultaneous open: the socket connects to
+    itself). Polling a killed node's control port in the ephemeral range can do
+    that; closed normally, the socket would then hold the port in TIME_WAIT for a
+    minute and the restarted node could not bind it.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def _parse_response(addr: Addr, request: dict[str, Any], raw: bytes) -> dict[str, Any]:

@@ -48,29 +48,83 @@ def _conditions(latency: float | LatencyDistribution, loss: float | GilbertEllio
     return LinkSpec(latency=latency_spec(latency), loss=loss_spec(loss), bandwidth_bps=bandwidth)
 
 
+EPHEMERAL_PORTS_START = 32768
+"""Linux's default first ephemeral port: a testnet's ports stay below it, where no
+outgoing connection of the harness (or of anything else) takes its source port."""
+_PORT_LOCK_FILE = "jamsim-ports.lock"
+_reserved: list[tuple[int, int]] = []  # port ranges [start, end) this process reserved
+_lock_fd: list[int] = []  # the open lock file (its byte-range locks die with the process)
+
+
 def free_base_port(count: int, control_offset: int = 0, first: int = 20000) -> int:
     """A base port where ``count`` UDP node ports and their TCP control ports
-    (the same number, ``+control_offset``) are all free now, so concurrent runs
-    don't collide. Starts below the kernel's ephemeral range (32768+)."""
+    (the same number, ``+control_offset``) and the telemetry collector's TCP port
+    (``base + count``) are all free now and reserved for this process.
+
+    Free now is not enough: two harnesses started together (parallel test
+    runs, scenario runs side by side) used to probe the same range, both found
+    it free, and the nodes started second could not bind. So the range is also
+    locked in a host-wide lock file (a byte-range lock per port, released when
+    this process exits): other processes skip it, and this process hands it
+    out again only once every other range is taken. Everything stays below the
+    ephemeral range (:data:`EPHEMERAL_PORTS_START`).
+    """
     import socket
 
-    for base in range(first, 40000, max(64, count)):
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(udp)
-                udp.bind(("127.0.0.1", port))
-                tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(tcp)
-                tcp.bind(("127.0.0.1", port + control_offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
+    length = count + 1 + control_offset  # every port the range touches
+    step = max(64, count + 1)
+    bases = range(first, EPHEMERAL_PORTS_START - length + 1, step)
+    for allow_own in (False, True):
+        for base in bases:
+            if allow_own != _overlaps_own(base, length):
+                continue
+            sockets: list[socket.socket] = []
+            try:
+                for port in range(base, base + count):
+                    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    sockets.append(udp)
+                    udp.bind(("127.0.0.1", port))
+                for port in range(base + control_offset, base + control_offset + count + 1):
+                    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sockets.append(tcp)
+                    tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            finally:
+                for sock in sockets:
+                    sock.close()
+            if _reserve(base, length):
+                return base
     raise UsageError(f"no free range of {count} loopback ports found")
+
+
+def _overlaps_own(base: int, length: int) -> bool:
+    return any(base < end and start < base + length for start, end in _reserved)
+
+
+def _reserve(base: int, length: int) -> bool:
+    """Lock ports ``[base, base + length)`` for this process; False if another holds one.
+
+    Without a usable lock file (another user's, a read-only temp dir) every
+    range counts as reservable: the bind probe alone decides, as before.
+    """
+    import fcntl
+    import os
+    import tempfile
+
+    if not _lock_fd:
+        try:
+            path = os.path.join(tempfile.gettempdir(), _PORT_LOCK_FILE)
+            _lock_fd.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+        except OSError:
+            return True
+    try:
+        fcntl.lockf(_lock_fd[0], fcntl.LOCK_EX | fcntl.LOCK_NB, length, base)
+    except OSError:
+        return False
+    if (base, base + length) not in _reserved:
+        _reserved.append((base, base + length))
+    return True
 
 
 def testnet_plan(scenario: Scenario, run_dir: Path, base_port: int = 40000,

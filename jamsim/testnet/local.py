@@ -540,7 +540,9 @@ class LocalProcessBackend:
         """Why node ``index`` can never answer (its process exited), or None."""
         proc = self.procs.get(index)
         if proc is not None and proc.poll() is not None:
-            return f"node {index} exited with {proc.returncode}; log: {self._log_path(index)}"
+            lines = self.logs(index).strip().splitlines()
+            last = f" ({lines[-1].strip()})" if lines else ""
+            return f"node {index} exited with {proc.returncode}; log: {self._log_path(index)}{last}"
         return None
 
     def _timeout_hint(self, pending: list[int]) -> str:
@@ -687,8 +689,20 @@ class LocalProcessBackend:
 
     def wait_full_mesh(self, timeout: float, nodes: set[int] | None = None) -> float:
         """Block until full mesh (among ``nodes``); returns seconds taken."""
+        assert self.spec is not None
+        wanted = sorted(range(self.spec.validators) if nodes is None else nodes)
+
+        def meshed(statuses: dict[int, NodeStatus]) -> bool:
+            # A node whose process exited can never join: say so now, with its log,
+            # rather than after ``timeout`` as an unexplained missing peer.
+            for index in wanted:
+                exited = self._node_exited(index)
+                if exited is not None:
+                    raise TestnetError(f"no full mesh: {exited}")
+            return full_mesh(statuses, nodes)
+
         start = time.monotonic()
-        self.wait_until(lambda s: full_mesh(s, nodes), timeout)
+        self.wait_until(meshed, timeout)
         return time.monotonic() - start
 
     def logs(self, node: int) -> str:

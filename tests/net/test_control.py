@@ -124,3 +124,34 @@ def test_stop_closes_idle_client_connections() -> None:
         writer.close()
 
     asyncio.run(main())
+
+
+def test_a_poll_that_reaches_itself_leaves_the_port_bindable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polling a dead node's control port can connect the socket to itself (TCP
+    simultaneous open, when the kernel picks that very port as the source, as it may
+    in the ephemeral range). Forced here by choosing the source port; afterwards the
+    restarted node must still be able to listen on its port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = s.getsockname()
+    real_connect = socket.create_connection
+
+    def from_same_port(address: tuple[str, int], timeout: float) -> socket.socket:
+        return real_connect(address, timeout, source_address=address)
+
+    monkeypatch.setattr(socket, "create_connection", from_same_port)
+    with pytest.raises(ControlError) as failed:
+        control_request(addr, {"op": "ping"}, timeout=0.5)
+    monkeypatch.undo()
+
+    async def restarted_node_listens() -> None:
+        server = ControlServer(DatagramImpairment(), port=addr[1])
+        await server.start()  # EADDRINUSE while the port sits in TIME_WAIT
+        await server.stop()
+
+    asyncio.run(restarted_node_listens())
+    assert "reached itself" in str(failed.value)

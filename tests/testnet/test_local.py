@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -162,6 +163,21 @@ def test_node_that_exits_is_reported(tmp_path: Path) -> None:
         tn.up(_spec(tmp_path, 2))
         statuses = tn.wait_until(lambda s: not any(x.running for x in s.values()), 10.0)
         assert not full_mesh(statuses)
+
+
+def test_a_node_that_cannot_bind_fails_the_mesh_wait_at_once(tmp_path: Path) -> None:
+    """A port taken by someone else kills that node at start: the wait for a full mesh
+    names it and the reason from its log at once, not after its timeout."""
+    spec = _spec(tmp_path, 3)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", spec.base_port + 1))
+        start = time.monotonic()
+        with LocalProcessBackend(node_command=STANDIN, env={"PYTHONPATH": str(ROOT)}) as tn:
+            tn.up(spec)
+            with pytest.raises(BackendError,
+                               match=r"node 1 exited with 1; log: .*node-1\.log .*in use"):
+                tn.wait_full_mesh(30.0)
+        assert time.monotonic() - start < 30.0
 
 
 def test_waiting_for_control_names_a_node_that_exited(tmp_path: Path) -> None:
