@@ -87,7 +87,9 @@ def up(
     run_dir: RunDirOpt = Path(".jamsim-run"),
     keys: Annotated[Path | None, typer.Option(help="a `jamsim keys` file")] = None,
     seed: int = 0,
-    base_port: int = 40000,
+    base_port: Annotated[int, typer.Option(
+        help="first UDP port (node i listens on base+i, the collector on base+V); "
+             "keep the range below the kernel's ephemeral ports (32768 and up)")] = 20000,
     policy: str = "jamnp-s",
     detach: Annotated[bool, typer.Option(help="leave nodes running; stop with `down`")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for full mesh")] = 60.0,
@@ -278,7 +280,7 @@ def keys_command(
     count: Annotated[int, typer.Argument(help="number of validators")],
     out: Annotated[Path, typer.Option("--out", help="file to write")] = Path("keys.json"),
     seed: Annotated[str, typer.Option("--seed")] = "0",
-    base_port: int = 40000,
+    base_port: int = 20000,
     host: str = "127.0.0.1",
     regions: Annotated[str | None, typer.Option(help="comma list, cycled")] = None,
 ) -> None:
