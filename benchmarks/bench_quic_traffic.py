@@ -2,7 +2,7 @@
 
 Every slot the author's block (default 100 kB) crosses the grid on real UP 0 /
 CE 128 streams and every validator sends a CE 141 assurance to every other one,
-all through aioquic in virtual time (jamsim/sim/quic_traffic.py). Setup: 50 ms
+all through aioquic in virtual time (jamsim/sim/quic/slot_traffic.py). Setup: 50 ms
 one-way latency, no loss, jamnp-s policy, telemetry records off, the default
 traffic config (6 s slots, 2 s assurance lead) with ``first_slot=1``.
 
@@ -33,8 +33,8 @@ from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a sc
 from jamsim import native_status
 from jamsim.identity import ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
-from jamsim.sim.quic_keys import DevKeyring
-from jamsim.sim.quic_traffic import QuicSlotTraffic
+from jamsim.sim.quic.keyring import DevKeyring
+from jamsim.sim.quic.slot_traffic import QuicSlotTraffic
 from jamsim.sim.simulation import Simulation
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.records import AssuranceBatch, BlockBatch

@@ -34,7 +34,7 @@ Memory per connection pair, all divided by V(V-1)/2:
 
 Certificates and aioquic configurations are built once per validator and shared by
 all its connections (``QuicFabric``); their cost is in the set-up, not per pair.
-jamsim/sim/quic_connection.py explains what each connection keeps and why.
+jamsim/sim/quic/trimmed_connection.py explains what each connection keeps and why.
 
 Usage: ``python benchmarks/bench_sim_quic.py [--sizes 6,32,100] [--tracemalloc]``.
 """
@@ -59,7 +59,7 @@ from jamsim import native_status
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
-from jamsim.sim.quic_keys import DevKeyring
+from jamsim.sim.quic.keyring import DevKeyring
 from jamsim.sim.simulation import Simulation
 
 

@@ -37,9 +37,10 @@ COMPILED_MODULES: tuple[str, ...] = (
     "jamsim.core.policy",
     "jamsim.core.connection",
     "jamsim.core.manager",
+    "jamsim.links",
     "jamsim.sim.network",
     "jamsim.sim.connectivity",
-    "jamsim.sim.transport",
+    "jamsim.sim.model.transport",
     "jamsim.sim.simulation",
 )
 

@@ -35,14 +35,14 @@ from jamsim.scenario.resolve import network_config, traffic_config, validator_se
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
 from jamsim.sim.gc_tuning import relaxed_gc
-from jamsim.sim.quic_keys import DevKeyring
+from jamsim.sim.quic.keyring import DevKeyring
 from jamsim.sim.simulation import Simulation
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
 
 if TYPE_CHECKING:
     from jamsim.analysis.delivery import Delivery
-    from jamsim.sim.quic_traffic import QuicTrafficRecording
+    from jamsim.sim.quic.slot_traffic import QuicTrafficRecording
     from jamsim.traffic.simulated import TrafficRecording
 
 __all__ = ["Progress", "RunResult", "run_scenario"]
@@ -218,7 +218,7 @@ def _record_traffic(scenario: Scenario, sim: Simulation,
     if config is None:
         return None
     if scenario.fidelity == "quic":  # real streams on the simulated aioquic connections
-        from jamsim.sim.quic_traffic import QuicTrafficRecording
+        from jamsim.sim.quic.slot_traffic import QuicTrafficRecording
 
         return QuicTrafficRecording(sim, config, scenario.seed, scenario.duration, out)
     from jamsim.traffic.simulated import TrafficRecording

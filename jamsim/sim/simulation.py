@@ -27,11 +27,12 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import NodeLifecycle, PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
+from jamsim.sim.fidelity import Transport
 from jamsim.sim.gc_tuning import relaxed_gc
+from jamsim.sim.model.transport import ModelTransport
 from jamsim.sim.network import CalendarEnvironment, LinkSpec, Network, NetworkConfig, NodeState
-from jamsim.sim.quic_keys import IdentityResolver
-from jamsim.sim.quic_transport import QuicFabric, QuicTransport, keepalive_interval
-from jamsim.sim.transport import ModelTransport
+from jamsim.sim.quic.keyring import IdentityResolver
+from jamsim.sim.quic.transport import QuicFabric, QuicTransport, keepalive_interval
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
@@ -39,7 +40,6 @@ __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 Fidelity = Literal["model", "quic"]
 _READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
 """Events after which a manager acts on every peer's state: cut dials catch up first."""
-Transport = ModelTransport | QuicTransport
 
 
 class SimNode:
@@ -102,13 +102,13 @@ class Simulation:
     fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
 
-    ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic_transport.py)
+    ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic/transport.py)
     and needs every validator's private key: ``identities(public_key)`` returns it
-    (e.g. :class:`jamsim.sim.quic_keys.DevKeyring`).
+    (e.g. :class:`jamsim.sim.quic.keyring.DevKeyring`).
 
     ``fast_forward`` (model fidelity, no dial limit): dials across a cut path are
     not simulated attempt by attempt; the manager catches up in one step when the
-    path opens (``DialPathCut``, see jamsim/sim/transport.py). Attempts, backoff,
+    path opens (``DialPathCut``, see jamsim/sim/model/transport.py). Attempts, backoff,
     give-up and telemetry come out the same, only the order of random draws
     between peers differs; ``False`` simulates every attempt.
 
@@ -139,7 +139,7 @@ class Simulation:
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
         if fidelity == "quic" and identities is None:
             raise UsageError("fidelity 'quic' needs identities= (validators' private keys), "
-                             "e.g. jamsim.sim.quic_keys.DevKeyring([seed], count)")
+                             "e.g. jamsim.sim.quic.keyring.DevKeyring([seed], count)")
         if sample_interval <= 0:
             raise UsageError("sample_interval must be > 0")
         if slot_seconds <= 0:
@@ -154,7 +154,7 @@ class Simulation:
         """Whether cut dials are caught up in bulk (see the class docstring)."""
         self.traffic = traffic
         """Whether every live connection carries data every slot (loss detection by
-        ``policy.disconnect_timeout``, see jamsim/sim/transport.py)."""
+        ``policy.disconnect_timeout``, see jamsim/sim/model/transport.py)."""
         self.slot_seconds = slot_seconds
         """The JAM slot clock: slot ``k`` starts at ``k * slot_seconds``."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
@@ -258,7 +258,7 @@ class Simulation:
         self._flush(node)
 
     def _settle_cut_dials(self, node: SimNode) -> None:
-        """Bring ``node``'s manager up to date on its cut dials (see transport.py)."""
+        """Bring ``node``'s manager up to date on its cut dials (see model/transport.py)."""
         if not self.fast_forward:
             return
         index = node.index
@@ -503,7 +503,7 @@ class Simulation:
         held = [t for t in self._by_node[index].values() if isinstance(t, ModelTransport)]
         self._boot(node)
         # Peers still holding a connection to the old process hear of its death by
-        # a stateless reset once they next send (see jamsim/sim/transport.py).
+        # a stateless reset once they next send (see jamsim/sim/model/transport.py).
         for transport in held:
             transport.peer_restarted(index)
 

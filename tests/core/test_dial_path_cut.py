@@ -1,7 +1,7 @@
 """DialPathCut: catching up on cut dials in one step equals handling each attempt.
 
 The simulator relies on this equivalence to skip millions of doomed attempts
-during partitions (jamsim/sim/transport.py), so it is checked property-style: for
+during partitions (jamsim/sim/model/transport.py), so it is checked property-style: for
 any policy and any cut length, one ``DialPathCut`` leaves the manager exactly where
 handling every ``DialFailed`` and retry timer in turn would have.
 """

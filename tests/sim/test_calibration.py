@@ -36,7 +36,7 @@ after-heal model 3.06/2.44/1.90/2.06 s, quic 1.42/1.34/1.53/1.13 s, differences
 -1.64/-1.10/-0.37/-0.93 s against a tolerance of 16.02 s. The mean over seeds is
 also checked against a tighter bound (half the ceiling) to catch a systematic bias.
 
-Finding, now fixed in transport.py: the model used to notice a silent break exactly
+Finding, now fixed in jamsim/sim/model/transport.py: the model used to notice a silent break exactly
 ``idle_timeout`` after it (21.5 s here) while QUIC notices it ``idle_timeout`` after
 the first keep-alive PING that follows (25.0 s): on average ``keep_alive / 2`` later.
 The model now starts its idle clock at the next keep-alive tick of the end's node,
@@ -54,7 +54,7 @@ import pytest
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
-from jamsim.sim.quic_keys import DevKeyring
+from jamsim.sim.quic.keyring import DevKeyring
 from jamsim.sim.simulation import Fidelity, Simulation
 from jamsim.telemetry.records import EventRecord
 

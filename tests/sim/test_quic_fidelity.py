@@ -16,10 +16,10 @@ from jamsim.core.errors import UsageError
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorIdentity, ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
-from jamsim.sim.quic_connection import memory_trims_report
-from jamsim.sim.quic_keys import DevKeyring, IdentityResolver
-from jamsim.sim.quic_retired import DISCARDED_SPACE, PostHandshakeTls
-from jamsim.sim.quic_transport import QuicTransport
+from jamsim.sim.quic.handshake_stand_ins import DISCARDED_SPACE, PostHandshakeTls
+from jamsim.sim.quic.keyring import DevKeyring, IdentityResolver
+from jamsim.sim.quic.transport import QuicTransport
+from jamsim.sim.quic.trimmed_connection import memory_trims_report
 from jamsim.sim.simulation import Simulation, event_log_digest
 from jamsim.telemetry.records import EventRecord
 

@@ -26,16 +26,7 @@ from jamsim.identity import ValidatorSet
 from jamsim.net.connection import ConnState, JamConnection
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
-from jamsim.sim.quic_aead import (
-    KeyOnlyAead,
-    KeyOnlyCryptoContext,
-    KeyOnlyHeaderProtection,
-    slim_context,
-)
-from jamsim.sim.quic_connection import _CRYPTO_BUFFERS, SimQuicConnection
-from jamsim.sim.quic_key_shares import StashedEcKey, StashedRawKey, stash_key_shares
-from jamsim.sim.quic_keys import DevKeyring
-from jamsim.sim.quic_retired import (
+from jamsim.sim.quic.handshake_stand_ins import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
     UNUSED_CRYPTO_STREAM,
@@ -44,7 +35,16 @@ from jamsim.sim.quic_retired import (
     RetiredStateError,
     SmallQueue,
 )
-from jamsim.sim.quic_transport import QuicTransport
+from jamsim.sim.quic.key_shares import StashedEcKey, StashedRawKey, stash_key_shares
+from jamsim.sim.quic.keyring import DevKeyring
+from jamsim.sim.quic.packet_protection import (
+    KeyOnlyAead,
+    KeyOnlyCryptoContext,
+    KeyOnlyHeaderProtection,
+    slim_context,
+)
+from jamsim.sim.quic.transport import QuicTransport
+from jamsim.sim.quic.trimmed_connection import _CRYPTO_BUFFERS, SimQuicConnection
 from jamsim.sim.simulation import Simulation, event_log_digest
 from jamsim.telemetry.records import EventRecord
 from tests.quic.pair import SERVER_ADDR, configuration, connect_pair, exchange

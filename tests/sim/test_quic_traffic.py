@@ -14,8 +14,8 @@ from pathlib import Path
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
-from jamsim.sim.quic_keys import DevKeyring
-from jamsim.sim.quic_traffic import QuicSlotTraffic
+from jamsim.sim.quic.keyring import DevKeyring
+from jamsim.sim.quic.slot_traffic import QuicSlotTraffic
 from jamsim.sim.simulation import Simulation
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.records import AssuranceBatch, BlockBatch

@@ -8,9 +8,9 @@ import pytest
 from jamsim import native_status
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
+from jamsim.sim.model.transport import ModelTransport
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
-from jamsim.sim.transport import ModelTransport
 from jamsim.telemetry.records import EventRecord
 
 ONE_WAY = 0.04

@@ -12,10 +12,10 @@ handshake is over mostly turns them into holes. The trims, in that order of valu
 
 Never allocated, or freed before the peak:
 
-* packet protection (:mod:`jamsim.sim.quic_aead`): keys instead of OpenSSL cipher
+* packet protection (:mod:`jamsim.sim.quic.packet_protection`): keys instead of OpenSSL cipher
   contexts (~2.5 KB per AES-GCM, ~1 KB per header-protection context, two of each
   per epoch, up to three epochs at once);
-* client key shares (:mod:`jamsim.sim.quic_key_shares`): the ephemeral private
+* client key shares (:mod:`jamsim.sim.quic.key_shares`): the ephemeral private
   keys are kept as numbers until the ServerHello, and all key shares are dropped
   once the handshake secret is derived (a JAM client offers only X25519 since
   2026-11-30; aioquic's four shares were ~5 KB of OpenSSL keys);
@@ -43,7 +43,7 @@ Retired after the handshake (smaller live set for long runs):
 
 * epochs: when the Initial and Handshake epochs are discarded, their crypto pairs,
   packet spaces and crypto streams are replaced by shared stand-ins
-  (:mod:`jamsim.sim.quic_retired`) that behave like discarded ones and refuse to
+  (:mod:`jamsim.sim.quic.handshake_stand_ins`) that behave like discarded ones and refuse to
   be modified, after ``receive_datagram`` returns (frames later in the confirming
   datagram may still touch the old objects);
 * TLS context: :meth:`SimQuicConnection.release_tls` swaps it, once the caller has
@@ -76,14 +76,7 @@ from aioquic.quic.packet import QuicProtocolVersion, pull_quic_header
 from aioquic.quic.stream import QuicStream
 
 from jamsim.quic.tls_workaround import JamQuicConnection
-from jamsim.sim.quic_aead import (
-    KeyOnlyAead,
-    KeyOnlyCryptoContext,
-    KeyOnlyHeaderProtection,
-    slim_context,
-)
-from jamsim.sim.quic_key_shares import StashedRawKey, stash_key_shares
-from jamsim.sim.quic_retired import (
+from jamsim.sim.quic.handshake_stand_ins import (
     DISCARDED_SPACE,
     RETIRED_CRYPTO_PAIR,
     UNUSED_CRYPTO_STREAM,
@@ -92,6 +85,13 @@ from jamsim.sim.quic_retired import (
     SmallQueue,
     is_unused_stream,
     retired_initial_keys,
+)
+from jamsim.sim.quic.key_shares import StashedRawKey, stash_key_shares
+from jamsim.sim.quic.packet_protection import (
+    KeyOnlyAead,
+    KeyOnlyCryptoContext,
+    KeyOnlyHeaderProtection,
+    slim_context,
 )
 
 __all__ = ["CRYPTO_BUFFER_CAPACITY", "SimQuicConnection", "memory_trims_report"]

@@ -1,9 +1,9 @@
 """The ``quic`` fidelity: real aioquic connections driven sans-IO in SimPy virtual time.
 
 A :class:`QuicTransport` is one QUIC connection between a dialer (end ``a``) and an
-acceptor (end ``b``), with the same driver interface as the model's
-:class:`jamsim.sim.transport.ModelTransport` (``start``, ``accept``, ``close``,
-``node_died``, ``paused_too_long``, ``expire``, ``reassess``). Unlike the model,
+acceptor (end ``b``), implementing the driver's
+:class:`jamsim.sim.fidelity.Transport` protocol like the model's
+:class:`jamsim.sim.model.transport.ModelTransport`. Unlike the model,
 nothing about QUIC is abstracted: each end is a real :class:`JamQuicConnection`
 (TLS 1.3 with the validator's Ed25519 certificate, mutual authentication, the
 JAMNP-S alt-name / ALPN / allowed-key checks of :class:`PeerVerifier`, RFC 9002 loss
@@ -19,7 +19,7 @@ reports a timer that is already due) whenever that is earlier than its pending
 one; a wake-up that finds the timer moved later re-arms itself and a superseded
 one does nothing, so there is no cancellation bookkeeping.
 
-Memory: :mod:`jamsim.sim.quic_connection` explains what each connection keeps;
+Memory: :mod:`jamsim.sim.quic.trimmed_connection` explains what each connection keeps;
 datagrams in flight and pending wake-ups are small slotted callables here.
 
 Decisions mirror the asyncio node (jamsim/net/node.py) so that this fidelity is a
@@ -75,11 +75,11 @@ from jamsim.quic.certificates import NodeCertificate, certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.quic.verify import PeerVerifier
-from jamsim.sim.quic_connection import SimQuicConnection
-from jamsim.sim.quic_keys import IdentityResolver
+from jamsim.sim.quic.keyring import IdentityResolver
+from jamsim.sim.quic.trimmed_connection import SimQuicConnection
 
 if TYPE_CHECKING:
-    from jamsim.sim.quic_traffic import QuicSlotTraffic
+    from jamsim.sim.quic.slot_traffic import QuicSlotTraffic
     from jamsim.sim.simulation import SimNode, Simulation
 
 __all__ = ["SIM_GENESIS", "QuicFabric", "QuicTransport", "keepalive_interval"]
@@ -150,7 +150,7 @@ class QuicFabric:
         """aioquic connection class of new connections; tests swap in the stock one
         to check the memory trims leave behaviour unchanged."""
         self.traffic: QuicSlotTraffic | None = None
-        """The run's slot traffic (:mod:`jamsim.sim.quic_traffic`): serves CE 128 from
+        """The run's slot traffic (:mod:`jamsim.sim.quic.slot_traffic`): serves CE 128 from
         each node's blocks and hears its announcements and assurances."""
 
     def certificate(self, key: bytes) -> NodeCertificate:

@@ -63,7 +63,7 @@ from jamsim.traffic.records import (
 from jamsim.traffic.schedule import SlotSchedule
 
 if TYPE_CHECKING:
-    from jamsim.sim.quic_transport import QuicTransport, _End
+    from jamsim.sim.quic.transport import QuicTransport, _End
     from jamsim.sim.simulation import SimNode, Simulation
 
 __all__ = ["QuicSlotTraffic", "QuicTrafficRecording"]
@@ -168,7 +168,7 @@ class QuicSlotTraffic:
 
     def _end(self, node: SimNode, peer: bytes) -> tuple[QuicTransport, _End, JamConnection] | None:
         """``node``'s live, verified connection to ``peer``, as transport, end, connection."""
-        from jamsim.sim.quic_transport import QuicTransport
+        from jamsim.sim.quic.transport import QuicTransport
 
         manager = node.manager
         cid = manager.live_connection(peer) if manager is not None else None

@@ -9,7 +9,7 @@ supported QUIC version, crypto pairs, packet spaces and crypto streams of the
 discarded Initial/Handshake epochs, and empty ``deque``\\ s of ~760 bytes each.
 
 This module provides the small, shared, read-only objects that take their places
-(:mod:`jamsim.sim.quic_connection` decides when). Each one behaves exactly like what
+(:mod:`jamsim.sim.quic.trimmed_connection` decides when). Each one behaves exactly like what
 it replaces does in that state, and the shared ones refuse mutation loudly instead of
 leaking state from one connection into another:
 
