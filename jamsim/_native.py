@@ -27,8 +27,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-#: The modules compiled by scripts/build_native.py: the sans-IO core and the
-#: model-fidelity simulator (what a 1023-validator run spends its time in).
+#: The modules compiled by scripts/build_native.py: the sans-IO core, the link
+#: samplers and the model-fidelity simulator (what a 1023-validator run spends its
+#: time in).
 COMPILED_MODULES: tuple[str, ...] = (
     "jamsim.core.types",
     "jamsim.core.errors",
