@@ -1,9 +1,11 @@
 """Incremental bookkeeping of the connection graph for cheap connectivity samples.
 
 At 1023 validators a full scan of every manager's view costs about a second, and a
-run samples hundreds of times, so the transport model reports each change of an
-end's liveness here and the counters stay current. ``Simulation.connected_pairs()``
-recomputes the same thing from the managers themselves; tests check both agree.
+run samples hundreds of times, so each fidelity's transport (``model`` and
+``quic`` alike: this is why the counters live beside the driver, not in either
+fidelity's package) reports each change of an end's liveness here and the counters
+stay current. ``Simulation.connected_pairs()`` recomputes the same thing from the
+managers themselves; tests check both agree.
 
 What the managers *believe* is not what the network carries: a link both ends hold
 across a cut path (or to a crashed or paused peer) cannot carry a message until an

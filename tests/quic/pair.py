@@ -1,7 +1,7 @@
 """One real client/server QUIC pair in memory, datagrams passed by hand.
 
 Shared by the aioquic-internals tests (tests/quic/test_tls_workaround.py) and the
-simulator's memory-trim tests (tests/sim/test_quic_memory_trims.py).
+simulator's memory-trim tests (tests/sim/quic/test_memory_trims.py).
 """
 
 from __future__ import annotations

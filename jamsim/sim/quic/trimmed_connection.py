@@ -56,7 +56,7 @@ All of this touches aioquic private attributes; these modules are the only place
 that does so for memory, and :func:`memory_trims_report` runs a real handshake to
 check every trim still applies to the installed aioquic (a renamed attribute makes
 the class silently behave like the stock one otherwise).
-tests/sim/test_quic_memory_trims.py also runs faulty scenarios with this class and
+tests/sim/quic/test_memory_trims.py also runs faulty scenarios with this class and
 with the stock one and requires identical event logs and datagram counts. The
 asyncio node (jamsim/net) uses the stock JamQuicConnection and is unaffected.
 """
