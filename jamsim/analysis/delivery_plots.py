@@ -17,29 +17,21 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jamsim.analysis.delivery import Delivery, load_delivery, slot_table
+from jamsim.analysis.plots import FIGSIZE, legend, mark_events, no_data
 
 __all__ = ["DELIVERY_PLOT", "plot_delivery", "write_delivery_plots"]
 
 DELIVERY_PLOT = "delivery.png"
 
 
-def _mark(ax: Axes, timeline: list[tuple[float, str]], labels: bool) -> None:
-    for at, label in timeline:
-        ax.axvline(at, color="grey", linestyle="--", linewidth=0.8)
-        if labels:
-            ax.text(at, 0.98, f" {label}", rotation=90, va="top", ha="left", fontsize=7,
-                    color="dimgrey", transform=ax.get_xaxis_transform())
-
-
 def plot_delivery(delivery: Delivery, timeline: list[tuple[float, str]],
                   name: str = "run") -> Figure:
     """Propagation (p50, p99) and delivered fractions per slot, against slot start time."""
     table = slot_table(delivery)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.4), sharex=True,
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGSIZE[0], 5.4), sharex=True,
                                       layout="constrained")
     cap = delivery.slot
     if len(table):
@@ -56,13 +48,14 @@ def plot_delivery(delivery: Delivery, timeline: list[tuple[float, str]],
         bottom.step(table["start"], table["assured"], where="post",
                     label="assurances to the author in time")
     else:
-        top.text(0.5, 0.5, "no slots", ha="center", transform=top.transAxes)
+        no_data(top, "no slots")
+        no_data(bottom, "no slots")
     top.set(ylabel="propagation (s)", ylim=(0, cap * 1.05),
             title=f"{name}: block propagation per slot")
     bottom.set(xlabel="slot start (s)", ylabel="fraction", ylim=(0, 1.05))
     for ax, labels in ((top, True), (bottom, False)):
-        ax.legend(loc="lower right", fontsize=7)
-        _mark(ax, timeline, labels)
+        legend(ax, "lower right")
+        mark_events(ax, timeline, labels)
     return fig
 
 

@@ -54,17 +54,28 @@ def _label_rows(xs: Sequence[float], widths: Sequence[float]) -> list[int]:
 
 
 def mark_timeline(ax: Axes, run: Run) -> None:
-    """A dashed line at each timeline event, its label in a band above the axes.
+    """A dashed line at each of the run's timeline events, labelled above the axes
+    (see :func:`mark_events`)."""
+    mark_events(ax, [(float(e.at), str(e.label)) for e in run.timeline.itertuples()])
+
+
+def mark_events(ax: Axes, events: Sequence[tuple[float, str]], labels: bool = True) -> None:
+    """A dashed line at each ``(time, label)``, its label in a band above the axes.
 
     Labels sit outside the plotting area so they never hide a curve; labels
     closer than their own width are stacked in rows, and the title is raised
-    above the band.
+    above the band. ``labels=False`` draws the lines only (a lower panel of a
+    figure whose top panel carries the labels).
     """
     left, right = ax.get_xlim()
     # events outside the plotted time (after an interrupted run's end) are left out
-    entries = [(float(e.at), str(e.label)) for e in run.timeline.itertuples()
-               if left <= float(e.at) <= right]
+    entries = [(at, label) for at, label in events if left <= at <= right]
     if not entries or not ax.has_data():
+        return
+    if not labels:
+        for at, _ in entries:
+            ax.axvline(at, color="grey", linestyle="--", linewidth=0.8, zorder=0)
+        ax.set_xlim(left, right)
         return
     span = (right - left) or 1.0
     figure = ax.get_figure(root=True)
