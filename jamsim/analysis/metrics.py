@@ -1,8 +1,31 @@
-"""Connection-layer metrics over a :class:`Run`.
+"""Connection-layer metrics over a :class:`Run`: the one implementation.
 
+The CLI summary, ``summary.json``, the scenario verdicts, the HTML report and
+``jamsim.analysis`` all call these functions on the same tables (a run folder
+opened by :func:`~jamsim.analysis.run.load_run`), so they cannot disagree.
 Each function answers one question a policy comparison or a fidelity check asks;
-they all read the derived ``links`` table (pair up intervals) or the connectivity
-samples, never raw runtime state, so sim and testnet runs are measured alike.
+they all read the derived ``links`` table (pair up intervals), the connectivity
+samples or a few columns of the event table, never raw runtime state, so sim and
+testnet runs are measured alike.
+
+Conventions, defined here once (docs/analysis.md repeats them):
+
+* **Reconnections are counted per pair**, from ``links``: a pair (both ends
+  holding a connection to each other) that goes down at or after ``after`` and
+  its next coming up; the latency is the gap. A pair still down at the end is an
+  *unrepaired* disconnection (latency ``inf``). Each end's own view of one drop is
+  not counted twice, and a duplicate connection closed while its twin survives is
+  no drop at all.
+* **Quantiles are nearest-rank** (:func:`percentile`): the smallest measured value
+  with at least the fraction ``q`` of values at or below it, never interpolated.
+* **"after: heal"** (an action name) means the *last* timeline entry of that
+  action; a number means that time.
+* **Duplicates**: ``max_duplicates`` is the largest number of pairs holding two
+  live connections at one connectivity sample; ``duplicate_sessions`` counts the
+  times a node opened a second session to a peer it already had one with (each
+  JAMNP-S duplicate race, resolved or not).
+* **Failed dials per pair** count ``connect_out_failed`` of both ends of an
+  unordered pair.
 
 A full-scale run has ~10^6 sessions and ~5x10^5 link intervals, so everything
 here is whole-array numpy/pandas work (sort once, shift within groups, reduce
@@ -14,19 +37,29 @@ tests/analysis/test_vectorised.py, which checks the results are identical.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jamsim.analysis.components import component_stats
 from jamsim.analysis.run import Run
 from jamsim.analysis.sessions import links_up_at, live_mask
 
 __all__ = [
-    "connected_components", "duplicate_connections_seen", "grid_neighbour_coverage",
-    "grid_neighbours", "per_pair_downtime", "reconnect_latency", "retries_per_pair",
+    "RECOVERY_ACTIONS", "connected_components", "duplicate_connections_seen",
+    "duplicate_sessions", "event_counts", "grid_neighbour_coverage", "grid_neighbours",
+    "max_duplicates", "max_failed_dials_per_pair", "per_pair_downtime", "percentile",
+    "reconnect_latency", "reconnections", "retries_per_pair", "run_metrics",
     "sample_times", "time_to_full_mesh",
 ]
+
+RECOVERY_ACTIONS = ("heal", "restart", "resume", "epoch", "link")
+"""Timeline actions after which the time to a full mesh is reported (a full mesh
+"after a partition" would just be the last sample before it)."""
 
 
 def _resolve_after(run: Run, after: float | str) -> float:
@@ -166,20 +199,131 @@ def reconnect_latency(run: Run) -> pd.DataFrame:
 def retries_per_pair(run: Run) -> pd.DataFrame:
     """Outbound attempts (connecting_out) and failures (connect_out_failed) per
     pair, with the failure ratio: a policy that hammers dead peers shows here."""
-    e = run.events[run.events["peer"] >= 0]
-    pairs = pd.DataFrame({"a": np.minimum(e["node"], e["peer"]),
-                          "b": np.maximum(e["node"], e["peer"]), "event": e["event"]})
-    att = pairs[pairs["event"] == "connecting_out"].groupby(["a", "b"]).size()
-    fail = pairs[pairs["event"] == "connect_out_failed"].groupby(["a", "b"]).size()
-    df = pd.concat([att.rename("attempts"), fail.rename("failures")], axis=1).fillna(0)
-    df = df.astype(int).reset_index()
+    columns = ["a", "b", "attempts", "failures", "failure_ratio"]
+    t = run.event_table(["node", "peer", "event"], ["connecting_out", "connect_out_failed"])
+    node = t.column("node").to_numpy().astype(np.int64)
+    peer = t.column("peer").to_numpy().astype(np.int64)
+    failed = _is_event(t.column("event"), "connect_out_failed")
+    keep = peer >= 0
+    node, peer, failed = node[keep], peer[keep], failed[keep]
+    if not len(node):
+        return pd.DataFrame([], columns=columns)
+    a, b = np.minimum(node, peer), np.maximum(node, peer)
+    width = int(max(a.max(), b.max())) + 1
+    pairs, index = np.unique(a * width + b, return_inverse=True)
+    attempts = np.bincount(index, weights=~failed, minlength=len(pairs)).astype(np.int64)
+    failures = np.bincount(index, weights=failed, minlength=len(pairs)).astype(np.int64)
+    df = pd.DataFrame({"a": pairs // width, "b": pairs % width, "attempts": attempts,
+                       "failures": failures}, columns=columns)
     df["failure_ratio"] = df["failures"] / df["attempts"].where(df["attempts"] > 0)
     return df
 
 
+def _is_event(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Boolean numpy mask of rows of a (dictionary-encoded) event column equal to
+    ``name``, without decoding the column to strings."""
+    mask: np.ndarray = pc.equal(column.cast(pa.string()), name).to_numpy(
+        zero_copy_only=False) if len(column) else np.zeros(0, dtype=bool)
+    return mask.astype(bool)
+
+
+def max_failed_dials_per_pair(run: Run) -> int:
+    """The most failed dials (both ends) any one pair needed."""
+    retries = retries_per_pair(run)
+    return int(retries["failures"].max()) if len(retries) else 0
+
+
+def event_counts(run: Run) -> dict[str, int]:
+    """Rows per event name, read from the event column alone."""
+    column = run.event_table(["event"]).column("event")
+    counts: dict[str, int] = {}
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        tally = np.bincount(chunk.indices.to_numpy(zero_copy_only=False),
+                            minlength=len(chunk.dictionary))
+        for name, n in zip(chunk.dictionary.to_pylist(), tally.tolist(), strict=True):
+            if n:
+                counts[name] = counts.get(name, 0) + n
+    return dict(sorted(counts.items()))
+
+
+def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``q`` of the data
+    at or below it. The one quantile rule of summaries, verdicts and reports."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return float(ordered[index])
+
+
+def reconnections(run: Run, after: float | str = 0.0) -> np.ndarray:
+    """Latency of every pair drop at or after ``after`` until the pair was up
+    again; ``inf`` for a drop never repaired within the run (see the module's
+    conventions)."""
+    t0 = _resolve_after(run, after)
+    lat = reconnect_latency(run)
+    if not len(lat):
+        return np.zeros(0)
+    lat = lat[lat["down_at"].to_numpy(dtype=float) >= t0]
+    values = lat["latency"].to_numpy(dtype=float)
+    return np.where(np.isnan(values), math.inf, values)
+
+
+def max_duplicates(run: Run) -> int:
+    """Most pairs holding two live connections at one connectivity sample."""
+    c = run.connectivity
+    return int(c["duplicates"].max()) if len(c) else 0
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def run_metrics(run: Run) -> dict[str, Any]:
+    """The headline metrics of a run: ``summary.json``'s ``metrics``, the CLI
+    summary, the report's comparison table. Times in seconds, None when the
+    thing measured never happened."""
+    after_events: dict[str, float | None] = {}
+    for entry in run.timeline.itertuples():
+        if str(entry.action) in RECOVERY_ACTIONS:
+            after_events[f"{entry.label} @ {float(entry.at):g}s"] = _none_if_nan(
+                time_to_full_mesh(run, float(entry.at)))
+    first_fault = float(run.timeline["at"].min()) if len(run.timeline) else 0.0
+    latencies = reconnections(run, first_fault)
+    repaired = latencies[np.isfinite(latencies)]
+    c = run.connectivity
+    final = c.iloc[-1] if len(c) else None
+    retries = retries_per_pair(run)
+    return {
+        "time_to_full_mesh_s": _none_if_nan(time_to_full_mesh(run)),
+        "time_to_full_mesh_after_s": after_events,
+        "final_links_up": int(final["links_up"]) if final is not None else 0,
+        "final_links_expected": int(final["links_expected"]) if final is not None else 0,
+        "final_full_mesh": bool(final["full_mesh"]) if final is not None else False,
+        "max_duplicates": max_duplicates(run),
+        "duplicate_sessions": duplicate_sessions(run),
+        "reconnections": len(repaired),
+        "unrepaired_disconnections": int(len(latencies) - len(repaired)),
+        "reconnect_p50_s": percentile(repaired, 0.5) if len(repaired) else None,
+        "reconnect_p99_s": percentile(repaired, 0.99) if len(repaired) else None,
+        "reconnect_max_s": float(repaired.max()) if len(repaired) else None,
+        "connect_attempts": int(retries["attempts"].sum()) if len(retries) else 0,
+        "connect_failures": int(retries["failures"].sum()) if len(retries) else 0,
+        "max_failed_dials_per_pair": int(retries["failures"].max()) if len(retries) else 0,
+        "event_counts": event_counts(run),
+    }
+
+
 def duplicate_connections_seen(run: Run) -> int:
-    """How many times a node held two overlapping sessions to the same peer
-    (from sessions), or the samples' max ``duplicates`` if that is larger."""
+    """The larger of :func:`duplicate_sessions` and :func:`max_duplicates`."""
+    return max(duplicate_sessions(run), max_duplicates(run))
+
+
+def duplicate_sessions(run: Run) -> int:
+    """How many times a node opened a session to a peer while it still held
+    another one to it (from sessions)."""
     s = run.sessions
     count = 0
     if len(s):
@@ -198,8 +342,7 @@ def duplicate_connections_seen(run: Run) -> int:
         latest[1:] = running[:-1]
         latest[starts] = -math.inf
         count = int(np.count_nonzero(up < latest))
-    sampled = int(run.connectivity["duplicates"].max()) if len(run.connectivity) else 0
-    return max(count, sampled)
+    return count
 
 
 def sample_times(run: Run, times: list[float] | None = None) -> list[float]:

@@ -28,14 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LINK_COLUMNS", "SESSION_COLUMNS", "derive_links", "derive_sessions", "links_up_at",
-           "live_mask", "pair_of"]
+__all__ = ["LINK_COLUMNS", "SESSION_COLUMNS", "SESSION_EVENTS", "derive_links",
+           "derive_sessions", "links_up_at", "live_mask", "pair_of"]
 
 SESSION_COLUMNS = ["a", "b", "node", "peer", "direction", "conn_id", "up_at", "down_at",
                    "duration", "reason", "open"]
 LINK_COLUMNS = ["a", "b", "up_at", "down_at", "duration", "open"]
 
 _UP = {"connected_out": "out", "connected_in": "in"}
+SESSION_EVENTS: tuple[str, ...] = (*_UP, "disconnected")
+"""The only events sessions and links are derived from: a loader reads just these."""
 
 
 def pair_of(i: int, j: int) -> tuple[int, int]:
@@ -60,7 +62,7 @@ class _Relevant:
 
 
 def _relevant(events: pd.DataFrame) -> tuple[pd.DataFrame, _Relevant]:
-    mask = events["event"].isin([*_UP, "disconnected"]) & (events["peer"] >= 0)
+    mask = events["event"].isin(list(SESSION_EVENTS)) & (events["peer"] >= 0)
     rel = events.loc[mask, ["time", "node", "peer", "event", "conn_id", "reason"]]
     name = rel["event"].to_numpy(dtype=object)
     out = name == "connected_out"

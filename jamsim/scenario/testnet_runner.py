@@ -160,10 +160,18 @@ def run_on_testnet(
     scenario: Scenario, backend_name: str, run_dir: Path,
     on_sample: Callable[[ConnectivitySample], None],
     progress: Callable[[float], None] | None = None,
+    *,
+    on_record: Callable[[EventRecord], None] | None = None,
+    on_nodes: Callable[[list[tuple[int, bytes, str, int]]], None] | None = None,
 ) -> list[EventRecord]:
-    """Start the testnet, play the timeline in wall time, return telemetry rows.
+    """Start the testnet, play the timeline in wall time, stream telemetry rows.
 
-    The backend is always torn down, also on Ctrl-C or an error."""
+    Rows the collector received are handed to ``on_record`` at every sample
+    (and once more at the end, or when interrupted), in arrival order, so an
+    interrupted run keeps what the nodes reported up to then. Without
+    ``on_record`` they are returned at the end instead, sorted by time.
+    ``on_nodes`` gets the validators ``(index, key, region, epoch)`` once the
+    testnet is up. The backend is always torn down, also on Ctrl-C or an error."""
     from jamsim.testnet.commands import make_backend
 
     base_port = free_base_port(scenario.validators.count) if backend_name == "local" \
@@ -173,23 +181,52 @@ def run_on_testnet(
     expected = count * (count - 1) // 2
     backend = make_backend(backend_name)
     backend.build()
+    kept: list[EventRecord] = []
+    sink = on_record if on_record is not None else kept.append
+    handed = 0
+
+    def drain() -> None:
+        # collect() is every row so far; hand on only the ones not seen yet
+        nonlocal handed
+        rows = backend.collect()
+        for row in rows[handed:]:
+            sink(row)
+        handed = len(rows)
+
     with backend:
         start = time.monotonic()
         backend.up(spec)
-        next_sample = 0.0
-        pending = list(ops)
-        while True:
-            now = time.monotonic() - start
-            while pending and pending[0][0] <= now:
-                backend.apply(pending.pop(0)[1])
-            if now >= next_sample:
-                on_sample(_sample(now, backend.status(), expected))
-                next_sample += scenario.sample_interval
-                if progress is not None:
-                    progress(now)
-            if now >= scenario.duration:
-                break
-            wake = min(next_sample, pending[0][0] if pending else next_sample,
-                       scenario.duration)
-            time.sleep(max(0.0, min(wake - (time.monotonic() - start), 0.5)))
-        return sorted(backend.collect(), key=lambda r: (r.time, r.node, r.event_id))
+        if on_nodes is not None:
+            on_nodes(_nodes_of(backend))
+        try:
+            next_sample = 0.0
+            pending = list(ops)
+            while True:
+                now = time.monotonic() - start
+                while pending and pending[0][0] <= now:
+                    backend.apply(pending.pop(0)[1])
+                if now >= next_sample:
+                    on_sample(_sample(now, backend.status(), expected))
+                    next_sample += scenario.sample_interval
+                    drain()
+                    if progress is not None:
+                        progress(now)
+                if now >= scenario.duration:
+                    break
+                wake = min(next_sample, pending[0][0] if pending else next_sample,
+                           scenario.duration)
+                time.sleep(max(0.0, min(wake - (time.monotonic() - start), 0.5)))
+        finally:
+            drain()
+    return sorted(kept, key=lambda r: (r.time, r.node, r.event_id))
+
+
+def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
+    """The testnet's validators from the keys file it started with."""
+    from jamsim.testnet.keys import load_keys
+
+    keys_file = getattr(backend, "keys_file", None)
+    if keys_file is None:
+        return []
+    _, vset, _ = load_keys(Path(keys_file))
+    return [(info.index, info.key, info.region, 0) for info in vset]

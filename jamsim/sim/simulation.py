@@ -46,11 +46,13 @@ class SimNode:
     """One validator process: its manager, its transport ends, its liveness."""
 
     __slots__ = ("address", "alive", "booted_at", "deadlines_seen", "deferred", "ends",
-                 "generation", "index", "key", "manager", "paused_at", "region", "retired",
-                 "wake_at")
+                 "epoch", "generation", "index", "key", "manager", "paused_at", "region",
+                 "retired", "wake_at")
 
-    def __init__(self, index: int, info: ValidatorInfo) -> None:
+    def __init__(self, index: int, info: ValidatorInfo, epoch: int = 0) -> None:
         self.index = index
+        self.epoch = epoch
+        """The epoch in which this validator entered the run (0: the initial set)."""
         self.key = info.key
         self.address: PeerAddress = info.address
         self.region = info.region
@@ -166,6 +168,8 @@ class Simulation:
         self.remote_side = Side.REMOTE
         self.events_emitted = 0
         self._by_key: dict[bytes, int] = {}
+        self.epoch = 0
+        """Validator-set changes so far: the epoch new nodes are recorded as entering."""
         self._next_tid = 0
         self._sets: tuple[tuple[PeerEndpoint, ...], ...] = ((), (), ())
         self._active: list[int] = []
@@ -182,7 +186,7 @@ class Simulation:
     # ================================================================ setup
 
     def _add_node(self, info: ValidatorInfo) -> SimNode:
-        node = SimNode(len(self.nodes), info)
+        node = SimNode(len(self.nodes), info, self.epoch)
         self.nodes.append(node)
         self._by_node[node.index] = {}
         self._by_key[info.key] = node.index
@@ -379,8 +383,6 @@ class Simulation:
             event_id=action.event_id,
             ref_event_id=action.ref_event_id if action.ref_event_id is not None else -1,
             side=int(action.side) if action.side is not None else -1,
-            node_key=node.key.hex(),
-            peer_key=peer.hex() if peer is not None else "",
         ))
 
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
@@ -486,6 +488,7 @@ class Simulation:
                              next: ValidatorSet | None = None) -> None:
         """Epoch change: new keys start as nodes, everyone gets the Init task again,
         nodes in none of the three sets shut down (close all, stop dialling)."""
+        self.epoch += 1
         for vs in (previous, current, next):
             for info in vs or ():
                 if info.key not in self._by_key:

@@ -1,65 +1,105 @@
-"""Crash-tolerant Parquet writers for the event and connectivity tables.
+"""Crash-tolerant, streaming Parquet writers for a run's tables.
 
-A run may be interrupted (Ctrl-C, a killed container, an OOM) and must keep what
-it recorded. Writing one Parquet file incrementally does not give that: a file
-without its footer is unreadable. So each flush writes a *complete* small Parquet
-file ``<name>.parts/part-00001.parquet`` (written to a temporary name and renamed,
-so a crash mid-write leaves no half file), and :meth:`close` merges the parts into
-``<name>.parquet`` and removes the directory. :func:`read_table` reads the merged
-file when there is one and otherwise the parts, so an un-closed run is readable
-with the same call.
+A run may be interrupted (Ctrl-C, SIGTERM, a killed container, SIGKILL, an OOM)
+and must keep what it recorded, and a full-scale run records tens of millions of
+events, which must never all be in memory at once. So rows are buffered only up to
+``flush_every`` and then written as a *complete, closed* small Parquet file
+``<name>.parts/part-00001.parquet`` (written under a temporary name and renamed, so
+a crash mid-write leaves no half file). Why closed part files and not one
+``ParquetWriter`` or an Arrow IPC stream: a Parquet file is unreadable until its
+footer is written, and an IPC stream of dictionary-encoded batches needs its
+dictionaries replayed in order and a reader that tolerates a torn last message;
+a directory of closed Parquet files is readable at every instant by pyarrow,
+pandas and DuckDB alike, and reading only some columns or row groups of it stays
+cheap. :meth:`TableWriter.close` then consolidates the parts, one at a time, into
+``<name>.parquet`` (one row group per part) and removes the directory.
+:func:`read_table` and :func:`open_dataset` read the consolidated file when there
+is one and otherwise the parts, so an un-closed run is readable with the same call;
+:func:`table_is_closed` says which.
 
-Schemas are fixed (``EVENT_SCHEMA``, ``CONNECTIVITY_SCHEMA``), with columns exactly
-``records.EVENT_COLUMNS`` / ``records.CONNECTIVITY_COLUMNS``: an empty run and a
-busy one produce the same dtypes, and sim and testnet tables concatenate.
+Schemas are fixed (``EVENT_SCHEMA``, ``CONNECTIVITY_SCHEMA``, ``NODE_SCHEMA``),
+with columns exactly ``records.EVENT_COLUMNS`` / ``CONNECTIVITY_COLUMNS`` /
+``NODE_COLUMNS``: an empty run and a busy one produce the same dtypes, and sim and
+testnet tables concatenate. Event rows are compact: validator indices are int32,
+the event name, direction and reason are dictionary-encoded (pandas loads them
+as categoricals), time is float64 seconds.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from jamsim.telemetry.records import (
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
+    NODE_COLUMNS,
     ConnectivitySample,
     EventRecord,
+    NodeRecord,
 )
 
 __all__ = [
     "CONNECTIVITY_SCHEMA",
     "EVENT_SCHEMA",
+    "NODE_SCHEMA",
     "ConnectivityWriter",
     "EventTableWriter",
     "TableWriter",
+    "open_dataset",
+    "read_nodes",
     "read_table",
+    "table_exists",
+    "table_is_closed",
+    "write_nodes",
 ]
 
-_TYPES: dict[str, pa.DataType] = {
+_EVENT_TYPES: dict[str, pa.DataType] = {
     "time": pa.float64(),
-    "event": pa.string(),
-    "direction": pa.string(),
-    "reason": pa.string(),
-    "node_key": pa.string(),
-    "peer_key": pa.string(),
+    "node": pa.int32(),
+    "peer": pa.int32(),
+    # JIP-3 event names and directions are a fixed small set; reasons are free text
+    # from transports and peers, so their dictionary may grow past 127 entries.
+    "event": pa.dictionary(pa.int8(), pa.string()),
+    "kind": pa.int16(),
+    "direction": pa.dictionary(pa.int8(), pa.string()),
+    "reason": pa.dictionary(pa.int32(), pa.string()),
+    "attempt": pa.int32(),
+    "side": pa.int8(),
+}
+_CONNECTIVITY_TYPES: dict[str, pa.DataType] = {
+    "time": pa.float64(),
     "full_mesh": pa.bool_(),
 }
+_NODE_TYPES: dict[str, pa.DataType] = {
+    "index": pa.int32(),
+    "key": pa.string(),
+    "alt_name": pa.string(),
+    "region": pa.string(),
+    "epoch": pa.int32(),
+}
 
-EVENT_SCHEMA = pa.schema([(c, _TYPES.get(c, pa.int64())) for c in EVENT_COLUMNS])
-CONNECTIVITY_SCHEMA = pa.schema([(c, _TYPES.get(c, pa.int64())) for c in CONNECTIVITY_COLUMNS])
+EVENT_SCHEMA = pa.schema([(c, _EVENT_TYPES.get(c, pa.int64())) for c in EVENT_COLUMNS])
+CONNECTIVITY_SCHEMA = pa.schema(
+    [(c, _CONNECTIVITY_TYPES.get(c, pa.int64())) for c in CONNECTIVITY_COLUMNS])
+NODE_SCHEMA = pa.schema([(c, _NODE_TYPES[c]) for c in NODE_COLUMNS])
 
 R = TypeVar("R")
 
 
 class TableWriter(Generic[R]):
-    """Append rows; every ``flush_every`` rows (or on :meth:`flush`) write a part."""
+    """Append rows; every ``flush_every`` rows (or on :meth:`flush`) write a part.
+
+    Memory held is at most ``flush_every`` rows, however long the run.
+    """
 
     def __init__(
         self,
@@ -80,6 +120,11 @@ class TableWriter(Generic[R]):
         self.rows_written = 0
         self.closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def rows(self) -> int:
+        """Rows appended so far (written or pending)."""
+        return self.rows_written + len(self._pending)
 
     def append(self, row: R) -> None:
         if self.closed:
@@ -107,7 +152,7 @@ class TableWriter(Generic[R]):
         self._pending.clear()
 
     def close(self) -> Path:
-        """Flush, merge the parts into the final file, remove the parts."""
+        """Flush, consolidate the parts into the final file, remove the parts."""
         if self.closed:
             return self.path
         self.flush()
@@ -146,28 +191,53 @@ def _part_files(parts_dir: Path) -> list[Path]:
     return sorted(parts_dir.glob("part-*.parquet")) if parts_dir.is_dir() else []
 
 
-def _read_parts(parts_dir: Path, schema: pa.Schema) -> pa.Table:
-    tables = [pq.read_table(f, schema=schema) for f in _part_files(parts_dir)]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+def _schema_for(path: Path) -> pa.Schema:
+    stem = path.stem
+    if stem.startswith("connectivity"):
+        return CONNECTIVITY_SCHEMA
+    if stem.startswith("nodes"):
+        return NODE_SCHEMA
+    return EVENT_SCHEMA
 
 
-def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> pa.Table:
+def table_exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``<name>.parquet`` or parts of it exist."""
+    path = Path(path)
+    return path.is_file() or bool(_part_files(_parts_dir(path)))
+
+
+def table_is_closed(path: str | os.PathLike[str]) -> bool:
+    """Whether the table was consolidated (its writer closed normally)."""
+    path = Path(path)
+    return path.is_file() and not _part_files(_parts_dir(path))
+
+
+def open_dataset(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> ds.Dataset:
+    """A lazy pyarrow dataset over ``<name>.parquet`` or its parts: nothing is
+    read until a scan asks for columns (and, with a filter, row groups)."""
+    path = Path(path)
+    schema = schema if schema is not None else _schema_for(path)
+    if path.is_file():
+        return ds.dataset(path, schema=schema, format="parquet")
+    return ds.dataset([str(p) for p in _part_files(_parts_dir(path))], schema=schema,
+                      format="parquet")
+
+
+def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None,
+               columns: Sequence[str] | None = None) -> pa.Table:
     """Read ``<name>.parquet``, or the parts an un-closed writer left behind.
 
-    ``schema`` defaults from the file name (``events``/``connectivity``).
+    ``schema`` defaults from the file name (``events``/``connectivity``/``nodes``);
+    ``columns`` reads only those.
     """
-    path = Path(path)
-    if schema is None:
-        schema = CONNECTIVITY_SCHEMA if path.stem.startswith("connectivity") else EVENT_SCHEMA
-    if path.exists():
-        return pq.read_table(path, schema=schema)
-    return _read_parts(_parts_dir(path), schema)
+    dataset = open_dataset(path, schema)
+    return dataset.to_table(columns=list(columns) if columns is not None else None)
 
 
 class EventTableWriter(TableWriter[EventRecord]):
     """Writer of ``events.parquet`` (``directory/events.parquet`` by default)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 10_000) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 65_536) -> None:
         path = Path(path)
         if path.suffix != ".parquet":
             path = path / "events.parquet"
@@ -182,3 +252,29 @@ class ConnectivityWriter(TableWriter[ConnectivitySample]):
         if path.suffix != ".parquet":
             path = path / "connectivity.parquet"
         super().__init__(path, CONNECTIVITY_SCHEMA, flush_every=flush_every)
+
+
+def write_nodes(path: str | os.PathLike[str], nodes: Iterable[NodeRecord]) -> Path:
+    """Write (or replace, atomically) ``nodes.parquet`` (``directory/nodes.parquet``).
+
+    Small (one row per validator) and rewritten whole when an epoch adds
+    validators, so it is complete at every instant a run can be killed.
+    """
+    path = Path(path)
+    if path.suffix != ".parquet":
+        path = path / "nodes.parquet"
+    rows = sorted(nodes, key=attrgetter("index"))
+    columns = {name: [getattr(r, name) for r in rows] for name in NODE_COLUMNS}
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pydict(columns, schema=NODE_SCHEMA), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_nodes(path: str | os.PathLike[str]) -> pa.Table:
+    """``nodes.parquet`` of a results folder (or that file); empty if absent."""
+    path = Path(path)
+    if path.suffix != ".parquet":
+        path = path / "nodes.parquet"
+    return pq.read_table(path, schema=NODE_SCHEMA) if path.is_file() \
+        else NODE_SCHEMA.empty_table()

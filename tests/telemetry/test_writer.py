@@ -36,7 +36,6 @@ def rows(n: int) -> list[EventRecord]:
             attempt=i,
             conn_id=i,
             event_id=i,
-            node_key="ab",
         )
         for i in range(n)
     ]
