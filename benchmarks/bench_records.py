@@ -78,7 +78,10 @@ def _measure(name: str, argv: list[str]) -> dict[str, Any]:
     wall = time.perf_counter() - started
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     code = os.waitstatus_to_exitcode(status)
+    # cpu_s beside wall_s: on a shared machine the wall time says more about the
+    # neighbours than about the run
     result = {"case": name, "exit_code": code, "wall_s": round(wall, 2),
+              "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     if code not in (0, 1):  # 1: an expectation failed, the run itself is fine
         result["output_tail"] = output[-2000:]

@@ -198,28 +198,47 @@ def reconnect_latency(run: Run) -> pd.DataFrame:
 
 def retries_per_pair(run: Run) -> pd.DataFrame:
     """Outbound attempts (connecting_out) and failures (connect_out_failed) per
-    pair, with the failure ratio: a policy that hammers dead peers shows here."""
+    pair, with the failure ratio: a policy that hammers dead peers shows here.
+
+    Counted batch by batch into a dense pair matrix: a run in a long partition is
+    mostly these two events, tens of millions of rows never held at once."""
     columns = ["a", "b", "attempts", "failures", "failure_ratio"]
-    t = run.event_table(["node", "peer", "event"], ["connecting_out", "connect_out_failed"])
-    node = t.column("node").to_numpy().astype(np.int64)
-    peer = t.column("peer").to_numpy().astype(np.int64)
-    failed = _is_event(t.column("event"), "connect_out_failed")
-    keep = peer >= 0
-    node, peer, failed = node[keep], peer[keep], failed[keep]
-    if not len(node):
+    width = max(run.validators, 1)
+    attempts = np.zeros(width * width, dtype=np.int64)
+    failures = np.zeros(width * width, dtype=np.int64)
+    for batch in run.event_batches(["node", "peer", "event"],
+                                   ["connecting_out", "connect_out_failed"]):
+        node = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        peer = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+        failed = _is_event(batch.column(2), "connect_out_failed")
+        keep = peer >= 0
+        node, peer, failed = node[keep], peer[keep], failed[keep]
+        if not len(node):
+            continue
+        top = int(max(node.max(), peer.max())) + 1
+        if top > width:  # indices beyond the set (epoch rotations): widen
+            attempts, failures = (_widen(m, width, top) for m in (attempts, failures))
+            width = top
+        key = np.minimum(node, peer) * width + np.maximum(node, peer)
+        size = width * width
+        attempts += np.bincount(key[~failed], minlength=size)
+        failures += np.bincount(key[failed], minlength=size)
+    used = np.flatnonzero((attempts > 0) | (failures > 0))
+    if not len(used):
         return pd.DataFrame([], columns=columns)
-    a, b = np.minimum(node, peer), np.maximum(node, peer)
-    width = int(max(a.max(), b.max())) + 1
-    pairs, index = np.unique(a * width + b, return_inverse=True)
-    attempts = np.bincount(index, weights=~failed, minlength=len(pairs)).astype(np.int64)
-    failures = np.bincount(index, weights=failed, minlength=len(pairs)).astype(np.int64)
-    df = pd.DataFrame({"a": pairs // width, "b": pairs % width, "attempts": attempts,
-                       "failures": failures}, columns=columns)
+    df = pd.DataFrame({"a": used // width, "b": used % width, "attempts": attempts[used],
+                       "failures": failures[used]}, columns=columns)
     df["failure_ratio"] = df["failures"] / df["attempts"].where(df["attempts"] > 0)
     return df
 
 
-def _is_event(column: pa.ChunkedArray, name: str) -> np.ndarray:
+def _widen(matrix: np.ndarray, width: int, new: int) -> np.ndarray:
+    grown = np.zeros((new, new), dtype=matrix.dtype)
+    grown[:width, :width] = matrix.reshape(width, width)
+    return grown.reshape(-1)
+
+
+def _is_event(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
     """Boolean numpy mask of rows of a (dictionary-encoded) event column equal to
     ``name``, without decoding the column to strings."""
     mask: np.ndarray = pc.equal(column.cast(pa.string()), name).to_numpy(
@@ -235,9 +254,9 @@ def max_failed_dials_per_pair(run: Run) -> int:
 
 def event_counts(run: Run) -> dict[str, int]:
     """Rows per event name, read from the event column alone."""
-    column = run.event_table(["event"]).column("event")
     counts: dict[str, int] = {}
-    for chunk in column.chunks:
+    for batch in run.event_batches(["event"]):
+        chunk = batch.column(0)
         if not len(chunk):
             continue
         if not pa.types.is_dictionary(chunk.type):

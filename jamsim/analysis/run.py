@@ -14,7 +14,7 @@ pandas only when asked; :meth:`Run.scan_events` reads chosen columns and events.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,16 @@ class Run:
             frame = self.scan_events(columns, events)
             return pa.Table.from_pandas(frame, preserve_index=False)
         return _scan(self._dataset(), list(columns), events)
+
+    def event_batches(self, columns: Sequence[str], events: Sequence[str] | None = None,
+                      ) -> Iterator[pa.RecordBatch]:
+        """``columns`` of the rows whose event is one of ``events``, a record batch
+        (a row group) at a time: memory stays bounded however large the run."""
+        if self._events is not None:
+            yield from self.event_table(columns, events).to_batches()
+            return
+        flt = pc.field("event").isin(list(events)) if events is not None else None
+        yield from self._dataset().to_batches(columns=list(columns), filter=flt)
 
     def _dataset(self) -> ds.Dataset:
         assert self._events_path is not None

@@ -40,7 +40,7 @@ class RunRecorder:
         self.events = EventTableWriter(out / "events.parquet")
         self.samples = ConnectivityWriter(out / "connectivity.parquet")
         self.latest: ConnectivitySample | None = None
-        self._nodes_written = 0
+        self.nodes_written = 0
 
     @property
     def event_count(self) -> int:
@@ -55,9 +55,9 @@ class RunRecorder:
 
     def write_nodes(self, nodes: list[NodeRecord]) -> None:
         """(Re)write ``nodes.parquet`` when the run has more validators than last time."""
-        if len(nodes) != self._nodes_written:
+        if len(nodes) != self.nodes_written:
             write_nodes(self.out, nodes)
-            self._nodes_written = len(nodes)
+            self.nodes_written = len(nodes)
 
     def flush(self) -> None:
         """Put every row received so far on disk (a part file per table)."""

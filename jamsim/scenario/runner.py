@@ -166,9 +166,9 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
         if scenario.fidelity == "quic" else None
     built = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
                        fidelity=scenario.fidelity, seed=scenario.seed,
-                       on_event=recorder.events.append if record_events else None,
                        sample_interval=scenario.sample_interval, on_sample=recorder.on_sample,
-                       identities=identities)
+                       identities=identities,
+                       on_row=recorder.events.append_row if record_events else None)
     schedule_timeline(built, scenario, validators)
     sim: Simulation | None = built
     del built  # only ``sim`` holds it: simulate() drops it as soon as the run ends
@@ -176,8 +176,9 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
 
     def record_nodes() -> None:
         assert sim is not None
-        recorder.write_nodes(node_records(
-            (n.index, n.key, n.region, n.epoch) for n in sim.nodes))
+        if recorder.nodes_written != len(sim.nodes):  # an epoch change adds validators
+            recorder.write_nodes(node_records(
+                (n.index, n.key, n.region, n.epoch) for n in sim.nodes))
 
     def simulate() -> None:
         nonlocal sim, finished_at
@@ -189,7 +190,7 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
         with relaxed_gc():
             for step in range(1, chunks + 1):
                 sim.run(scenario.duration * step / chunks)
-                record_nodes()  # an epoch change adds validators
+                record_nodes()
                 recorder.flush()  # what a kill would keep: up to here
                 report_progress(sim.now)
             sim.catch_up()  # record the attempts of dials still cut at the end

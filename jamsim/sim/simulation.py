@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Final, Literal
 
 import simpy
 
@@ -24,7 +24,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.core.types import PeerEndpoint, Side
+from jamsim.core.types import Direction, PeerEndpoint, Side, TelemetryKind
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -37,6 +37,10 @@ from jamsim.telemetry.records import ConnectivitySample, EventRecord
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
 Fidelity = Literal["model", "quic"]
+EventRow = tuple[float, int, int, str, int, str, str, int, int, int, int, int]
+"""One event-table row, columns as ``records.EVENT_COLUMNS``."""
+_LABELS: Final = {kind: kind.label for kind in TelemetryKind}
+_DIRECTIONS: Final = {direction: direction.value for direction in Direction}
 _READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
 """Events after which a manager acts on every peer's state: cut dials catch up first."""
 Transport = ModelTransport | QuicTransport
@@ -100,8 +104,9 @@ class Simulation:
     """Validators, their managers, the network and the timeline of one run.
 
     ``on_event`` receives every JIP-3 telemetry event as an :class:`EventRecord`;
-    pass ``None`` to skip building records (managers then skip telemetry too: the
-    fast path for benchmarks). Connectivity is sampled every ``sample_interval``
+    ``on_row`` receives it as a plain tuple of the event table's columns (the
+    recording path of a run: no object per event); with neither, managers skip
+    telemetry too (the fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
 
     ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic_transport.py)
@@ -129,6 +134,7 @@ class Simulation:
         start_stagger: float = 0.0,
         identities: IdentityResolver | None = None,
         fast_forward: bool = True,
+        on_row: Callable[[EventRow], None] | None = None,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -152,6 +158,7 @@ class Simulation:
         self.network = Network(self.env, network or NetworkConfig(), seed)
         self.network.listeners.append(self._topology_changed)
         self.on_event = on_event
+        self.on_row = on_row
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
@@ -221,7 +228,7 @@ class Simulation:
         node.paused_at = None
         node.manager = ConnectionManager(
             node.key, self.policy, rng_seed=self.seed * 7919 + node.generation,
-            emit_telemetry=self.on_event is not None,
+            emit_telemetry=self.on_event is not None or self.on_row is not None,
         )
         self.feed(node, self._validator_event())
 
@@ -365,6 +372,30 @@ class Simulation:
 
     def _emit(self, node: SimNode, action: EmitTelemetry) -> None:
         self.events_emitted += 1
+        on_row = self.on_row
+        if on_row is not None:
+            # The event table's columns in order (records.EVENT_COLUMNS), with no
+            # record object in between: a full-scale run emits tens of millions.
+            peer = action.peer
+            direction = action.direction
+            conn_id = action.conn_id
+            ref = action.ref_event_id
+            side = action.side
+            at = action.at
+            on_row((
+                self.env.now if at is None else at,
+                node.index,
+                self._by_key.get(peer, -1) if peer is not None else -1,
+                _LABELS[action.kind],
+                int(action.kind),
+                _DIRECTIONS[direction] if direction is not None else "",
+                action.reason,
+                action.attempt,
+                conn_id if conn_id is not None else -1,
+                action.event_id,
+                ref if ref is not None else -1,
+                int(side) if side is not None else -1,
+            ))
         on_event = self.on_event
         if on_event is None:
             return
