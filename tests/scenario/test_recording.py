@@ -35,12 +35,13 @@ LONG = ("name: long\nseed: 5\nduration: 10h\nsample_interval: 10s\n"
         "  - {at: 40s, heal: all}\n")
 
 
-def _start(tmp_path: Path, scenario: str = LONG) -> tuple[subprocess.Popen[str], Path]:
+def _start(tmp_path: Path, scenario: str = LONG, *options: str,
+           ) -> tuple[subprocess.Popen[str], Path]:
     path = tmp_path / "scenario.yaml"
     path.write_text(scenario)
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "jamsim", "run", str(path), "--quiet",
-                             "--out", str(out)], stdout=subprocess.PIPE,
+                             "--out", str(out), *options], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     return proc, out
 
@@ -163,3 +164,43 @@ def test_summary_report_and_analysis_agree(tmp_path: Path) -> None:
         pct["metrics"]["max_failed_dials_per_pair"]
     interrupted = json.loads((folders["interrupted"] / "summary.json").read_text())
     assert interrupted["complete"] is False and interrupted["metrics"]["event_counts"]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_run_interrupted_after_its_full_mesh_keeps_its_events(tmp_path: Path) -> None:
+    """Ctrl-C on `jamsim run --testnet docker` used to write 0 events: rows are now
+    streamed from the collector at every sample, so what came before stays."""
+    from jamsim.testnet.docker_cli import engine_reachable
+
+    if not engine_reachable():
+        pytest.skip("no Docker engine reachable")
+    proc, out = _start(tmp_path, "name: docker-records\nseed: 4\nduration: 300s\n"
+                                 "sample_interval: 1s\nvalidators: {count: 3}\n"
+                                 "policy: {preset: jamnp-s, idle_timeout: 3s, max_retry: 2s}\n",
+                       "--testnet", "docker")
+    connected = 0
+    try:
+        deadline = time.monotonic() + 600  # the node image may be rebuilt first
+        while connected < 6:  # both ends of all three pairs reported their connection
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the mesh never showed in the tables"
+            time.sleep(0.2)  # bounded poll of the part files, not a guess of timing
+            if list((out / "events.parts").glob("part-*.parquet")):
+                events = read_table(out / "events.parquet").column("event").to_pylist()
+                connected = sum(e in ("connected_out", "connected_in") for e in events)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False and summary["runtime"] == "testnet:docker"
+    run = load_run(out)
+    assert not run.complete
+    counts = summary["metrics"]["event_counts"]
+    assert counts.get("connected_out", 0) + counts.get("connected_in", 0) >= connected
+    assert set(run.events["node"]) == {0, 1, 2}
+    assert len(read_nodes(out)) == 3
+    assert run.connectivity["links_up"].max() == 3
