@@ -84,7 +84,7 @@ def churn(v: int, minutes: float = 10.0) -> dict[str, Any]:
         "case": "churn", "fidelity": "model", "engine": native_status().state, "validators": v,
         "simulated_s": minutes * 60,
         "crash_restarts": churners,
-        "final_links_up": final.links_up, "links_expected": final.links_expected,
+        "final_links_usable": final.links_usable, "links_expected": final.links_expected,
         "reconnect_after_heal_s": (lambda t: None if t is None else round(t - 180.0, 3))(
             sim.time_to_full_mesh(after=180.0)),
         "wall_s": round(wall, 3),

@@ -130,7 +130,9 @@ def run(
 
     def on_progress(now: float, until: float, sample: Any, events: int) -> None:
         elapsed = max(1e-9, time.perf_counter() - started)
-        links = f"links {sample.links_up}/{sample.links_expected}" if sample else ""
+        links = (f"links {sample.links_usable}/{sample.links_expected}"
+                 + (f" ({sample.links_stale} stale)" if sample.links_stale else "")
+                 if sample else "")
         progress_bar.update(task, completed=100 * now / until,
                             sim=f"t={now:,.0f}/{until:,.0f}s", links=links,
                             rate=f"{events / elapsed:,.0f} ev/s")
@@ -167,8 +169,10 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_row("time to full mesh (s)", fmt(metrics["time_to_full_mesh_s"]))
     for label, took in metrics["time_to_full_mesh_after_s"].items():
         table.add_row(f"  full mesh after {label} (s)", fmt(took))
-    table.add_row("final links up", f"{metrics['final_links_up']}/"
-                                    f"{metrics['final_links_expected']}")
+    table.add_row("final links usable", f"{metrics['final_links_usable']}/"
+                                        f"{metrics['final_links_expected']}")
+    table.add_row("stale links (final / max)", f"{metrics['final_links_stale']} / "
+                                               f"{metrics['max_links_stale']}")
     table.add_row("reconnections (p50 / p99 s)", f"{metrics['reconnections']} "
                   f"({fmt(metrics['reconnect_p50_s'])} / {fmt(metrics['reconnect_p99_s'])})")
     table.add_row("never repaired", str(metrics["unrepaired_disconnections"]))

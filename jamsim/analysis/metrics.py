@@ -52,7 +52,8 @@ from jamsim.analysis.sessions import links_up_at, live_mask
 __all__ = [
     "RECOVERY_ACTIONS", "connected_components", "duplicate_connections_seen",
     "duplicate_sessions", "event_counts", "grid_neighbour_coverage", "grid_neighbours",
-    "max_duplicates", "max_failed_dials_per_pair", "per_pair_downtime", "percentile",
+    "longest_stale", "max_duplicates", "max_failed_dials_per_pair", "max_stale_links",
+    "per_pair_downtime", "percentile",
     "reconnect_latency", "reconnections", "retries_per_pair", "run_metrics",
     "sample_times", "time_to_full_mesh",
 ]
@@ -296,6 +297,39 @@ def max_duplicates(run: Run) -> int:
     return int(c["duplicates"].max()) if len(c) else 0
 
 
+def max_stale_links(run: Run) -> tuple[int, float]:
+    """Most stale links at one sample, and the first sample time it was seen."""
+    c = run.connectivity
+    if not len(c) or "links_stale" not in c:
+        return 0, 0.0
+    stale = c["links_stale"].to_numpy(dtype=np.int64)
+    first = int(np.argmax(stale))
+    return int(stale[first]), float(c["time"].iloc[first]) if stale[first] else 0.0
+
+
+def longest_stale(run: Run, after: float | str = 0.0) -> float:
+    """The longest any link stayed stale, counted from ``after`` on (seconds).
+
+    From each sample's ``longest_stale`` (age of the oldest stale pair): exact at
+    the samples, so an episode ending between two samples is short by less than
+    one sample interval.
+    """
+    t0 = _resolve_after(run, after)
+    c = run.connectivity
+    if not len(c) or "longest_stale" not in c:
+        return 0.0
+    time = c["time"].to_numpy(dtype=float)
+    keep = time >= t0
+    if not keep.any():
+        return 0.0
+    ages = np.minimum(c["longest_stale"].to_numpy(dtype=float)[keep], time[keep] - t0)
+    return float(ages.max())
+
+
+def _final(final: pd.Series | None, column: str) -> int:
+    return int(final[column]) if final is not None else 0
+
+
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
@@ -318,8 +352,12 @@ def run_metrics(run: Run) -> dict[str, Any]:
     return {
         "time_to_full_mesh_s": _none_if_nan(time_to_full_mesh(run)),
         "time_to_full_mesh_after_s": after_events,
-        "final_links_up": int(final["links_up"]) if final is not None else 0,
-        "final_links_expected": int(final["links_expected"]) if final is not None else 0,
+        "final_links_usable": _final(final, "links_usable"),
+        "final_links_believed": _final(final, "links_believed"),
+        "final_links_stale": _final(final, "links_stale"),
+        "max_links_stale": max_stale_links(run)[0],
+        "longest_stale_s": float(c["longest_stale"].max()) if len(c) else 0.0,
+        "final_links_expected": _final(final, "links_expected"),
         "final_full_mesh": bool(final["full_mesh"]) if final is not None else False,
         "max_duplicates": max_duplicates(run),
         "duplicate_sessions": duplicate_sessions(run),

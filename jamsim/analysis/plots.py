@@ -35,16 +35,20 @@ def _fig() -> tuple[Figure, Axes]:
 
 
 def plot_connectivity(run: Run) -> Figure:
-    """Pairs connected over time against the expected full mesh."""
+    """Usable links over time against the expected full mesh, with stale links
+    (believed at an end but cut from the peer) as their own line."""
     fig, ax = _fig()
     c = run.connectivity
     if len(c):
-        ax.step(c["time"], c["links_up"], where="post", label="links up")
+        ax.step(c["time"], c["links_usable"], where="post", label="usable")
+        if "links_stale" in c and c["links_stale"].max() > 0:
+            ax.step(c["time"], c["links_stale"], where="post", color="tab:red",
+                    label="stale (believed, path cut)")
         ax.step(c["time"], c["links_expected"], where="post", color="k",
                 linestyle=":", label="expected")
         if c["half_open"].max() > 0:
             ax.step(c["time"], c["half_open"], where="post", label="half open")
-    ax.set(xlabel="time (s)", ylabel="pairs", title=f"{run.name}: connections up")
+    ax.set(xlabel="time (s)", ylabel="pairs", title=f"{run.name}: links usable")
     ax.legend(loc="lower right", fontsize=8)
     mark_timeline(ax, run)
     return fig
@@ -103,17 +107,17 @@ def plot_retries(run: Run) -> Figure:
 
 
 def plot_compare(runs: Sequence[Run], labels: Sequence[str] | None = None) -> Figure:
-    """Connected fraction over time for several runs on one axis."""
+    """Usable fraction of the expected pairs over time for several runs on one axis."""
     fig, ax = _fig()
     names = list(labels) if labels is not None else [r.name for r in runs]
     for run, name in zip(runs, names, strict=True):
         c = run.connectivity
         if len(c):
-            frac = c["links_up"] / c["links_expected"].where(c["links_expected"] > 0)
+            frac = c["links_usable"] / c["links_expected"].where(c["links_expected"] > 0)
             ax.step(c["time"], frac, where="post", label=name)
     if runs:
         mark_timeline(ax, runs[0])
-    ax.set(xlabel="time (s)", ylabel="fraction of pairs up", ylim=(0, 1.05),
+    ax.set(xlabel="time (s)", ylabel="fraction of pairs usable", ylim=(0, 1.05),
            title="connectivity comparison")
     ax.legend(loc="lower right", fontsize=8)
     return fig

@@ -4,8 +4,15 @@ A *session* is one node's view of one connection: it opens at ``connected_out`` 
 ``connected_in`` and closes at the matching ``disconnected`` (same node, same
 conn_id; or same peer when conn_id is unknown). A *link* is a pair-level interval
 during which BOTH ends hold an open session to each other, which is the same
-definition ConnectivitySample.links_up uses, so the two views can be checked
-against each other.
+definition ConnectivitySample.links_believed uses, so the two views can be
+checked against each other.
+
+A crashed process reports nothing, so the runtime writes lifecycle rows
+(``node_crashed``, ``node_restarted``: jamsim.core.types.NodeLifecycle) and both
+derivations close every session the node held at that row, reason ``node
+crashed``; connection ids are made unique per process first (a restarted node
+counts from 1 again). Pauses are not applied: a paused node's sessions stay open,
+as its process will find them on resume.
 
 Both are defined by replaying the event table in order, which took ~20 s per
 table on a 2.5-million-row run. When the events are *regular* -- every event
@@ -36,8 +43,6 @@ SESSION_COLUMNS = ["a", "b", "node", "peer", "direction", "conn_id", "up_at", "d
 LINK_COLUMNS = ["a", "b", "up_at", "down_at", "duration", "open"]
 
 _UP = {"connected_out": "out", "connected_in": "in"}
-SESSION_EVENTS: tuple[str, ...] = (*_UP, "disconnected")
-"""The only events sessions and links are derived from: a loader reads just these."""
 
 
 def pair_of(i: int, j: int) -> tuple[int, int]:
@@ -47,7 +52,8 @@ def pair_of(i: int, j: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Relevant:
-    """Connect/disconnect events with a known peer, in table order, as arrays."""
+    """Connect/disconnect events with a known peer, and the node lifecycle rows
+    that end a process (``end``), in table order, as arrays."""
 
     time: np.ndarray
     node: np.ndarray
@@ -56,13 +62,31 @@ class _Relevant:
     up: np.ndarray  # connected_out / connected_in (else disconnected)
     out: np.ndarray  # connected_out
     reason: np.ndarray  # object array, as stored
+    end: np.ndarray  # node_crashed / node_restarted
 
     def __len__(self) -> int:
         return len(self.time)
 
+    def take(self, index: np.ndarray) -> _Relevant:
+        return _Relevant(*(getattr(self, f)[index] for f in _RELEVANT_FIELDS))
+
+
+_RELEVANT_FIELDS = ("time", "node", "peer", "conn_id", "up", "out", "reason", "end")
+_PROCESS_ENDS = ["node_crashed", "node_restarted"]
+"""Lifecycle rows (jamsim.core.types.NodeLifecycle) after which a node holds no
+connection: its process is gone and will report no ``disconnected``."""
+_GEN_SHIFT = 40
+"""The array paths move a later process's connection ids up by ``generation <<
+40``: a restarted node counts from 1 again, and its sessions are new ones."""
+CRASH_REASON = "node crashed"
+SESSION_EVENTS: tuple[str, ...] = (*_UP, "disconnected", *_PROCESS_ENDS)
+"""The only events sessions and links are derived from: a loader reads just these."""
+
 
 def _relevant(events: pd.DataFrame) -> tuple[pd.DataFrame, _Relevant]:
-    mask = events["event"].isin(list(SESSION_EVENTS)) & (events["peer"] >= 0)
+    name_col = events["event"]
+    ends = name_col.isin(_PROCESS_ENDS)
+    mask = (name_col.isin([*_UP, "disconnected"]) & (events["peer"] >= 0)) | ends
     rel = events.loc[mask, ["time", "node", "peer", "event", "conn_id", "reason"]]
     name = rel["event"].to_numpy(dtype=object)
     out = name == "connected_out"
@@ -70,7 +94,8 @@ def _relevant(events: pd.DataFrame) -> tuple[pd.DataFrame, _Relevant]:
         time=rel["time"].to_numpy(dtype=float), node=rel["node"].to_numpy(dtype=np.int64),
         peer=rel["peer"].to_numpy(dtype=np.int64),
         conn_id=rel["conn_id"].to_numpy(dtype=np.int64), up=out | (name == "connected_in"),
-        out=out, reason=rel["reason"].to_numpy(dtype=object))
+        out=out, reason=rel["reason"].to_numpy(dtype=object),
+        end=ends[mask].to_numpy(dtype=bool))
 
 
 def _starts(*keys: np.ndarray) -> np.ndarray:
@@ -113,14 +138,95 @@ def _str_array(values: list[str]) -> pd.api.extensions.ExtensionArray:
     return pd.array(values, dtype="str")
 
 
+@dataclass(frozen=True)
+class _Processes:
+    """The connection events of a table with lifecycle rows, ids made unique per
+    process (``_GEN_SHIFT``), and when each node's processes ended."""
+
+    events: _Relevant  # without the lifecycle rows
+    end_node: np.ndarray  # lifecycle rows sorted by node, then table order
+    end_time: np.ndarray
+    end_row: np.ndarray  # their positions in the relevant rows
+
+
+def _processes(r: _Relevant) -> _Processes:
+    pos = np.arange(len(r))
+    end_pos, end_node = pos[r.end], r.node[r.end]
+    span = len(r) + 1
+    end_keys = np.sort(end_node * span + end_pos)
+    keep = ~r.end
+    node = r.node[keep]
+    generation = np.searchsorted(end_keys, node * span + pos[keep]) - \
+        np.searchsorted(end_keys, node * span)
+    events = r.take(keep)
+    cid = events.conn_id
+    events = _Relevant(events.time, events.node, events.peer,
+                       np.where(cid >= 0, cid + (generation << _GEN_SHIFT), cid),
+                       events.up, events.out, events.reason, events.end)
+    order = np.lexsort((end_pos, end_node))
+    return _Processes(events, end_node[order], r.time[r.end][order], end_pos[order])
+
+
+def _process_end(p: _Processes, node: np.ndarray, conn_id: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """For sessions (node, remapped id): whether their process ended, and at which
+    lifecycle row (an index into ``p.end_*``)."""
+    which = np.searchsorted(p.end_node, node) + (conn_id >> _GEN_SHIFT)
+    valid = which < len(p.end_node)
+    which = np.where(valid, which, 0)
+    valid &= p.end_node[which] == node if len(p.end_node) else valid
+    return valid, which
+
+
+def _own_ids(conn_id: np.ndarray) -> np.ndarray:
+    result: np.ndarray = np.where(conn_id >= 0, conn_id & ((1 << _GEN_SHIFT) - 1), conn_id)
+    return result
+
+
 def derive_sessions(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
     """Per-node sessions; sessions still open at the end get ``down_at=NaN``
-    and a duration measured to ``end_time`` (``open=True``)."""
+    and a duration measured to ``end_time`` (``open=True``). A node's crash or
+    restart (lifecycle rows) ends every session it held, reason ``node crashed``."""
     rel, r = _relevant(events)
+    if r.end.any():
+        return _sessions_of_processes(rel, r, end_time)
     conns = _by_connection(r) if len(r) else None
     # a disconnect that closes nothing under its id made the replay search by peer
     if conns is None or not (r.up[conns.order] | conns.closes).all():
         return _replay_sessions(rel, end_time)
+    return _vector_sessions(r, conns, end_time)
+
+
+def _sessions_of_processes(rel: pd.DataFrame, r: _Relevant, end_time: float) -> pd.DataFrame:
+    """Sessions of a table with crashes: the array path on per-process ids, then
+    every session still open when its process ended is closed there. Exact when
+    the table is regular (a disconnect after a crash then has nobody to close);
+    anything else takes the replay, which closes them as it meets the row."""
+    p = _processes(r)
+    e = p.events
+    conns = _by_connection(e) if len(e) else None
+    if conns is None or not (e.up[conns.order] | conns.closes).all():
+        return _replay_sessions(rel, end_time)
+    df = _vector_sessions(e, conns, end_time)
+    if not len(df):
+        return df
+    cid = df["conn_id"].to_numpy(dtype=np.int64)
+    valid, which = _process_end(p, df["node"].to_numpy(dtype=np.int64), cid)
+    cut = p.end_time[which]
+    down = df["down_at"].to_numpy(dtype=float)
+    held = valid & (np.isnan(down) | (down > cut))
+    if held.any():
+        up = df["up_at"].to_numpy(dtype=float)
+        df["down_at"] = np.where(held, cut, down)
+        df["duration"] = np.where(held, cut - up, df["duration"].to_numpy(dtype=float))
+        reason = df["reason"].to_numpy(dtype=object)
+        df["reason"] = _str_array(np.where(held, CRASH_REASON, reason).tolist())
+        df["open"] = df["open"].to_numpy(dtype=bool) & ~held
+    df["conn_id"] = _own_ids(cid)
+    return df
+
+
+def _vector_sessions(r: _Relevant, conns: _Connections, end_time: float) -> pd.DataFrame:
     order, start, closes = conns.order, conns.start, conns.closes
     up = r.up[order]
     close_pos = np.flatnonzero(closes)
@@ -168,13 +274,25 @@ def _replay_sessions(relevant: pd.DataFrame, end_time: float) -> pd.DataFrame:
     when the id is unknown; a re-used key replaces the session in place. A
     disconnect whose id matches nothing closes the node's oldest open session
     to that peer, "oldest" meaning first in the dict's order; ``position`` and
-    ``by_peer`` find it without scanning every open session.
+    ``by_peer`` find it without scanning every open session. A lifecycle row
+    closes every session of its node, oldest first.
     """
     open_: dict[tuple[int, int], dict[str, object]] = {}
     position: dict[tuple[int, int], int] = {}  # the key's place in open_'s order
     inserted = itertools.count()
     by_peer: dict[tuple[int, int], set[tuple[int, int]]] = defaultdict(set)
+    by_node: dict[int, set[tuple[int, int]]] = defaultdict(set)
     rows: list[dict[str, object]] = []
+
+    def close(found: tuple[int, int], time: float, reason: str) -> None:
+        s = open_.pop(found)
+        del position[found]
+        by_peer[(found[0], int(s["peer"]))].discard(found)  # type: ignore[call-overload]
+        by_node[found[0]].discard(found)
+        up = float(s["up_at"])  # type: ignore[arg-type]
+        rows.append({**s, "down_at": time, "duration": time - up,
+                     "reason": reason, "open": False})
+
     for time, node, peer, event, cid, reason in _rows(relevant):
         if event in _UP:
             a, b = pair_of(node, peer)
@@ -185,8 +303,13 @@ def _replay_sessions(relevant: pd.DataFrame, end_time: float) -> pd.DataFrame:
             else:
                 by_peer[(node, int(old["peer"]))].discard(key)  # type: ignore[call-overload]
             by_peer[(node, peer)].add(key)
+            by_node[node].add(key)
             open_[key] = {"a": a, "b": b, "node": node, "peer": peer,
                           "direction": _UP[event], "conn_id": cid, "up_at": time}
+            continue
+        if event != "disconnected":  # the node's process ended
+            for held in sorted(by_node.get(node, ()), key=position.__getitem__):
+                close(held, time, CRASH_REASON)
             continue
         found: tuple[int, int] | None = (node, cid) if cid >= 0 and (node, cid) in open_ \
             else None
@@ -195,12 +318,7 @@ def _replay_sessions(relevant: pd.DataFrame, end_time: float) -> pd.DataFrame:
             found = min(cands, key=position.__getitem__) if cands else None
         if found is None:
             continue
-        s = open_.pop(found)
-        del position[found]
-        by_peer[(node, int(s["peer"]))].discard(found)  # type: ignore[call-overload]
-        up = float(s["up_at"])  # type: ignore[arg-type]
-        rows.append({**s, "down_at": time, "duration": time - up,
-                     "reason": str(reason), "open": False})
+        close(found, time, str(reason))
     for s in open_.values():
         up = float(s["up_at"])  # type: ignore[arg-type]
         rows.append({**s, "down_at": math.nan, "duration": end_time - up,
@@ -219,8 +337,14 @@ def _segment_cumsum(values: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 
 def derive_links(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
-    """Pair-level up intervals: a pair is up while both ends hold a session."""
+    """Pair-level up intervals: a pair is up while both ends hold a session (a
+    node's crash or restart ends its sessions, as in :func:`derive_sessions`)."""
     rel, r = _relevant(events)
+    if r.end.any():
+        prepared = _closed_at_process_ends(r)
+        if prepared is None:
+            return _replay_links(rel, end_time)
+        r = prepared
     conns = _by_connection(r) if len(r) else None
     if conns is not None:
         # the replay decrements the disconnect's own peer, clamped at zero; with the
@@ -233,8 +357,7 @@ def derive_links(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
     # only connects and the disconnects that close one count; the rest are ignored
     counted = r.up.copy()
     counted[closing] = True
-    r = _Relevant(*(getattr(r, f)[counted] for f in
-                    ("time", "node", "peer", "conn_id", "up", "out", "reason")))
+    r = r.take(counted)
     a, b = np.minimum(r.node, r.peer), np.maximum(r.node, r.peer)
     delta = np.where(r.up, 1, -1)
     order = np.lexsort((np.arange(len(r)), b, a))  # per pair, in event order
@@ -267,6 +390,36 @@ def derive_links(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
     return df.sort_values(["up_at", "a", "b"], kind="stable").reset_index(drop=True)
 
 
+def _closed_at_process_ends(r: _Relevant) -> _Relevant | None:
+    """The connection events of a table with crashes, per-process ids, and a
+    disconnect for every session still open at its process's end placed right
+    after that lifecycle row; ``None`` unless that is exactly what the replay
+    does (regular sessions, no id re-used within one process)."""
+    p = _processes(r)
+    e = p.events
+    conns = _by_connection(e) if len(e) else None
+    if conns is None or not (e.up[conns.order] | conns.closes).all():
+        return None
+    if np.unique(np.stack([e.node[e.up], e.conn_id[e.up]]), axis=1).shape[1] != e.up.sum():
+        return None  # a re-used open id: the replay's counts keep both
+    order = conns.order
+    ends_group = np.append(conns.start[1:], True)
+    still_open = order[ends_group & e.up[order]]  # a group's last row, a connect
+    valid, which = _process_end(p, e.node[still_open], e.conn_id[still_open])
+    opened = still_open[valid]
+    which = which[valid]
+    syn = _Relevant(time=p.end_time[which], node=e.node[opened], peer=e.peer[opened],
+                    conn_id=e.conn_id[opened], up=np.zeros(len(opened), dtype=bool),
+                    out=np.zeros(len(opened), dtype=bool),
+                    reason=np.full(len(opened), CRASH_REASON, dtype=object),
+                    end=np.zeros(len(opened), dtype=bool))
+    kept_pos = np.flatnonzero(~r.end)
+    place = np.concatenate([2 * kept_pos, 2 * p.end_row[which] + 1])
+    merged = _Relevant(*(np.concatenate([getattr(e, f), getattr(syn, f)])
+                         for f in _RELEVANT_FIELDS))
+    return merged.take(np.argsort(place, kind="stable"))
+
+
 def _replay_links(relevant: pd.DataFrame, end_time: float) -> pd.DataFrame:
     """The exact event-by-event derivation, for tables that are not regular."""
     counts: dict[tuple[int, int], int] = defaultdict(int)  # (node, peer) -> open sessions
@@ -274,6 +427,17 @@ def _replay_links(relevant: pd.DataFrame, end_time: float) -> pd.DataFrame:
     up_since: dict[tuple[int, int], float] = {}
     rows: list[dict[str, object]] = []
     for t, node, peer, event, cid, _reason in _rows(relevant):
+        if event != "disconnected" and event not in _UP:  # the node's process ended
+            for key in [k for k in conn_peer if k[0] == node]:
+                del conn_peer[key]
+            for held in [k for k, c in counts.items() if k[0] == node and c > 0]:
+                counts[held] = 0
+                pair = pair_of(*held)
+                if pair in up_since:
+                    start = up_since.pop(pair)
+                    rows.append({"a": pair[0], "b": pair[1], "up_at": start, "down_at": t,
+                                 "duration": t - start, "open": False})
+            continue
         pair = pair_of(node, peer)
         before = counts[(node, peer)] > 0 and counts[(peer, node)] > 0
         if event in _UP:

@@ -37,7 +37,8 @@ class ConnectionPhase(enum.Enum):
 class ConnectionState:
     """One transport connection as the manager sees it."""
 
-    __slots__ = ("conn_id", "connecting_event_id", "direction", "opened_at", "peer", "phase")
+    __slots__ = ("conn_id", "connecting_event_id", "direction", "opened_at", "peer", "phase",
+                 "silent_since")
 
     def __init__(
         self,
@@ -54,6 +55,8 @@ class ConnectionState:
         self.opened_at = opened_at
         self.connecting_event_id = connecting_event_id
         self.peer = peer
+        self.silent_since: float | None = None
+        """Since when the peer has not answered on it, as last reported (PeerSilence)."""
 
     def __repr__(self) -> str:
         peer = self.peer.hex()[:8] if self.peer else None

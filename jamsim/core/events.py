@@ -31,6 +31,7 @@ __all__ = [
     "InboundFailed",
     "InboundHandshake",
     "PeerMisbehaved",
+    "PeerSilence",
     "Shutdown",
     "ValidatorSetChanged",
 ]
@@ -166,6 +167,25 @@ class ConnectionLost:
         self.side = side
 
 
+@dataclass(slots=True, init=False)
+class PeerSilence:
+    """Since when the peer of live connection ``conn_id`` has not been heard from
+    (``None``: it answers), as the transport sees it now.
+
+    A driver reports it just before a handshake that may duplicate that
+    connection, so the duplicate rule can prefer the connection whose peer proved
+    liveness most recently: a restarted peer's new connection must not be refused
+    in favour of the dead one it replaces.
+    """
+
+    conn_id: ConnectionId
+    since: float | None
+
+    def __init__(self, conn_id: ConnectionId, since: float | None) -> None:
+        self.conn_id = conn_id
+        self.since = since
+
+
 @dataclass(slots=True)
 class PeerMisbehaved:
     """The peer sent bad data on ``conn_id`` (malformed frame, oversize message...).
@@ -194,4 +214,5 @@ Event = (
     | ConnectionLost
     | PeerMisbehaved
     | Shutdown
+    | PeerSilence
 )

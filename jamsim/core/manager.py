@@ -41,6 +41,7 @@ from jamsim.core.events import (
     InboundFailed,
     InboundHandshake,
     PeerMisbehaved,
+    PeerSilence,
     Shutdown,
     ValidatorSetChanged,
 )
@@ -244,6 +245,10 @@ class ConnectionManager:
             self._on_dial_path_cut(event, now)
         elif type(event) is InboundFailed:
             self._on_inbound_failed(event.conn_id, event.reason)
+        elif type(event) is PeerSilence:
+            conn = self._conns.get(event.conn_id)
+            if conn is not None and conn.phase is _LIVE:
+                conn.silent_since = event.since
         elif type(event) is ValidatorSetChanged:
             self._on_validator_set(event, now)
         elif type(event) is PeerMisbehaved:
@@ -341,6 +346,8 @@ class ConnectionManager:
             if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            else:
+                self._abandoned(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         if peer.role is PeerRole.NON_VALIDATOR:
             self._non_validators -= 1
@@ -659,6 +666,12 @@ class ConnectionManager:
             return False
         if rule is DuplicateRule.KEEP_NEWER:
             return True
+        # A connection whose peer has gone silent loses to one that just completed
+        # a handshake: its peer is most likely a restarted process that lost it
+        # (so holds no duplicate to disagree about), or cut off both ways, in which
+        # case the other end saw the same silence.
+        if (existing.silent_since is None) != (new.silent_since is None):
+            return existing.silent_since is not None
         # Both ends know who opened each connection and who the preferred
         # initiator is, so both pick the same survivor without talking.
         def by_preferred(conn: ConnectionState) -> bool:
@@ -723,13 +736,15 @@ class ConnectionManager:
     def _after_loss(self, peer: ConnectionInfo, lost: Direction, now: float) -> None:
         """Decide how to get a lost connection back."""
         policy = self.policy
+        if lost is Direction.INBOUND and not policy.redial_lost_inbound:
+            # Either side: wait for the peer to dial again, with no fallback dial.
+            self._cancel_timer(peer)
+            self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
+            return
         if not peer.we_are_preferred:
             # Whichever way the lost connection went, the preferred side redials
             # first; we fall back after the grace period if the policy allows.
             self._wait_inbound(peer, now)
-            return
-        if lost is Direction.INBOUND and not policy.redial_lost_inbound:
-            self._set_status(peer, ConnectionStatus.WAITING_INBOUND, now)
             return
         if policy.reconnect_after_loss is not None:
             delay = policy.reconnect_after_loss
@@ -752,6 +767,8 @@ class ConnectionManager:
             if conn.phase is ConnectionPhase.LIVE:
                 self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
                                 direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+            else:
+                self._abandoned(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         self._conns.clear()
         for peer in self._peers.values():
@@ -767,6 +784,18 @@ class ConnectionManager:
         self._shut_down = True
 
     # ================================================================ helpers
+
+    def _abandoned(self, conn: ConnectionState, reason: str) -> None:
+        """A dial or inbound handshake the manager drops: report its outcome, so
+        every ``connecting_out``/``connecting_in`` ends in a failure or success."""
+        if conn.phase is ConnectionPhase.DIALING:
+            self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer,
+                            conn_id=conn.conn_id, direction=Direction.OUTBOUND, reason=reason,
+                            ref_event_id=conn.connecting_event_id)
+        elif conn.phase is ConnectionPhase.HANDSHAKING:
+            self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=conn.peer,
+                            conn_id=conn.conn_id, direction=Direction.INBOUND, reason=reason,
+                            ref_event_id=conn.connecting_event_id)
 
     def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
         if peer.status is not status:

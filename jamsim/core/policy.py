@@ -104,6 +104,11 @@ class ConnectionPolicy:
     connect_timeout: float = 5.0
     idle_timeout: float | None = 15.0
     keep_alive_interval: float | None = 5.0
+    disconnect_timeout: float | None = 15.0
+    """QUIC loss detection: how long an end keeps sending unacknowledged data
+    before it declares the path dead and closes the connection. Only traffic
+    exercises it (a simulation with slot traffic); ``None``: never. jamnp-s uses
+    its idle timeout; jamixir the msquic default it runs on."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -130,7 +135,7 @@ class ConnectionPolicy:
                 problems.append("max_parallel_dials does not combine with serial_dials "
                                 "(which already dials one peer at a time)")
         for name in ("reconnect_after_loss", "give_up_after", "idle_timeout",
-                     "keep_alive_interval"):
+                     "keep_alive_interval", "disconnect_timeout"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 problems.append(f"{name} must be >= 0 or None")
@@ -254,6 +259,10 @@ PRESETS: dict[str, ConnectionPolicy] = {
         connect_timeout=10.0,
         idle_timeout=None,
         keep_alive_interval=None,
+        # The reference client runs on msquic, whose DisconnectTimeoutMs defaults
+        # to 16,000 ms: "How long to wait for an ACK before declaring a path dead
+        # and disconnecting" (microsoft/msquic, docs/Settings.md).
+        disconnect_timeout=16.0,
     ),
     "jamnp-s": ConnectionPolicy(name="jamnp-s", give_up_after=900.0),
 }

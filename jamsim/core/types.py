@@ -12,6 +12,7 @@ __all__ = [
     "ConnectionId",
     "ConnectionStatus",
     "Direction",
+    "NodeLifecycle",
     "PeerKey",
     "PeerRole",
     "Side",
@@ -86,6 +87,28 @@ class TelemetryKind(enum.IntEnum):
     @property
     def label(self) -> str:
         """snake_case name used in event tables (``connected_out``)."""
+        return self.name.lower()
+
+
+class NodeLifecycle(enum.IntEnum):
+    """What happened to a node's process, as the harness saw it (not JIP-3).
+
+    A process cannot report its own crash, so the runtime that crashed, paused,
+    resumed or restarted it writes these rows itself (``peer`` -1). The kinds sit
+    above JIP-3's discriminators (networking 10 and 20-28, block distribution
+    60-68, none beyond 200) so a table can carry both without a clash; they are
+    never sent on the JIP-3 wire. The analysis closes every session of a node at
+    its crash or restart (jamsim/analysis/sessions.py).
+    """
+
+    NODE_CRASHED = 240
+    NODE_PAUSED = 241
+    NODE_RESUMED = 242
+    NODE_RESTARTED = 243
+
+    @property
+    def label(self) -> str:
+        """snake_case name used in event tables (``node_crashed``)."""
         return self.name.lower()
 
 

@@ -93,6 +93,18 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario, run: Run) -> Ver
             return Verdict(kind, value <= bound.below, value, bound.below,
                            f"{name[-3:]} of {len(times)} reconnections after t={after:g}s "
                            f"= {value:.2f}s")
+    if expectation.max_stale_links is not None:
+        most, at = metrics.max_stale_links(run)
+        return Verdict(kind, most <= expectation.max_stale_links, float(most),
+                       float(expectation.max_stale_links),
+                       f"at most {most} stale links at a sample (first at t={at:g}s)"
+                       if most else "no stale link at any sample")
+    if expectation.stale_for is not None:
+        stale_spec = expectation.stale_for
+        after = resolve_after(stale_spec.after, scenario)
+        longest = metrics.longest_stale(run, after)
+        return Verdict(kind, longest < stale_spec.below, longest, stale_spec.below,
+                       f"longest stale link after t={after:g}s: {longest:.1f}s")
     limit = expectation.max_retries_per_pair
     assert limit is not None
     worst_retries = metrics.max_failed_dials_per_pair(run)

@@ -136,8 +136,9 @@ class Network(_Model):
 _POLICY_FIELDS = {f.name for f in dataclass_fields(ConnectionPolicy)} - {"name"}
 _POLICY_DURATIONS = {"fallback_after", "initial_retry", "max_retry", "min_retry",
                      "reconnect_after_loss", "give_up_after", "connect_timeout",
-                     "idle_timeout", "keep_alive_interval"}
-_NULLABLE = ("reconnect_after_loss", "give_up_after", "idle_timeout", "keep_alive_interval")
+                     "idle_timeout", "keep_alive_interval", "disconnect_timeout"}
+_NULLABLE = ("reconnect_after_loss", "give_up_after", "idle_timeout", "keep_alive_interval",
+             "disconnect_timeout")
 """Policy fields where ``null`` means "disabled"; every other field needs a value."""
 _UNSET = "the preset's value"
 
@@ -216,6 +217,9 @@ class Policy(_Model):
         None, description="QUIC idle timeout; null: disabled (a dead peer goes unnoticed)")
     keep_alive_interval: Duration | None = Field(
         None, description="keep-alive PING period; null: no keep-alives")
+    disconnect_timeout: Duration | None = Field(
+        None, description="QUIC loss detection under traffic: close after sending this "
+                          "long without an ACK; null: never")
 
     @model_validator(mode="after")
     def _valid_policy(self) -> Policy:
@@ -367,12 +371,25 @@ class Percentile(_Model):
     after: str | Duration = 0.0
 
 
+class StaleFor(_Model):
+    """Bound on how long any link stays stale (believed, path cut) from ``after`` on."""
+
+    below: Duration
+    after: str | Duration = 0.0
+
+
 class Expectation(_Model):
-    full_mesh: FullMesh | None = None
+    full_mesh: FullMesh | None = Field(
+        None, description="every expected pair usable (believed at both ends, path open)")
     no_duplicate_connections: bool | None = None
     reconnect_p99: Percentile | None = None
     reconnect_p50: Percentile | None = None
     max_retries_per_pair: int | None = Field(None, ge=0)
+    max_stale_links: int | None = Field(
+        None, ge=0, description="no sample shows more stale links (held across a cut path "
+                                "or to a crashed/paused peer)")
+    stale_for: StaleFor | None = Field(
+        None, description="no link stays stale longer than `below`, counted from `after`")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Expectation:

@@ -152,7 +152,9 @@ def _sample(now: float, statuses: dict[int, NodeStatus], expected: int) -> Conne
             else:
                 half += 1
     components = len({find(i) for i in up}) if up else 0
-    return ConnectivitySample(time=now, links_up=both, links_expected=expected,
+    # No ground truth of the paths here yet: every believed link counts as usable.
+    return ConnectivitySample(time=now, links_usable=both, links_believed=both,
+                              links_stale=0, links_expected=expected,
                               nodes_up=len(up), half_open=half, components=components)
 
 

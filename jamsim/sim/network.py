@@ -406,6 +406,11 @@ class Network:
         self._state[node] = NodeState.UP
         self._notify(frozenset((node,)))
 
+    @property
+    def partitioned(self) -> bool:
+        """Whether a partition (or isolation) is in force."""
+        return bool(self._group)
+
     def _notify(self, nodes: frozenset[int] | None = None) -> None:
         """Tell listeners what changed: one node's state, or (None) the partition."""
         for listener in self.listeners:

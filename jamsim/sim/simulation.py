@@ -24,7 +24,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.core.types import Direction, PeerEndpoint, Side, TelemetryKind
+from jamsim.core.types import Direction, NodeLifecycle, PeerEndpoint, Side, TelemetryKind
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.gc_tuning import relaxed_gc
@@ -118,6 +118,11 @@ class Simulation:
     path opens (``DialPathCut``, see jamsim/sim/transport.py). Attempts, backoff,
     give-up and telemetry come out the same, only the order of random draws
     between peers differs; ``False`` simulates every attempt.
+
+    ``traffic`` (model fidelity): every live connection carries data every slot,
+    so an end whose peer stops answering closes the connection
+    ``policy.disconnect_timeout`` after its next slot's send, idle timeout or not.
+    Off, only keep-alives and the idle timeout notice a dead path.
     """
 
     def __init__(
@@ -134,6 +139,8 @@ class Simulation:
         start_stagger: float = 0.0,
         identities: IdentityResolver | None = None,
         fast_forward: bool = True,
+        traffic: bool = False,
+        slot_seconds: float = 6.0,
         on_row: Callable[[EventRow], None] | None = None,
     ) -> None:
         if fidelity not in ("model", "quic"):
@@ -143,6 +150,8 @@ class Simulation:
                              "e.g. jamsim.sim.quic_keys.DevKeyring([seed], count)")
         if sample_interval <= 0:
             raise UsageError("sample_interval must be > 0")
+        if slot_seconds <= 0:
+            raise UsageError("slot_seconds must be > 0")
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
@@ -151,6 +160,11 @@ class Simulation:
         self.fast_forward = fast_forward and fidelity == "model" and \
             not self.policy.serial_dials and self.policy.max_parallel_dials is None
         """Whether cut dials are caught up in bulk (see the class docstring)."""
+        self.traffic = traffic
+        """Whether every live connection carries data every slot (loss detection by
+        ``policy.disconnect_timeout``, see jamsim/sim/transport.py)."""
+        self.slot_seconds = slot_seconds
+        """The JAM slot clock: slot ``k`` starts at ``k * slot_seconds``."""
         self.keepalive_interval = keepalive_interval(self.policy.idle_timeout,
                                                      self.policy.keep_alive_interval)
         """PING period of every node (the real node's rule), or None."""
@@ -162,7 +176,9 @@ class Simulation:
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
-        self.links = LinkCounters()
+        self.links = LinkCounters(self._path_ok, self._clock)
+        self._down: set[int] = set()
+        """Nodes whose process is crashed or paused (no path to or from them)."""
         self.nodes: list[SimNode] = []
         # Unfinished transports by node (both ends): a crash or restart reassesses
         # only these, not every transport of the run (that was O(changes x
@@ -416,8 +432,37 @@ class Simulation:
             side=int(action.side) if action.side is not None else -1,
         ))
 
+    def _clock(self) -> float:
+        return float(self.env.now)
+
+    def _path_ok(self, a: int, b: int) -> bool:
+        """Packets flow both ways between ``a`` and ``b`` now (both up, not cut)."""
+        network = self.network
+        return network.path_open(a, b) and network.path_open(b, a)
+
+    def _lifecycle(self, node: SimNode, kind: NodeLifecycle) -> None:
+        """Record what the harness did to ``node``'s process (see NodeLifecycle)."""
+        on_row = self.on_row
+        if on_row is not None:
+            on_row((float(self.env.now), node.index, -1, kind.label, int(kind), "", "", 0, -1,
+                    -1, -1, -1))
+        on_event = self.on_event
+        if on_event is None:
+            return
+        on_event(EventRecord(time=self.env.now, node=node.index, peer=-1, event=kind.label,
+                             kind=int(kind)))
+
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
-        """Reassess the transports a change can affect, in creation order."""
+        """Re-judge the affected pairs' paths, then reassess the transports a
+        change can affect, in creation order."""
+        if nodes is not None:
+            down = self._down
+            for index in nodes:
+                if self.network.state(index) == NodeState.UP:
+                    down.discard(index)
+                else:
+                    down.add(index)
+        self.links.reassess(nodes, not self._down and not self.network.partitioned)
         if nodes is None:
             affected = list(self.transports.values())  # every pair may be affected
         else:
@@ -470,6 +515,7 @@ class Simulation:
         node = self.nodes[index]
         if not node.alive:
             return
+        self._lifecycle(node, NodeLifecycle.NODE_CRASHED)
         node.alive = False
         node.wake_at = None
         node.deferred = []
@@ -486,7 +532,13 @@ class Simulation:
         if node.alive:
             self.crash(index)
         self.network.restart(index)
+        self._lifecycle(node, NodeLifecycle.NODE_RESTARTED)
+        held = [t for t in self._by_node[index].values() if isinstance(t, ModelTransport)]
         self._boot(node)
+        # Peers still holding a connection to the old process hear of its death by
+        # a stateless reset once they next send (see jamsim/sim/transport.py).
+        for transport in held:
+            transport.peer_restarted(index)
 
     def pause(self, index: int) -> None:
         """Freeze node ``index`` (SIGSTOP): state kept, timers stop, packets queue."""
@@ -494,6 +546,7 @@ class Simulation:
         if not node.alive or node.paused_at is not None:
             return
         node.paused_at = self.env.now
+        self._lifecycle(node, NodeLifecycle.NODE_PAUSED)
         self.network.pause(index)
 
     def resume(self, index: int) -> None:
@@ -503,6 +556,7 @@ class Simulation:
             return
         paused_for = self.env.now - node.paused_at
         node.paused_at = None
+        self._lifecycle(node, NodeLifecycle.NODE_RESUMED)
         queued = self.network.resume(index)
         for transport in list(node.ends.values()):
             client = transport.a == index
@@ -582,13 +636,39 @@ class Simulation:
                     pairs.add((node.index, other.index))
         return pairs
 
+    def link_usable(self, a: int, b: int) -> bool:
+        """Can nodes ``a`` and ``b`` exchange a message now? O(1).
+
+        True iff both managers hold the same live transport for the pair, both
+        processes are up (not crashed, not paused) and the network carries packets
+        both ways now. A link both ends merely *believe* in (e.g. across a cut
+        path, with no idle timeout to notice) is not usable.
+        """
+        if a == b:
+            return False
+        nodes = self.nodes
+        node_a, node_b = nodes[a], nodes[b]
+        if not node_a.alive or not node_b.alive or node_a.paused_at is not None \
+                or node_b.paused_at is not None:
+            return False
+        network = self.network
+        return network.path_open(a, b) and network.path_open(b, a) and \
+            self.links.believed(a, b)
+
     def expected_pairs(self) -> int:
         n = len(self._active)
         return n * (n - 1) // 2
 
+    def usable_pairs(self) -> set[tuple[int, int]]:
+        """The :meth:`connected_pairs` whose path carries packets now (slow; for tests)."""
+        network = self.network
+        return {(a, b) for a, b in self.connected_pairs()
+                if network.path_open(a, b) and network.path_open(b, a)}
+
     def is_full_mesh(self) -> bool:
-        """Every pair of the current epoch's validators holds one shared live link."""
-        return len(self.connected_pairs()) == self.expected_pairs() and \
+        """Every pair of the current epoch's validators holds one shared live link
+        that carries packets now."""
+        return len(self.usable_pairs()) == self.expected_pairs() and \
             all(self.nodes[i].alive for i in self._active)
 
     def sample(self) -> ConnectivitySample:
@@ -597,13 +677,15 @@ class Simulation:
               if self.nodes[i].alive and self.network.state(i) != NodeState.CRASHED]
         n_up = len(up)
         links = self.links
-        if links.links_up == n_up * (n_up - 1) // 2 and n_up > 0:
-            components = 1
-        else:
-            components = links.components(up)
+        usable = links.links_usable
+        whole = n_up > 0 and usable == n_up * (n_up - 1) // 2
+        components = 1 if whole else links.components(up)
         return ConnectivitySample(
             time=self.env.now,
-            links_up=links.links_up,
+            links_usable=usable,
+            links_believed=links.links_believed,
+            links_stale=links.links_stale,
+            longest_stale=links.oldest_stale(self.env.now),
             links_expected=self.expected_pairs(),
             nodes_up=n_up,
             half_open=links.half_open,

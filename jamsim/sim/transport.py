@@ -37,11 +37,28 @@ An established connection carries no modelled traffic. Its loss is noticed:
   on its node's next keep-alive tick (calibrated against the quic fidelity).
   Keep-alives are assumed to keep a reachable connection alive: random loss does
   not kill established connections (at 1% loss losing every keep-alive of a 15 s
-  idle period has negligible probability).
+  idle period has negligible probability);
+* with slot traffic (``Simulation(traffic=True)``), also by QUIC loss detection:
+  every live connection carries data every slot, so an end whose peer stopped
+  answering sends its next data at the next slot boundary after the break, gets
+  no acknowledgement, and closes the connection ``policy.disconnect_timeout``
+  later ("disconnect timeout"), idle timeout or not. Approximation: the first
+  unacknowledged send is taken to be the slot tick (every ``slot_seconds`` from
+  t=0, the JAM slot clock) at or after the break, not the exact message times of
+  the traffic schedule; slot data also restarts the idle clock, so the idle
+  timer counts from the earlier of that tick and the next keep-alive. The end
+  closes at whichever deadline comes first.
 
-Not modelled: stateless resets (a restarted node's peers would learn about the
-lost state from a reset instead of the idle timeout), stream traffic, congestion
-control, handshake amplification limits.
+A restarted node no longer knows its old connections: the first packet a peer
+sends on one afterwards (its next keep-alive, or slot data with traffic) is
+answered by a stateless reset (RFC 9000 section 10.3), and the peer closes the
+connection ("stateless reset") one RTT after sending it. Before a handshake
+completes, the transport tells the manager how long the peer has been silent on
+the connection it already holds (``PeerSilence``), so the duplicate rule keeps
+the new connection of a restarted peer rather than the dead one.
+
+Not modelled: stream traffic itself (its delivery is the traffic overlay's job),
+congestion control, handshake amplification limits.
 """
 
 from __future__ import annotations
@@ -60,6 +77,7 @@ from jamsim.core.events import (
     InboundConnecting,
     InboundFailed,
     InboundHandshake,
+    PeerSilence,
 )
 
 if TYPE_CHECKING:
@@ -253,7 +271,9 @@ class ModelTransport:
         self.a_phase = C_ESTABLISHED
         self._set_live(True, True)  # the manager's CloseConnection undoes this
         self._send_finished()
-        sim.feed(node, ConnectionEstablished(self.a_cid, sim.nodes[self.b].key))
+        peer_key = sim.nodes[self.b].key
+        self._report_silence(node, peer_key)
+        sim.feed(node, ConnectionEstablished(self.a_cid, peer_key))
 
     def _send_finished(self) -> None:
         self.sim.network.send(self.a, self.b, self._server_got_finished, None,
@@ -275,6 +295,7 @@ class ModelTransport:
             return
         self.b_phase = S_LIVE
         client = sim.nodes[self.a]
+        self._report_silence(node, client.key)
         sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
 
     def _client_deadline(self) -> None:
@@ -381,11 +402,7 @@ class ModelTransport:
         """
         if not self._open(client) or (self.a_broken if client else self.b_broken) is not None:
             return
-        since = self._silence_clock(client, self.sim.env.now)
-        if client:
-            self.a_broken = since
-        else:
-            self.b_broken = since
+        self._set_broken(client, self.sim.env.now)
         self._schedule_idle(client)
 
     def _silence_clock(self, client: bool, now: float) -> float:
@@ -398,35 +415,74 @@ class ModelTransport:
         start, the real node's rule). Calibration against the quic fidelity showed
         detection one idle timeout after that tick, not after the break.
         """
-        interval = self.sim.keepalive_interval
-        if interval is None:
-            return now
-        node = self.sim.nodes[self.a if client else self.b]
-        ticks = math.ceil((now - node.booted_at) / interval - 1e-9)
-        return node.booted_at + max(0, ticks) * interval
+        sent = self._next_send(client, now)
+        return now if sent is None else sent
+
+    def _next_send(self, client: bool, now: float) -> float | None:
+        """When this end next sends something: its node's next keep-alive tick or,
+        with slot traffic, the next slot boundary; ``None`` if it never does."""
+        sim = self.sim
+        interval = sim.keepalive_interval
+        best: float | None = None
+        if interval is not None:
+            node = sim.nodes[self.a if client else self.b]
+            ticks = math.ceil((now - node.booted_at) / interval - 1e-9)
+            best = node.booted_at + max(0, ticks) * interval
+        if sim.traffic:
+            slot_tick = self._slot_tick(now)
+            if best is None or slot_tick < best:
+                best = slot_tick
+        return best
+
+    def _slot_tick(self, now: float) -> float:
+        """The first slot boundary at or after ``now``: the next data sent."""
+        slot = self.sim.slot_seconds
+        return max(0, math.ceil(now / slot - 1e-9)) * slot
+
+    def _loss_deadline(self, client: bool, broken: float) -> tuple[float, str] | None:
+        """When and why an end that stopped hearing its peer at ``broken`` closes.
+
+        The idle timeout counts from the silence clock; with slot traffic, loss
+        detection from the first unacknowledged send (the next slot tick). The
+        earlier wins; ``None`` when neither applies (jamixir without traffic).
+        """
+        sim = self.sim
+        policy = sim.policy
+        idle = policy.idle_timeout
+        best: tuple[float, str] | None = None
+        if idle is not None:
+            best = (self._silence_clock(client, broken) + idle, "idle timeout")
+        disconnect = policy.disconnect_timeout
+        if sim.traffic and disconnect is not None:
+            lost = self._slot_tick(broken) + disconnect
+            if best is None or lost < best[0]:
+                best = (lost, "disconnect timeout")
+        return best
 
     def _schedule_idle(self, client: bool) -> None:
-        idle = self.sim.policy.idle_timeout
-        if idle is None:
+        broken = self.a_broken if client else self.b_broken
+        if broken is None:
+            return
+        deadline = self._loss_deadline(client, broken)
+        if deadline is None:
             return
         gen = self.a_gen if client else self.b_gen
-        since = self.a_broken if client else self.b_broken
-        now = self.sim.env.now
-        delay = idle if since is None else max(0.0, since + idle - now)
-        self.sim.call_for(self.a if client else self.b, gen, delay,
+        self.sim.call_for(self.a if client else self.b, gen,
+                          max(0.0, deadline[0] - self.sim.env.now),
                           functools.partial(self._idle_check, client))
 
     def _idle_check(self, client: bool) -> None:
-        idle = self.sim.policy.idle_timeout
-        since = self.a_broken if client else self.b_broken
-        if idle is None or since is None or not self._open(client):
+        broken = self.a_broken if client else self.b_broken
+        if broken is None or not self._open(client):
             return
-        if self.sim.env.now + 1e-9 < since + idle:
+        deadline = self._loss_deadline(client, broken)
+        if deadline is None or self.sim.env.now + 1e-9 < deadline[0]:
             return  # a newer break re-armed a later check
+        reason = deadline[1]
         if client:
-            self._client_gone(ConnectionLost(self.a_cid, "idle timeout", None))
+            self._client_gone(ConnectionLost(self.a_cid, reason, None))
         else:
-            self._server_gone(ConnectionLost(self.b_cid, "idle timeout", None))
+            self._server_gone(ConnectionLost(self.b_cid, reason, None))
         self._orphaned(not client)
 
     def settle(self) -> None:
@@ -464,19 +520,84 @@ class ModelTransport:
             self._arm_deadline()
         net = self.sim.network
         now = self.sim.env.now
+        traffic = self.sim.traffic
         for client, open_, peer_open in ((True, a_open, b_open), (False, b_open, a_open)):
             if not open_:
                 continue
             src, dst = (self.b, self.a) if client else (self.a, self.b)
             peer_alive = self._node_ok(not client) is not None
             hears = peer_open and peer_alive and net.path_open(src, dst)
+            if traffic and hears and not net.path_open(dst, src):
+                # Its data gets no ACK through a one-way cut: loss detection fires
+                # even though the peer's packets still arrive (and, approximately,
+                # the idle deadline is not told apart from the loss deadline here).
+                hears = False
             broken = self.a_broken if client else self.b_broken
             if hears:
                 if broken is not None and peer_open and peer_alive:
                     self._set_broken(client, None)
-            elif broken is None:
-                self._set_broken(client, self._silence_clock(client, now))
+                continue
+            if broken is None:
+                self._set_broken(client, now)
                 self._schedule_idle(client)
+            if not peer_open and self._peer_restarted(client) and net.path_open(src, dst) \
+                    and net.path_open(dst, src):
+                self._schedule_reset(client)
+
+    # ---------------------------------------------------------------- stateless reset
+
+    def _peer_restarted(self, client: bool) -> bool:
+        """Is the other end's node running a newer process than the one that held
+        this connection (so it answers our packets with a stateless reset)?"""
+        node = self.sim.nodes[self.b if client else self.a]
+        gen = self.b_gen if client else self.a_gen
+        return node.alive and node.generation != gen
+
+    def peer_restarted(self, index: int) -> None:
+        """Node ``index`` (one end) started a new process: the other end, if it
+        still holds this connection, gets a stateless reset when it next sends."""
+        client = index == self.b
+        net = self.sim.network
+        if self._open(client) and self._peer_restarted(client) and \
+                net.path_open(self.a, self.b) and net.path_open(self.b, self.a):
+            self._schedule_reset(client)
+
+    def _schedule_reset(self, client: bool) -> None:
+        """RFC 9000 section 10.3: the restarted peer answers our next packet (the
+        next keep-alive, or slot data with traffic) with a stateless reset, which
+        is back one RTT after we sent it. An end that never sends never learns."""
+        now = self.sim.env.now
+        sent = self._next_send(client, now)
+        if sent is None:
+            return
+        self.sim.call_for(self.a if client else self.b, self.a_gen if client else self.b_gen,
+                          sent - now + self.rtt, functools.partial(self._reset_arrives, client))
+
+    def _reset_arrives(self, client: bool) -> None:
+        if not self._open(client) or not self._peer_restarted(client):
+            return
+        net = self.sim.network
+        if not (net.path_open(self.a, self.b) and net.path_open(self.b, self.a)):
+            return  # lost on the way; the next topology change schedules another
+        if client:
+            self._client_gone(ConnectionLost(self.a_cid, "stateless reset", self.sim.remote_side))
+        else:
+            self._server_gone(ConnectionLost(self.b_cid, "stateless reset", self.sim.remote_side))
+
+    def _report_silence(self, node: SimNode, peer_key: bytes) -> None:
+        """Before a handshake completes at ``node``: tell its manager whether the
+        connection it already holds to that peer still hears from it."""
+        manager = node.manager
+        if manager is None:
+            return
+        cid = manager.live_connection(peer_key)
+        if cid is None:
+            return
+        other = node.ends.get(cid)
+        if other is None or other is self or not isinstance(other, ModelTransport):
+            return
+        since = other.a_broken if other.a == node.index else other.b_broken
+        self.sim.feed(node, PeerSilence(cid, since))
 
     def _set_broken(self, client: bool, value: float | None) -> None:
         if client:

@@ -83,25 +83,42 @@ NODE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
 class ConnectivitySample:
     """A periodic sample of the whole network's connection graph.
 
-    ``links_up`` counts unordered validator pairs with a live connection that both
-    ends consider theirs; ``links_expected`` is the number of pairs that should be
-    connected (V*(V-1)/2 for a single epoch); ``half_open`` counts pairs where only
-    one end believes it is connected; ``duplicates`` counts pairs holding more than
-    one live connection; ``components`` is the number of connected components
-    among nodes that are up.
+    A manager's belief that a connection is live says nothing about the path under
+    it (a client without an idle timeout holds a connection across a partition
+    forever), so links are counted three ways:
+
+    * ``links_usable``: unordered validator pairs with a live connection that both
+      ends consider theirs, over a path that carries packets both ways now (both
+      processes up, not paused, no partition between them);
+    * ``links_believed``: pairs with a connection both ends consider live,
+      whatever the path (what every figure counted before usable links existed);
+    * ``links_stale``: pairs where at least one end believes in a connection but
+      the path is cut one way or both, or the peer is crashed or paused.
+
+    ``links_expected`` is the number of pairs that should be connected (V*(V-1)/2
+    for a single epoch); ``half_open`` counts pairs where only one end believes it
+    is connected; ``duplicates`` counts pairs holding more than one live
+    connection; ``components`` is the number of connected components among nodes
+    that are up, over usable links. ``full_mesh`` means every expected pair is
+    usable. ``longest_stale`` is how long (s) the pair stale the longest has
+    been stale without a break; its maximum over samples bounds every stale
+    episode to within one sample interval.
     """
 
     time: float
-    links_up: int
+    links_usable: int
+    links_believed: int
+    links_stale: int
     links_expected: int
     nodes_up: int
     half_open: int = 0
     duplicates: int = 0
     components: int = 1
+    longest_stale: float = 0.0
 
     @property
     def full_mesh(self) -> bool:
-        return self.links_up >= self.links_expected
+        return self.links_usable >= self.links_expected
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in CONNECTIVITY_COLUMNS}

@@ -78,6 +78,7 @@ _EVENT_TYPES: dict[str, pa.DataType] = {
 _CONNECTIVITY_TYPES: dict[str, pa.DataType] = {
     "time": pa.float64(),
     "full_mesh": pa.bool_(),
+    "longest_stale": pa.float64(),
 }
 _NODE_TYPES: dict[str, pa.DataType] = {
     "index": pa.int32(),

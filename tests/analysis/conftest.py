@@ -9,7 +9,7 @@ from jamsim.analysis.run import Run, run_from_tables
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
 KIND = {"connecting_out": 24, "connect_out_failed": 25, "connected_out": 26,
-        "connected_in": 23, "disconnected": 27}
+        "connected_in": 23, "disconnected": 27, "node_crashed": 240, "node_restarted": 243}
 
 
 def ev(t: float, node: int, peer: int, event: str, conn: int = -1, attempt: int = 0,
@@ -43,9 +43,9 @@ SUMMARY = {"name": "hand", "validators": 4, "simulated_s": 40.0, "policy": "jamn
 
 def samples() -> pd.DataFrame:
     """Samples at 0, 8, 15, 24: full mesh (as declared) at 8 and 24 only."""
-    rows = [ConnectivitySample(0.0, 0, 6, 4), ConnectivitySample(8.0, 6, 6, 4),
-            ConnectivitySample(15.0, 2, 6, 4, components=2),
-            ConnectivitySample(24.0, 6, 6, 4)]
+    rows = [ConnectivitySample(0.0, 0, 0, 0, 6, 4), ConnectivitySample(8.0, 6, 6, 0, 6, 4),
+            ConnectivitySample(15.0, 2, 2, 0, 6, 4, components=2),
+            ConnectivitySample(24.0, 6, 6, 0, 6, 4)]
     return pd.DataFrame([r.as_dict() for r in rows])
 
 

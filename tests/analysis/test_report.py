@@ -62,7 +62,7 @@ def test_real_simulation_links_match_samples(tmp_path: Path) -> None:
     run_scenario("quickstart", out_dir=tmp_path / "qs")
     run = load_run(tmp_path / "qs")
     derived = [len(links_up_at(run.links, t)) for t in run.connectivity["time"]]
-    assert derived == run.connectivity["links_up"].tolist()
+    assert derived == run.connectivity["links_believed"].tolist()
     heal = metrics.time_to_full_mesh(run, "heal")
     assert heal == run.summary["metrics"]["time_to_full_mesh_after_s"]["heal @ 35s"]
     table = compare([run, run], ["a", "b"])

@@ -50,12 +50,26 @@ ROOT = Path(__file__).resolve().parents[2]
 _UP = {"connected_out": "out", "connected_in": "in"}
 
 
+_ENDS = ["node_crashed", "node_restarted"]
+
+
+def _relevant_rows(events: pd.DataFrame) -> pd.DataFrame:
+    return events[(events["event"].isin([*_UP, "disconnected"]) & (events["peer"] >= 0))
+                  | events["event"].isin(_ENDS)]
+
+
 def ref_derive_sessions(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
     open_: dict[tuple[int, int], dict[str, object]] = {}
     rows: list[dict[str, object]] = []
-    relevant = events[events["event"].isin([*_UP, "disconnected"]) & (events["peer"] >= 0)]
-    for e in relevant.itertuples(index=False):
+    for e in _relevant_rows(events).itertuples(index=False):
         node, peer, cid = int(e.node), int(e.peer), int(e.conn_id)
+        if e.event in _ENDS:  # the process is gone: every session it held ends
+            for key in [k for k, s in open_.items() if s["node"] == node]:
+                s = open_.pop(key)
+                up = float(s["up_at"])  # type: ignore[arg-type]
+                rows.append({**s, "down_at": float(e.time), "duration": float(e.time) - up,
+                             "reason": "node crashed", "open": False})
+            continue
         if e.event in _UP:
             a, b = pair_of(node, peer)
             open_[(node, cid if cid >= 0 else -1 - peer)] = {
@@ -85,9 +99,23 @@ def ref_derive_links(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
     conn_peer: dict[tuple[int, int], int] = {}
     up_since: dict[tuple[int, int], float] = {}
     rows: list[dict[str, object]] = []
-    relevant = events[events["event"].isin([*_UP, "disconnected"]) & (events["peer"] >= 0)]
-    for e in relevant.itertuples(index=False):
+
+    def close_if_down(pair: tuple[int, int], t: float) -> None:
+        a, b = pair
+        if pair in up_since and not (counts[(a, b)] > 0 and counts[(b, a)] > 0):
+            start = up_since.pop(pair)
+            rows.append({"a": a, "b": b, "up_at": start, "down_at": t,
+                         "duration": t - start, "open": False})
+
+    for e in _relevant_rows(events).itertuples(index=False):
         node, peer, cid, t = int(e.node), int(e.peer), int(e.conn_id), float(e.time)
+        if e.event in _ENDS:  # the process is gone: every session it held ends
+            for key in [k for k in conn_peer if k[0] == node]:
+                del conn_peer[key]
+            for (n, p) in [k for k, c in counts.items() if k[0] == node and c > 0]:
+                counts[(n, p)] = 0
+                close_if_down(pair_of(n, p), t)
+            continue
         pair = pair_of(node, peer)
         before = counts[(node, peer)] > 0 and counts[(peer, node)] > 0
         if e.event in _UP:
@@ -268,7 +296,7 @@ def _random_events(seed: int, n: int = 400, nodes: int = 6) -> pd.DataFrame:
     """A messy event table: ids re-used, unknown (-1), disconnects that match
     nothing, duplicate sessions, equal timestamps, irrelevant events mixed in."""
     rnd = random.Random(seed)
-    names = [*KIND]
+    names = [n for n in KIND if not n.startswith("node_")]
     rows = []
     t = 0.0
     for _ in range(n):
@@ -277,6 +305,8 @@ def _random_events(seed: int, n: int = 400, nodes: int = 6) -> pd.DataFrame:
         peer = rnd.choice([p for p in range(nodes) if p != node] + [-1])
         event = rnd.choice(names + ["connected_out", "connected_in", "disconnected"] * 3)
         conn = rnd.choice([-1, rnd.randrange(8)])
+        if rnd.random() < 0.03:  # the harness crashed or restarted the node
+            event, peer, conn = rnd.choice(["node_crashed", "node_restarted"]), -1, -1
         rows.append(ev(t, node, peer, event, conn).as_dict())
     return pd.DataFrame(rows)
 

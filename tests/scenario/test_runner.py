@@ -31,7 +31,7 @@ def test_quickstart_through_the_cli_writes_a_results_folder(tmp_path: Path) -> N
     assert summary["complete"] and summary["passed"]
     assert summary["metrics"]["final_full_mesh"]
     assert {v["expectation"] for v in summary["expectations"]} == \
-        {"full_mesh", "no_duplicate_connections"}
+        {"full_mesh", "no_duplicate_connections", "stale_for"}
 
 
 def test_same_seed_same_event_log(tmp_path: Path) -> None:
@@ -98,8 +98,8 @@ def test_jamixir_vs_jamnp_s_shows_the_difference_in_numbers(tmp_path: Path) -> N
     assert good.passed and good.summary["metrics"]["time_to_full_mesh_after_s"][after] <= 30
     assert not bad.passed
     assert bad.summary["metrics"]["time_to_full_mesh_after_s"][after] is None
-    assert bad.summary["metrics"]["final_links_up"] < \
-        good.summary["metrics"]["final_links_up"] == 120
+    assert bad.summary["metrics"]["final_links_usable"] < \
+        good.summary["metrics"]["final_links_usable"] == 120
 
 
 def test_validate_and_schema_commands() -> None:
@@ -155,7 +155,7 @@ def test_isolating_several_nodes_isolates_each_of_them(tmp_path: Path) -> None:
     rows = read_table(tmp_path / "run" / "connectivity.parquet").to_pylist()
     last = rows[-1]
     # v1 and v2 lose all 9 of their links (4 + 4 + their own): 15 - 9 = 6 remain.
-    assert last["links_up"] == 6 and last["components"] == 3
+    assert last["links_usable"] == 6 and last["components"] == 3
 
 
 def test_testnet_plan_carries_every_link_and_policy_setting_to_real_nodes(

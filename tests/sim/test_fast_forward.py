@@ -40,7 +40,7 @@ def _run(timeline: Timeline, fast_forward: bool, until: float, v: int = 8,
     sim.catch_up()
     rows = sorted((r.node, r.peer, r.event, round(r.time, 6), r.attempt, r.reason, r.direction)
                   for r in records)
-    samples = [(round(s.time, 6), s.links_up, s.components) for s in sim.samples]
+    samples = [(round(s.time, 6), s.links_usable, s.components) for s in sim.samples]
     return sim, rows, samples
 
 

@@ -83,7 +83,7 @@ def test_bootstrap_reaches_full_mesh_with_up0_handshakes_and_keepalive_holds_it(
     assert min(r.time for r in records if r.event == "connected_in") == pytest.approx(0.15)
     pairs = sim.expected_pairs()
     assert fabric.up0_handshakes == 2 * pairs  # both ends received the peer's UP 0 handshake
-    assert sim.sample().links_up == len(sim.connected_pairs()) == pairs
+    assert sim.sample().links_usable == len(sim.connected_pairs()) == pairs
     assert not fabric.rejections
     # From here on every connection runs on its retired handshake state (shared
     # stand-ins, no TLS context): the keep-alive below exercises trimmed connections.

@@ -31,7 +31,9 @@ def build(v: int = 6, network: NetworkConfig = LAN, policy: str = "jamnp-s", see
 
 def assert_counters_match_managers(sim: Simulation) -> None:
     """The cheap incremental sample agrees with the managers' own views."""
-    assert sim.sample().links_up == len(sim.connected_pairs())
+    sample = sim.sample()
+    assert sample.links_believed == len(sim.connected_pairs())
+    assert sample.links_usable == len(sim.usable_pairs())
 
 
 def cross(sim: Simulation, left: set[int]) -> set[tuple[int, int]]:

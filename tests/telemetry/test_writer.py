@@ -78,8 +78,8 @@ def test_empty_tables_keep_their_dtypes(tmp_path: Path) -> None:
 
 def test_connectivity_round_trip(tmp_path: Path) -> None:
     with ConnectivityWriter(tmp_path) as writer:
-        writer.append(ConnectivitySample(1.0, 15, 15, 6))
-        writer.append(ConnectivitySample(2.0, 14, 15, 6, half_open=1))
+        writer.append(ConnectivitySample(1.0, 15, 15, 0, 15, 6))
+        writer.append(ConnectivitySample(2.0, 14, 15, 1, 15, 6, half_open=1))
     got = read_table(tmp_path / "connectivity.parquet").to_pylist()
     assert got[0]["full_mesh"] is True and got[1]["full_mesh"] is False
     assert got[1]["half_open"] == 1
