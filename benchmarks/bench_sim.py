@@ -7,7 +7,14 @@ Each case runs in its own subprocess so ``ru_maxrss`` (peak RSS) is per case.
 * ``churn``: 10 simulated minutes: bootstrap, a half/half partition from 60 s to
   180 s, and 5% of the validators crashing and restarting (one every few seconds).
 
-Usage: ``python benchmarks/bench_sim.py [--sizes 6,78,341,1023] [--churn 120,341]``.
+* ``--traffic``: JAM slot traffic (jamsim/traffic): ``bootstrap`` of each size with
+  traffic off and on (the overlay evaluating every slot, ``Simulation(traffic=True)``),
+  and ``cut``: 10 simulated minutes with traffic, one region of 25% of the set cut
+  off from 60 s to 480 s and 5% of the validators crashing and restarting, jamnp-s;
+  reports the delivery metrics next to the wall time.
+
+Usage: ``python benchmarks/bench_sim.py [--sizes 6,78,341,1023] [--churn 120,341]``;
+``python benchmarks/bench_sim.py --traffic [--sizes 1023] [--cut 1023]``.
 Telemetry records are not built (``on_event=None``): the benchmark measures the
 simulator, not a record sink. The ``quic`` fidelity has its own benchmark,
 ``benchmarks/bench_sim_quic.py``.
@@ -29,20 +36,51 @@ from typing import Any
 from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
 from jamsim import native_status
+from jamsim.analysis.delivery import Delivery, summarise
+from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
+from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.records import AssuranceBatch, BlockBatch
+from jamsim.traffic.simulated import SimulatedTraffic
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bootstrap(v: int) -> dict[str, Any]:
+class _Batches:
+    """Keeps a benchmark's delivery batches in memory (a few hundred slots at most)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[BlockBatch] = []
+        self.assurances: list[AssuranceBatch] = []
+
+    def delivery(self, slot: float) -> Delivery:
+        import pandas as pd
+
+        blocks = pd.concat([b.table().to_pandas() for b in self.blocks]) if self.blocks \
+            else pd.DataFrame(columns=["slot", "author", "node", "received_at", "hops", "via"])
+        assurances = pd.concat([a.table().to_pandas() for a in self.assurances]) \
+            if self.assurances else pd.DataFrame(
+                columns=["slot", "author", "assurer", "sent_at", "delivered_at"])
+        return Delivery(blocks, assurances, slot)
+
+
+def _with_traffic(sim: Simulation, until: float) -> _Batches:
+    batches = _Batches()
+    SimulatedTraffic(sim, TrafficConfig(), seed=1, until=until,
+                     on_block=batches.blocks.append, on_assurances=batches.assurances.append)
+    return batches
+
+
+def bootstrap(v: int, traffic: bool = False) -> dict[str, Any]:
     validators = ValidatorSet.dev(v, seed=1)
     sim = Simulation(validators, NetworkConfig(default=LinkSpec(LatencySpec(0.05))),
-                     seed=1, on_event=None, sample_interval=0.05)
+                     seed=1, on_event=None, sample_interval=0.05, traffic=traffic)
+    batches = _with_traffic(sim, 60.0) if traffic else None
     steps_before = sim.network.sent
     start = time.perf_counter()
     while not sim.samples or not sim.samples[-1].full_mesh:
@@ -52,6 +90,8 @@ def bootstrap(v: int) -> dict[str, Any]:
     wall = time.perf_counter() - start
     return {
         "case": "bootstrap", "fidelity": "model", "engine": native_status().state, "validators": v,
+        "traffic": traffic,
+        "slots_evaluated": len(batches.blocks) if batches is not None else 0,
         "connections": v * (v - 1) // 2,
         "full_mesh": bool(sim.samples[-1].full_mesh),
         "time_to_full_mesh_s": sim.time_to_full_mesh(),
@@ -94,10 +134,60 @@ def churn(v: int, minutes: float = 10.0) -> dict[str, Any]:
     }
 
 
+def cut(v: int, minutes: float = 10.0) -> dict[str, Any]:
+    """Traffic on; a 7-minute cut of one region (25% of the set) plus 5% churn."""
+    region_size = v // 4
+    regions = ["eu"] * (v - region_size) + ["asia"] * region_size
+    validators = ValidatorSet.dev(v, seed=1, regions=regions)
+    network = NetworkConfig(default=LinkSpec(LatencySpec(0.05)))
+    sim = Simulation(validators, network, ConnectionPolicy.preset("jamnp-s"), seed=1,
+                     on_event=None, sample_interval=5.0, traffic=True)
+    until = minutes * 60.0
+    batches = _with_traffic(sim, until)
+    cut_at, heal_at = 60.0, 480.0
+    sim.at(cut_at, lambda: sim.partition([range(v - region_size), range(v - region_size, v)]))
+    sim.at(heal_at, sim.heal)
+    churners = max(1, v // 20)
+    for k in range(churners):
+        node = (k * 7919) % v
+        t = 90.0 + k * (420.0 / churners)
+        sim.at(t, lambda node=node: sim.crash(node))  # type: ignore[misc]
+        sim.at(t + 20.0, lambda node=node: sim.restart(node))  # type: ignore[misc]
+    start = time.perf_counter()
+    sim.run(until)
+    wall = time.perf_counter() - start
+    final = sim.sample()
+    delivery = batches.delivery(6.0)
+    return {
+        "case": "cut", "fidelity": "model", "engine": native_status().state, "validators": v,
+        "traffic": True, "policy": "jamnp-s", "simulated_s": until,
+        "cut_s": [cut_at, heal_at], "cut_validators": region_size,
+        "crash_restarts": churners,
+        "final_links_up": final.links_up, "links_expected": final.links_expected,
+        "delivery_overall": summarise(delivery),
+        "delivery_during_cut": summarise(Delivery(
+            delivery.blocks[(delivery.blocks["slot"] * 6.0 >= cut_at)
+                            & (delivery.blocks["slot"] * 6.0 < heal_at)],
+            delivery.assurances[(delivery.assurances["slot"] * 6.0 - 2.0 >= cut_at)
+                                & (delivery.assurances["slot"] * 6.0 < heal_at)], 6.0)),
+        "delivery_after_heal": summarise(delivery.from_slot_at(heal_at)),
+        "wall_s": round(wall, 3),
+        "sim_over_wall": round(sim.now / wall, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
 def _child(case: str, v: int) -> None:
     # As `jamsim run` does: relaxed GC for the whole simulation, not per run() call.
     with relaxed_gc():
-        result = bootstrap(v) if case == "bootstrap" else churn(v)
+        if case == "bootstrap":
+            result = bootstrap(v)
+        elif case == "bootstrap-traffic":
+            result = bootstrap(v, traffic=True)
+        elif case == "cut":
+            result = cut(v)
+        else:
+            result = churn(v)
     print(json.dumps(result))
 
 
@@ -106,13 +196,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="6,78,341,1023")
     parser.add_argument("--churn", default="120",
                         help="churn sizes ('' = none); V=1023 takes 1-1.5 min")
+    parser.add_argument("--traffic", action="store_true",
+                        help="slot traffic: bootstrap off vs on per size, then --cut")
+    parser.add_argument("--cut", default="1023",
+                        help="with --traffic: sizes of the 10-minute region cut + churn run")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "V"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], int(args.child[1]))
         return
-    cases = [("bootstrap", int(s)) for s in args.sizes.split(",") if s]
-    cases += [("churn", int(s)) for s in args.churn.split(",") if s]
+    if args.traffic:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        cases = [c for v in sizes for c in (("bootstrap", v), ("bootstrap-traffic", v))]
+        cases += [("cut", int(s)) for s in args.cut.split(",") if s]
+    else:
+        cases = [("bootstrap", int(s)) for s in args.sizes.split(",") if s]
+        cases += [("churn", int(s)) for s in args.churn.split(",") if s]
     results = []
     before = yardstick_s()
     for case, v in cases:

@@ -177,11 +177,20 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
                   f"({fmt(metrics['reconnect_p50_s'])} / {fmt(metrics['reconnect_p99_s'])})")
     table.add_row("never repaired", str(metrics["unrepaired_disconnections"]))
     table.add_row("max duplicate pairs", str(metrics["max_duplicates"]))
+    _add_delivery_rows(table, metrics.get("delivery"))
     console.print(table)
     for verdict in summary["expectations"]:
         mark = "[green]PASS[/]" if verdict["passed"] else "[red]FAIL[/]"
         console.print(f"{mark} {verdict['expectation']}: {verdict['detail']}")
     console.print(f"results: [bold]{out_dir}[/]")
+
+
+def _add_delivery_rows(table: Table, delivery: dict[str, Any] | None) -> None:
+    """Block propagation and assurance delivery (runs with slot traffic)."""
+    from jamsim.analysis.delivery import summary_rows
+
+    for name, value in summary_rows(delivery):
+        table.add_row(name, value)
 
 
 @app.command(epilog="Example: jamsim validate scenarios/mini.yaml")

@@ -370,7 +370,21 @@ def run_metrics(run: Run) -> dict[str, Any]:
         "connect_failures": int(retries["failures"].sum()) if len(retries) else 0,
         "max_failed_dials_per_pair": int(retries["failures"].max()) if len(retries) else 0,
         "event_counts": event_counts(run),
+        **_delivery_metrics(run),
     }
+
+
+def _delivery_metrics(run: Run) -> dict[str, Any]:
+    """``{"delivery": ...}`` for a run with slot traffic (jamsim/analysis/delivery.py:
+    overall and from each recovery action on), else nothing."""
+    delivery = run.delivery
+    if delivery is None:
+        return {}
+    from jamsim.analysis.delivery import delivery_metrics
+
+    recoveries = [(float(entry.at), str(entry.label)) for entry in run.timeline.itertuples()
+                  if str(entry.action) in RECOVERY_ACTIONS]
+    return {"delivery": delivery_metrics(delivery, recoveries)}
 
 
 def duplicate_connections_seen(run: Run) -> int:

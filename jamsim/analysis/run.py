@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +34,9 @@ from jamsim.telemetry.writer import (
     table_exists,
     table_is_closed,
 )
+
+if TYPE_CHECKING:
+    from jamsim.analysis.delivery import Delivery
 
 __all__ = ["Run", "load_run", "run_from_tables"]
 
@@ -129,6 +132,15 @@ class Run:
         frame["node_key"] = frame["node"].map(keys).fillna("").astype(str)
         frame["peer_key"] = frame["peer"].map(keys).fillna("").astype(str)
         return frame
+
+    @cached_property
+    def delivery(self) -> Delivery | None:
+        """The block and assurance tables of a run with slot traffic, else None."""
+        if self.path is None:
+            return None
+        from jamsim.analysis.delivery import load_delivery
+
+        return load_delivery(self.path)
 
     @cached_property
     def sessions(self) -> pd.DataFrame:

@@ -57,6 +57,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def evaluate(scenario: Scenario, run: Run) -> list[Verdict]:
+    """Verdicts in ``expect:`` order; the delivery expectations read the run's
+    block and assurance tables (jamsim/analysis/delivery.py)."""
     return [_evaluate_one(e, scenario, run) for e in scenario.expect]
 
 
@@ -64,6 +66,10 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario, run: Run) -> Ver
     from jamsim.analysis import metrics
 
     kind = expectation.kind
+    from jamsim.analysis.delivery import DELIVERY_EXPECTATIONS, evaluate_delivery
+
+    if kind in DELIVERY_EXPECTATIONS:
+        return evaluate_delivery(expectation, scenario, run.delivery)
     if expectation.full_mesh is not None:
         spec = expectation.full_mesh
         after = resolve_after(spec.after, scenario)

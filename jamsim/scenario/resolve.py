@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 from jamsim.identity import ValidatorSet
 from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Network, Scenario
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
 
 if TYPE_CHECKING:
     from jamsim.scenario.loader import LineMap
 
 __all__ = ["assign_regions", "check_references", "latency_spec", "lognormal_mean",
-           "network_config", "resolve_group", "resolve_groups", "validator_set"]
+           "network_config", "resolve_group", "resolve_groups", "traffic_config",
+           "validator_set"]
 
 DEFAULT_REGION = "default"
 GROUP_FIELDS = ("isolate", "kill", "pause", "resume", "restart")
@@ -183,3 +185,20 @@ def network_config(network: Network) -> NetworkConfig:
             src, dst = key.split("-")
             links[(src, dst)] = link(entry)
     return NetworkConfig(default=default, links=links)
+
+
+def traffic_config(scenario: Scenario) -> TrafficConfig | None:
+    """The scenario's JAM slot traffic, or ``None`` for ``traffic: none``."""
+    section = scenario.traffic
+    if section == "none":
+        return None
+    return TrafficConfig(
+        slot=section.slot,
+        assurance_lead=section.assurance_lead,
+        block_size=section.block_size,
+        header_size=section.header_size,
+        core_count=section.cores,
+        assurance_size=section.assurance_size,
+        extra=tuple(ExtraMessage(kind=e.kind, size=e.size, fanout=e.fanout, offset=e.offset)
+                    for e in section.extra),
+    )

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -40,13 +40,16 @@ from jamsim.scenario.recording import (
     signals_deferred,
     signals_interrupt,
 )
-from jamsim.scenario.resolve import network_config, validator_set
+from jamsim.scenario.resolve import network_config, traffic_config, validator_set
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.quic_keys import DevKeyring
 from jamsim.sim.simulation import Simulation
 from jamsim.telemetry.records import ConnectivitySample
+
+if TYPE_CHECKING:
+    from jamsim.traffic.simulated import TrafficRecording
 
 __all__ = ["Progress", "RunResult", "run_scenario"]
 
@@ -168,8 +171,10 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                        fidelity=scenario.fidelity, seed=scenario.seed,
                        sample_interval=scenario.sample_interval, on_sample=recorder.on_sample,
                        identities=identities,
-                       on_row=recorder.events.append_row if record_events else None)
+                       on_row=recorder.events.append_row if record_events else None,
+                       **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
+    recording = _record_traffic(scenario, built, out)
     sim: Simulation | None = built
     del built  # only ``sim`` holds it: simulate() drops it as soon as the run ends
     finished_at = 0.0
@@ -194,6 +199,8 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                 recorder.flush()  # what a kill would keep: up to here
                 report_progress(sim.now)
             sim.catch_up()  # record the attempts of dials still cut at the end
+        if recording is not None:
+            recording.close()  # also lets go of the simulation
         # Free the simulation before the tables are merged, the summary computed and
         # the plots drawn: at 1023 validators it is over a gigabyte, and each of
         # those needs memory of its own (the run's peak was there).
@@ -204,7 +211,44 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
     def simulated_until() -> float:
         return sim.now if sim is not None else finished_at
 
-    return _recorded_run(scenario, out, recorder, simulate, simulated_until, None, plots)
+    return _recorded_run(scenario, out, recorder, _closing_traffic(simulate, recording),
+                         simulated_until, None, plots)
+
+
+def _simulation_traffic(scenario: Scenario) -> dict[str, Any]:
+    """``Simulation`` arguments for the scenario's slot traffic: connections carry
+    data every slot (loss detection notices a cut path), on the scenario's slot clock."""
+    config = traffic_config(scenario)
+    if config is None:
+        return {"traffic": False}
+    return {"traffic": True, "slot_seconds": config.slot}
+
+
+def _record_traffic(scenario: Scenario, sim: Simulation,
+                    out: Path) -> TrafficRecording | None:
+    """Slot traffic of a ``model`` run, evaluated by the overlay and written per slot
+    (``None`` for ``traffic: none``; the ``quic`` fidelity carries it on streams)."""
+    config = traffic_config(scenario)
+    if config is None or scenario.fidelity != "model":
+        return None
+    from jamsim.traffic.simulated import TrafficRecording
+
+    return TrafficRecording(sim, config, scenario.seed, scenario.duration, out)
+
+
+def _closing_traffic(execute: Callable[[], None],
+                     recording: TrafficRecording | None) -> Callable[[], None]:
+    """``execute`` that closes the delivery tables however it ends (an interrupted
+    run keeps what it recorded, like the other tables)."""
+    if recording is None:
+        return execute
+
+    def run() -> None:
+        try:
+            execute()
+        finally:
+            recording.close()
+    return run
 
 
 def _recorded_run(scenario: Scenario, out: Path, recorder: RunRecorder,
@@ -275,7 +319,14 @@ def _write_plots(out: Path, run: Any) -> list[Path]:
         from jamsim.analysis.plots import write_run_plots
     except ImportError:  # analysis extras missing: tables are still written
         return []
-    return list(write_run_plots(out, run))
+    return list(write_run_plots(out, run)) + _write_delivery_plots(out)
+
+
+def _write_delivery_plots(out: Path) -> list[Path]:
+    """``delivery.png`` for runs with slot traffic."""
+    from jamsim.analysis.delivery_plots import write_delivery_plots
+
+    return write_delivery_plots(out)
 
 
 def _summary_base(scenario: Scenario, *, complete: bool, error: str | None,

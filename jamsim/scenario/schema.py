@@ -360,6 +360,67 @@ ACTIONS = ("partition", "isolate", "heal", "kill", "pause", "resume", "restart",
            "epoch", "link")
 
 
+class ExtraTraffic(_Model):
+    """An extra CE message every validator sends each slot (for experiments)."""
+
+    kind: int = Field(255, ge=128, le=255, description="CE stream kind (128..255)")
+    size: int = Field(1024, ge=0, description="bytes per message")
+    fanout: int | Literal["grid", "all"] = Field(
+        1, description="peers per sender (drawn per slot from the seed), grid or all")
+    offset: Duration = Field(1.0, description="when in the slot it is sent")
+
+    @field_validator("fanout")
+    @classmethod
+    def _fanout(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("fanout must be >= 0, grid or all")
+        return value
+
+
+class Traffic(_Model):
+    """JAM slot traffic: CE 141 assurances, UP 0 / CE 128 block propagation.
+
+    On by default; ``traffic: none`` turns it off (then nothing carries data every
+    slot, and no delivery tables or metrics are produced).
+    """
+
+    slot: PositiveDuration = Field(6.0, gt=0, description="slot length (GP: 6s)")
+    assurance_lead: Duration = Field(
+        2.0, description="assurances are sent this long before each slot (JAMNP-S: ~2s)")
+    block_size: int = Field(100_000, ge=0, description="bytes of a block (CE 128 response)")
+    header_size: int = Field(400, ge=0, description="bytes of a block header "
+                                                     "(UP 0 announcement)")
+    assurance_size: int | None = Field(
+        None, ge=0, description="bytes of an assurance; unset: 32 + cores/8 + 64 "
+                                "(JAMNP-S CE 141 layout)")
+    cores: int | None = Field(None, ge=1, description="core count for the assurance "
+                                                      "bitfield; unset: validators / 3")
+    extra: list[ExtraTraffic] = Field(default_factory=list,
+                                      description="extra per-slot CE messages")
+
+    @model_validator(mode="after")
+    def _within_slot(self) -> Traffic:
+        if self.assurance_lead >= self.slot:
+            raise located(f"assurance_lead {self.assurance_lead:g}s must be shorter than "
+                          f"the slot ({self.slot:g}s)", "assurance_lead")
+        for i, extra in enumerate(self.extra):
+            if extra.offset >= self.slot:
+                raise located(f"offset {extra.offset:g}s must be shorter than the slot "
+                              f"({self.slot:g}s)", "extra", i, "offset")
+        return self
+
+
+def _traffic_switch(value: Any) -> Any:
+    """``traffic: none`` / ``off`` / ``false`` / ``null`` turn traffic off."""
+    if value is None or value is False or (isinstance(value, str)
+                                           and value.strip().lower() in ("none", "off")):
+        return "none"
+    return value
+
+
+TrafficSection = Annotated[Traffic | Literal["none"], BeforeValidator(_traffic_switch)]
+
+
 class FullMesh(_Model):
     within: Duration
     after: str | Duration = Field(0.0, description="a time, or an action name "
@@ -368,6 +429,11 @@ class FullMesh(_Model):
 
 class Percentile(_Model):
     below: Duration
+    after: str | Duration = 0.0
+
+
+class Reached(_Model):
+    at_least: Fraction
     after: str | Duration = 0.0
 
 
@@ -385,6 +451,15 @@ class Expectation(_Model):
     reconnect_p99: Percentile | None = None
     reconnect_p50: Percentile | None = None
     max_retries_per_pair: int | None = Field(None, ge=0)
+    block_propagation_p99: Percentile | None = Field(
+        None, description="p99 over (slot, validator) of the time a slot's block takes "
+                          "to reach a validator (never = infinite), slots from `after`")
+    blocks_reached: Reached | None = Field(
+        None, description="fraction of (slot, validator) pairs that got the slot's block "
+                          "within the slot, slots from `after`")
+    assurances_delivered: Reached | None = Field(
+        None, description="fraction of assurances that reached the slot's author before "
+                          "the slot began, slots from `after`")
     max_stale_links: int | None = Field(
         None, ge=0, description="no sample shows more stale links (held across a cut path "
                                 "or to a crashed/paused peer)")
@@ -417,6 +492,9 @@ class Scenario(_Model):
     network: Network = Field(default_factory=lambda: Network.model_validate({}))
     fidelity: Literal["model", "quic"] = "model"
     policy: Policy = Field(default_factory=lambda: Policy.model_validate({}))
+    traffic: TrafficSection = Field(
+        default_factory=lambda: Traffic.model_validate({}),
+        description="JAM slot traffic (on by default); none turns it off")
     timeline: list[TimelineEntry] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
 

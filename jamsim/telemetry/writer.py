@@ -32,7 +32,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -118,7 +118,7 @@ class TableWriter(Generic[R]):
         # columns such as ``full_mesh``) are the schema's column names.
         self._columns_of = attrgetter(*schema.names)
         self.flush_every = flush_every
-        self._pending: list[tuple[object, ...]] = []
+        self._pending: list[Any] = []  # records, or row tuples from append_row
         self._parts = 0
         self.rows_written = 0
         self.closed = False
@@ -130,10 +130,10 @@ class TableWriter(Generic[R]):
         return self.rows_written + len(self._pending)
 
     def append(self, row: R) -> None:
-        self.append_row(self._columns_of(row))
+        self.append_row(row)
 
-    def append_row(self, row: tuple[object, ...]) -> None:
-        """One row as a tuple of the schema's columns, in order."""
+    def append_row(self, row: R | tuple[object, ...]) -> None:
+        """One row as a record, or as a tuple of the schema's columns in order."""
         if self.closed:
             raise ValueError(f"{self.path} writer is closed")
         self._pending.append(row)
@@ -182,12 +182,14 @@ class TableWriter(Generic[R]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _table(self, rows: list[tuple[object, ...]]) -> pa.Table:
+    def _table(self, rows: list[Any]) -> pa.Table:
         # The row tuples converted in one call, as a struct array of plain value
         # types, then split into columns: ~0.4 us a row, where transposing with
-        # zip(*rows) alone cost twice that.
+        # zip(*rows) alone cost twice that. Records become tuples of their fields.
+        getter = self._columns_of
+        tuples = [row if row.__class__ is tuple else getter(row) for row in rows]
         plain = pa.struct([pa.field(f.name, _value_type(f.type)) for f in self.schema])
-        columns = pa.array(rows, type=plain).flatten()
+        columns = pa.array(tuples, type=plain).flatten()
         arrays = [_encoded(column, field.type)
                   for column, field in zip(columns, self.schema, strict=True)]
         return pa.Table.from_arrays(arrays, schema=self.schema)

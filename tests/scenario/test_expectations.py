@@ -64,9 +64,10 @@ def test_stale_for_counts_the_longest_episode_from_after() -> None:
 
 
 def test_quickstart_under_jamixir_reports_no_mesh_during_its_partition(tmp_path: Path) -> None:
-    """jamixir has no idle timeout: its connections outlive the cut, believed but stale."""
+    """jamixir has no idle timeout: without slot traffic its connections outlive the
+    cut, believed but stale."""
     result = run_scenario(SCENARIOS / "quickstart.yaml", out_dir=tmp_path / "run", plots=False,
-                          overrides={"policy.preset": "jamixir",
+                          overrides={"policy.preset": "jamixir", "traffic": "none",
                                      "expect": [{"max_stale_links": 0},
                                                 {"stale_for": {"below": "30s"}},
                                                 {"full_mesh": {"within": "15s",

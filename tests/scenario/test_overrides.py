@@ -107,13 +107,15 @@ def test_run_reports_a_bad_set_as_typed(tmp_path: Path) -> None:
 def test_run_applies_set_and_seed(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--quiet", "--set", "duration=40s",
                                       "--set", "policy.preset=jamixir", "--seed", "4",
+                                      "--set", "traffic=none",
                                       "--out", str(tmp_path / "o")])
-    # jamixir holds the partition's links stale for the whole cut: the quickstart's
-    # stale_for bound fails (exit 1), the rest passes
+    # Without slot traffic jamixir holds the partition's links stale for the whole
+    # cut: the quickstart's stale_for bound fails (exit 1), the rest passes
     assert result.exit_code == 1, result.output
     assert "FAIL stale_for" in result.output and result.output.count("FAIL") == 1
     written = (tmp_path / "o" / "scenario.yaml").read_text()
     assert "duration: 40.0" in written and "seed: 4" in written and "preset: jamixir" in written
+    assert "traffic: none" in written
 
 
 def test_sweep_reports_a_bad_param_value_as_typed_before_running(tmp_path: Path) -> None:

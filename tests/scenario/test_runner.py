@@ -89,11 +89,12 @@ def test_interrupted_run_keeps_what_it_recorded(tmp_path: Path) -> None:
 
 
 def test_jamixir_vs_jamnp_s_shows_the_difference_in_numbers(tmp_path: Path) -> None:
+    # Without slot traffic (keep-alives only): nothing tells jamixir its peers died.
     path = SCENARIOS / "jamixir-vs-jamnp-s.yaml"
     good = run_scenario(path, out_dir=tmp_path / "n", plots=False,
-                        overrides={"policy.preset": "jamnp-s"})
+                        overrides={"policy.preset": "jamnp-s", "traffic": "none"})
     bad = run_scenario(path, out_dir=tmp_path / "j", plots=False,
-                       overrides={"policy.preset": "jamixir"})
+                       overrides={"policy.preset": "jamixir", "traffic": "none"})
     after = "restart 0..3 @ 90s"
     assert good.passed and good.summary["metrics"]["time_to_full_mesh_after_s"][after] <= 30
     assert not bad.passed

@@ -1,0 +1,163 @@
+"""Drive the delivery overlay from a ``Simulation``: two timers per slot, not per message.
+
+:class:`SimulatedTraffic` schedules, with ``sim.at``, one callback at each slot's
+assurance time and one at its start; each evaluates the whole slot with
+:class:`jamsim.traffic.overlay.SlotOverlay` over :class:`SimulationNetwork` and
+hands the batch to the sinks (the runner writes them to ``blocks.parquet`` and
+``assurances.parquet``). Only the next callback is ever pending.
+
+Indices in the batches are positions in the *current* validator set; after an
+epoch rotation the overlay is rebuilt for the new set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jamsim.sim.simulation import Simulation
+from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.overlay import SlotOverlay
+from jamsim.traffic.records import (
+    ASSURANCE_SCHEMA,
+    ASSURANCES_FILE,
+    BLOCK_SCHEMA,
+    BLOCKS_FILE,
+    AssuranceBatch,
+    BlockBatch,
+    DeliveryWriter,
+)
+from jamsim.traffic.schedule import SlotSchedule
+
+__all__ = ["SimulatedTraffic", "SimulationNetwork", "TrafficRecording"]
+
+
+class SimulationNetwork:
+    """A :class:`jamsim.traffic.overlay.DeliveryNetwork` over a simulation's current set.
+
+    Latency is the link's mean one-way latency (``max(minimum, mean)``): the
+    overlay draws nothing, so turning traffic on leaves the connection layer's
+    random draws, and its event log, as they were.
+    """
+
+    def __init__(self, sim: Simulation, keys: Sequence[bytes]) -> None:
+        self.sim = sim
+        self.nodes = [sim.index_of(k) for k in keys]
+
+    def alive(self, node: int) -> bool:
+        n = self.sim.nodes[self.nodes[node]]
+        return n.alive and n.paused_at is None
+
+    def link_usable(self, a: int, b: int) -> bool:
+        return self.sim.link_usable(self.nodes[a], self.nodes[b])
+
+    def latency(self, a: int, b: int) -> float:
+        spec = self.sim.network.link(self.nodes[a], self.nodes[b]).latency
+        return max(spec.minimum, spec.mean)
+
+    def bandwidth_bps(self, a: int, b: int) -> float | None:
+        return self.sim.network.link(self.nodes[a], self.nodes[b]).bandwidth_bps
+
+
+def current_keys(sim: Simulation) -> tuple[bytes, ...]:
+    """Keys of the simulation's current validator set, in set order."""
+    return tuple(endpoint.key for endpoint in sim._sets[1])
+
+
+class SimulatedTraffic:
+    """The JAM slot traffic of a simulated run, evaluated per slot.
+
+    ``on_block`` / ``on_assurances`` receive each slot's batch as it is computed.
+    Slots that start before ``until`` are evaluated (their blocks may be recorded
+    as reaching nodes after ``until``: the analysis only counts what arrives within
+    the slot).
+    """
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
+                 on_block: Callable[[BlockBatch], None],
+                 on_assurances: Callable[[AssuranceBatch], None]) -> None:
+        self.sim = sim
+        self.config = config
+        self.seed = seed
+        self.until = until
+        self.on_block = on_block
+        self.on_assurances = on_assurances
+        self._keys: tuple[bytes, ...] = ()
+        self._links: object = None
+        self.overlay: SlotOverlay | None = None
+        self.schedule = SlotSchedule(max(1, len(current_keys(sim))), seed, config)
+        self.slots_evaluated = 0
+        slots = self.schedule.slots(until)
+        if len(slots):
+            self._arm(slots.start, assurance=True)
+
+    def stop(self) -> None:
+        """Evaluate no further slot (a callback already scheduled does nothing)."""
+        self.until = -1.0
+
+    def _arm(self, slot: int, *, assurance: bool) -> None:
+        s = self.schedule
+        if s.slot_start(slot) >= self.until:
+            return  # a slot is evaluated whole or not at all
+        if assurance and not s.has_assurances(slot):
+            assurance = False
+        at = s.assurance_time(slot) if assurance else s.slot_start(slot)
+        self.sim.at(at, lambda: self._fire(slot, assurance))
+
+    def _fire(self, slot: int, assurance: bool) -> None:
+        if self.until < 0:
+            return
+        overlay = self._current_overlay()
+        if assurance:
+            self.on_assurances(overlay.assurances(slot))
+            self._arm(slot, assurance=False)
+        else:
+            self.on_block(overlay.block(slot))
+            self.slots_evaluated += 1
+            self._arm(slot + 1, assurance=True)
+
+    def _current_overlay(self) -> SlotOverlay:
+        """The overlay for the current set and links (rebuilt when either changed)."""
+        keys = current_keys(self.sim)
+        links = self.sim.network._links  # the region-link overrides
+        overlay = self.overlay
+        if overlay is None or keys != self._keys:
+            self.schedule = SlotSchedule(len(keys), self.seed, self.config)
+            overlay = SlotOverlay(self.schedule, SimulationNetwork(self.sim, keys))
+            self._keys = keys
+        elif self._links != _snapshot(links):
+            overlay.invalidate_links()
+        self._links = _snapshot(links)
+        self.overlay = overlay
+        return overlay
+
+
+def _snapshot(links: object) -> object:
+    """A cheap comparable view of the network's region-link overrides."""
+    return tuple(sorted(links.items(), key=repr)) if isinstance(links, dict) else links
+
+
+class TrafficRecording:
+    """A simulated run's traffic written to ``blocks.parquet`` / ``assurances.parquet``.
+
+    Batches go to crash-safe part files every ``flush_every`` slots, so memory stays
+    flat however long the run; :meth:`close` merges the parts.
+    """
+
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
+                 out_dir: Path, *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
+                                         flush_every=flush_every)
+        self.traffic: SimulatedTraffic | None = SimulatedTraffic(
+            sim, config, seed, until, self.blocks.append, self.assurances.append)
+
+    def close(self) -> None:
+        """Merge the tables and drop the simulation (idempotent)."""
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.stop()
+        self.traffic = None
+        self.blocks.close()
+        self.assurances.close()

@@ -1,0 +1,96 @@
+"""Delivery metrics and expectation verdicts on hand-made tables."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from jamsim.analysis.delivery import (
+    Delivery,
+    delivery_metrics,
+    evaluate_delivery,
+    slot_table,
+    summarise,
+    summary_rows,
+)
+from jamsim.scenario.loader import parse_scenario
+
+NAN = math.nan
+
+
+def tables() -> Delivery:
+    """Slot 1 (t=6): 4 validators, one never gets the block. Slot 2 (t=12): all within
+    0.5 s. Slot 3 (t=18): one gets it after the slot ends (7 s)."""
+    blocks = pd.DataFrame({
+        "slot": [1] * 4 + [2] * 4 + [3] * 4,
+        "author": [0] * 4 + [1] * 4 + [2] * 4,
+        "node": [0, 1, 2, 3] * 3,
+        "received_at": [6.0, 6.1, 6.2, NAN, 12.2, 12.0, 12.3, 12.5, 18.1, 18.2, 18.0, 25.0],
+        "hops": [0, 1, 1, -1, 1, 0, 1, 2, 1, 1, 0, 2],
+        "via": [-1, 0, 0, -1, 1, -1, 1, 0, 2, 2, -1, 0],
+    })
+    assurances = pd.DataFrame({
+        "slot": [1] * 4 + [2] * 4 + [3] * 4,
+        "author": [0] * 4 + [1] * 4 + [2] * 4,
+        "assurer": [0, 1, 2, 3] * 3,
+        "sent_at": [4.0] * 4 + [10.0] * 4 + [16.0] * 3 + [NAN],
+        "delivered_at": [4.0, 4.05, 4.05, NAN, 10.05, 10.0, 10.05, 12.5, 16.05, 16.05, 16.0,
+                         NAN],
+    })
+    return Delivery(blocks, assurances, 6.0)
+
+
+def test_slot_table() -> None:
+    t = slot_table(tables())
+    assert t["slot"].tolist() == [1, 2, 3]
+    assert t["p50_s"].tolist() == pytest.approx([0.1, 0.2, 0.1])
+    assert t["p99_s"].tolist()[0] == math.inf
+    assert t["p99_s"].tolist()[1:] == pytest.approx([0.5, 7.0])
+    assert t["reached"].tolist() == [0.75, 1.0, 0.75]
+    # non-author assurances in time: slot 1: 2/3, slot 2: 2/3 (12.5 is late), slot 3: 2/3
+    assert t["assured"].tolist() == pytest.approx([2 / 3] * 3)
+
+
+def test_summary_and_after_windows() -> None:
+    d = tables()
+    overall = summarise(d)
+    assert overall["slots"] == 3
+    assert overall["blocks_reached"] == pytest.approx(10 / 12)
+    assert overall["block_propagation_p99_s"] is None  # one of 12 never: p99 is inf
+    assert overall["block_propagation_p50_s"] == pytest.approx(0.2)
+    assert overall["assurances_delivered"] == pytest.approx(6 / 9)
+    m = delivery_metrics(d, [(7.0, "heal")])
+    assert {k: m[k] for k in overall} == overall  # top level: sweep tables flatten it
+    after = m["after"]["heal @ 7s"]
+    assert after["slots"] == 2 and after["blocks_reached"] == pytest.approx(7 / 8)
+    assert after["block_propagation_p99_s"] == pytest.approx(7.0)
+    rows = dict(summary_rows(m))
+    assert rows["block propagation p50 / p99 (s)"] == "0.20 / never"
+    assert rows["  after heal @ 7s: in slot / on time"] == "87.5% / 66.7%"
+
+
+@pytest.mark.parametrize(("expect", "passed", "measured"), [
+    ("block_propagation_p99: {below: 7s, after: heal}", True, 7.0),
+    ("block_propagation_p99: {below: 6.9s, after: heal}", False, 7.0),
+    ("block_propagation_p99: {below: 60s}", False, math.inf),
+    ("blocks_reached: {at_least: 87%, after: heal}", True, 7 / 8),
+    ("blocks_reached: {at_least: 90%, after: 12s}", False, 0.875),
+    ("blocks_reached: {at_least: 100%, after: 12s}", False, 0.875),
+    ("assurances_delivered: {at_least: 66%}", True, 2 / 3),
+    ("assurances_delivered: {at_least: 70%, after: heal}", False, 2 / 3),
+])
+def test_delivery_expectations(expect: str, passed: bool, measured: float) -> None:
+    scenario = parse_scenario(f"name: x\ntimeline:\n  - {{at: 7s, heal: all}}\n"
+                              f"expect:\n  - {expect}\n", "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, tables())
+    assert verdict.passed is passed, verdict.detail
+    assert verdict.measured == pytest.approx(measured)
+
+
+def test_without_tables_the_expectation_fails_and_says_why() -> None:
+    scenario = parse_scenario("name: x\ntraffic: none\nexpect:\n"
+                              "  - blocks_reached: {at_least: 1%}\n", "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, None)
+    assert not verdict.passed and "no deliveries" in verdict.detail
