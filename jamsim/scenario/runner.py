@@ -283,16 +283,26 @@ def _recorded_run(scenario: Scenario, out: Path, recorder: RunRecorder,
             if runtime is not None:
                 summary["runtime"] = runtime
             _write_summary(out, summary)
-            run = _open(out)
-            verdicts = evaluate(scenario, run) if complete else []
-            summary["metrics"] = run_metrics(run)
-            summary["expectations"] = [v.as_dict() for v in verdicts]
-            summary["passed"] = complete and all(v.passed for v in verdicts)
-            if complete and plots:
-                summary["plots"] = [p.name for p in _write_plots(out, run)]
+            verdicts: list[Verdict] = []
+            failure: Exception | None = None
+            try:
+                run = _open(out)
+                verdicts = evaluate(scenario, run) if complete else []
+                summary["metrics"] = run_metrics(run)
+                summary["expectations"] = [v.as_dict() for v in verdicts]
+                summary["passed"] = complete and all(v.passed for v in verdicts)
+                if complete and plots:
+                    summary["plots"] = [p.name for p in _write_plots(out, run)]
+            except Exception as exc:  # the folder still gets its (incomplete) summary
+                failure = exc
+                error = error or f"summary failed: {type(exc).__name__}: {exc}"
+                complete = False
+                summary["passed"] = False
             summary["complete"], summary["error"] = complete, error
             summary["wall_s"] = round(time.perf_counter() - started, 3)
             _write_summary(out, summary)  # the last file: now the folder is complete
+    if failure is not None:
+        raise failure
     return RunResult(scenario, out, summary, verdicts)
 
 

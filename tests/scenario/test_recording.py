@@ -204,3 +204,19 @@ def test_docker_run_interrupted_after_its_full_mesh_keeps_its_events(tmp_path: P
     assert set(run.events["node"]) == {0, 1, 2}
     assert len(read_nodes(out)) == 3
     assert run.connectivity["links_usable"].max() == 3
+
+
+def test_a_failing_summary_still_leaves_a_folder_marked_incomplete(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jamsim.scenario.runner as runner
+
+    def broken(run: object) -> dict[str, object]:
+        raise ValueError("no metrics today")
+
+    monkeypatch.setattr(runner, "run_metrics", broken)
+    with pytest.raises(ValueError, match="no metrics today"):
+        run_scenario("quickstart", out_dir=tmp_path, plots=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["complete"] is False and summary["passed"] is False
+    assert summary["error"] == "summary failed: ValueError: no metrics today"
+    assert read_table(tmp_path / "events.parquet").num_rows > 0
