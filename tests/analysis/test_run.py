@@ -68,3 +68,32 @@ def test_scan_events_reads_only_what_is_asked(folder: Path) -> None:
     assert list(failed.columns) == ["time", "node", "peer"]
     everything = run.events
     assert len(failed) == int((everything["event"] == "connect_out_failed").sum())
+
+
+CHURN = ("name: churn\nseed: 3\nduration: 60s\nvalidators: {count: 12}\n"
+         "network: {latency: {default: 30ms}}\npolicy: {preset: jamnp-s, idle_timeout: 5s}\n"
+         "timeline:\n  - {at: 10s, partition: [['0..5'], ['6..11']]}\n"
+         "  - {at: 20s, churn: {fraction: 25%, downtime: 3s..6s, until: 40s}}\n"
+         "  - {at: 30s, heal: all}\n")
+
+
+@pytest.mark.parametrize("part_rows", [20, 45])
+def test_large_tables_derived_in_parts_give_the_same_tables(
+        tmp_path: Path, folder: Path, part_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions by ranges of nodes, links by ranges of pairs (crash rows in every
+    part): the concatenation is the table derived at once, row for row."""
+    import jamsim.analysis.run as run_module
+
+    (tmp_path / "churn.yaml").write_text(CHURN)
+    run_scenario(tmp_path / "churn.yaml", out_dir=tmp_path / "churn", plots=False)
+    for path in (folder, tmp_path / "churn"):
+        whole = load_run(path)
+        assert len(whole._session_rows) > 2 * part_rows  # several parts
+        sessions, links = whole.sessions, whole.links
+        monkeypatch.setattr(run_module, "PART_ROWS", part_rows)
+        parted = load_run(path)
+        pd.testing.assert_frame_equal(parted.sessions, sessions, check_exact=True)
+        pd.testing.assert_frame_equal(parted.links, links, check_exact=True)
+        monkeypatch.undo()
+    crashed = whole.scan_events(["event"], ["node_crashed"])
+    assert len(crashed)  # the churn run has lifecycle rows
