@@ -40,7 +40,7 @@ Fidelity = Literal["model", "quic"]
 EventRow = tuple[float, int, int, str, int, str, str, int, int, int, int, int]
 """One event-table row, columns as ``records.EVENT_COLUMNS``."""
 _LABELS: Final = {kind: kind.label for kind in TelemetryKind}
-_DIRECTIONS: Final = {direction: direction.value for direction in Direction}
+_OUT: Final = Direction.OUTBOUND
 _READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
 """Events after which a manager acts on every peer's state: cut dials catch up first."""
 Transport = ModelTransport | QuicTransport
@@ -404,7 +404,8 @@ class Simulation:
                 self._by_key.get(peer, -1) if peer is not None else -1,
                 _LABELS[action.kind],
                 int(action.kind),
-                _DIRECTIONS[direction] if direction is not None else "",
+                # identity, not a dict: Enum.__hash__ is Python code
+                "" if direction is None else "out" if direction is _OUT else "in",
                 action.reason,
                 action.attempt,
                 conn_id if conn_id is not None else -1,

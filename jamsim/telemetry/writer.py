@@ -133,11 +133,13 @@ class TableWriter(Generic[R]):
         self.append_row(row)
 
     def append_row(self, row: R | tuple[object, ...]) -> None:
-        """One row as a record, or as a tuple of the schema's columns in order."""
-        if self.closed:
-            raise ValueError(f"{self.path} writer is closed")
-        self._pending.append(row)
-        if len(self._pending) >= self.flush_every:
+        """One row as a record, or as a tuple of the schema's columns in order.
+
+        Called once per event of a run (tens of millions): kept to an append and a
+        length check; a closed writer refuses at the next flush."""
+        pending = self._pending
+        pending.append(row)
+        if len(pending) >= self.flush_every:
             self.flush()
 
     def extend(self, rows: Iterable[R]) -> None:
@@ -146,6 +148,8 @@ class TableWriter(Generic[R]):
 
     def flush(self) -> None:
         """Write pending rows as one complete part file (atomic rename)."""
+        if self.closed:
+            raise ValueError(f"{self.path} writer is closed")
         if not self._pending:
             return
         table = self._table(self._pending)
@@ -174,6 +178,7 @@ class TableWriter(Generic[R]):
         os.replace(tmp, self.path)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.closed = True
+        self.flush_every = 0  # the next append flushes, and flush refuses
         return self.path
 
     def __enter__(self) -> TableWriter[R]:

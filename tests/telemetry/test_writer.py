@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,10 @@ def test_any_rows_round_trip_whatever_the_part_size(records: list[EventRecord],
                     writer.append_row(tuple(getattr(record, c) for c in EVENT_COLUMNS))
         got = read_table(Path(tmp) / "events.parquet").to_pylist()
     assert [EventRecord(**r) for r in got] == records
+
+
+def test_a_closed_writer_refuses_rows(tmp_path: Path) -> None:
+    writer = EventTableWriter(tmp_path)
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.append(rows(1)[0])
