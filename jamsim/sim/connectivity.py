@@ -18,6 +18,7 @@ partition change); a sample only reads the totals.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -29,8 +30,9 @@ class LinkCounters:
     and whether the path under the pair is open (see the module docstring)."""
 
     __slots__ = ("_adjacent", "_bad", "_bad_adjacent", "_bad_since", "_counts",
-                 "_half_adjacent", "all_open", "bad_believed", "clock", "duplicates",
-                 "half_open", "links_believed", "path_ok")
+                 "all_open", "bad_believed", "clock", "duplicates", "grid_bad_believed",
+                 "grid_believed", "grid_size", "grid_width", "half_open", "links_believed",
+                 "path_ok")
 
     def __init__(self, path_ok: Callable[[int, int], bool] | None = None,
                  clock: Callable[[], float] | None = None) -> None:
@@ -41,9 +43,6 @@ class LinkCounters:
         # Node -> nodes it has a link with: components() walks these with C-level set
         # operations; a Python union-find over 522,753 pairs took ~0.4 s per sample.
         self._adjacent: defaultdict[int, set[int]] = defaultdict(set)
-        # Node -> nodes it is half-open with (live at one end only): with _adjacent,
-        # every pair a node change can make stale.
-        self._half_adjacent: defaultdict[int, set[int]] = defaultdict(set)
         # Pairs with a live end whose path is not open (-> since when), a heap of
         # (since, pair) to find the oldest (entries of ended episodes are skipped
         # lazily), and among the believed ones the adjacency components() skips.
@@ -60,6 +59,38 @@ class LinkCounters:
         """``path_ok(a, b)``: can ``a`` and ``b`` exchange packets now? ``None``: always."""
         self.all_open = True
         """Every path is open (no partition, every node up): ``path_ok`` is skipped."""
+        self.grid_size = 0
+        self.grid_width = 0
+        """JAMNP-S grid of nodes ``0..grid_size-1``, ``grid_width`` per row (0: none):
+        pairs sharing a row or a column are grid neighbours (``set_grid``)."""
+        self.grid_believed = 0
+        self.grid_bad_believed = 0
+
+    def set_grid(self, size: int) -> None:
+        """Count grid-neighbour links among nodes ``0..size-1`` (before any change)."""
+        self.grid_size = size
+        self.grid_width = max(1, math.isqrt(size)) if size > 0 else 0
+
+    def _is_grid(self, a: int, b: int) -> bool:
+        w = self.grid_width
+        size = self.grid_size
+        return w > 0 and a < size and b < size and (a // w == b // w or a % w == b % w)
+
+    @property
+    def grid_usable(self) -> int:
+        """Usable links between grid neighbours."""
+        return self.grid_believed - self.grid_bad_believed
+
+    @property
+    def grid_pairs(self) -> int:
+        """How many grid-neighbour pairs the grid has."""
+        w, size = self.grid_width, self.grid_size
+        if w == 0:
+            return 0
+        rows, last = divmod(size, w)
+        in_rows = rows * (w * (w - 1) // 2) + last * (last - 1) // 2
+        columns = [rows + (1 if c < last else 0) for c in range(w)]
+        return in_rows + sum(h * (h - 1) // 2 for h in columns)
 
     @property
     def links_usable(self) -> int:
@@ -86,21 +117,19 @@ class LinkCounters:
                 self.links_believed += 1
                 self._adjacent[a].add(b)
                 self._adjacent[b].add(a)
+                if self.grid_width and self._is_grid(a, b):
+                    self.grid_believed += 1
             elif new_both == 0:
                 self.links_believed -= 1
                 self._adjacent[a].discard(b)
                 self._adjacent[b].discard(a)
+                if self.grid_width and self._is_grid(a, b):
+                    self.grid_believed -= 1
             self.duplicates += (new_both >= 2) - (both >= 2)
         was_half = both == 0 and half > 0
         now_half = new_both == 0 and new_half > 0
         if was_half != now_half:
             self.half_open += now_half - was_half
-            if now_half:
-                self._half_adjacent[a].add(b)
-                self._half_adjacent[b].add(a)
-            else:
-                self._half_adjacent[a].discard(b)
-                self._half_adjacent[b].discard(a)
         if new_both or new_half:
             counts[pair] = new_both << 16 | new_half
         elif packed:
@@ -118,12 +147,15 @@ class LinkCounters:
         bad = live and not self.all_open and path_ok is not None and not path_ok(a, b)
         if was_bad == bad and was_believed == believed:
             return
+        grid = self.grid_width > 0 and self._is_grid(a, b)
         if was_bad and was_believed:
             self.bad_believed -= 1
+            self.grid_bad_believed -= grid
             self._bad_adjacent[a].discard(b)
             self._bad_adjacent[b].discard(a)
         if bad and believed:
             self.bad_believed += 1
+            self.grid_bad_believed += grid
             self._bad_adjacent[a].add(b)
             self._bad_adjacent[b].add(a)
         if bad and not was_bad:
@@ -134,9 +166,11 @@ class LinkCounters:
         elif was_bad and not bad:
             del bad_set[pair]
 
-    def reassess(self, nodes: Iterable[int] | None, all_open: bool) -> None:
-        """The topology changed for ``nodes`` (``None``: any pair): re-judge their pairs.
+    def reassess(self, pairs: Iterable[tuple[int, int]] | None, all_open: bool) -> None:
+        """The topology changed for ``pairs`` (``None``: any pair): re-judge them.
 
+        The caller names every pair with a live end that the change can affect
+        (for one node's crash or pause: the pairs of its unfinished transports).
         ``all_open`` says whether every path is now open, which makes a heal of a
         network with every node up O(stale pairs) instead of O(pairs).
         """
@@ -147,21 +181,18 @@ class LinkCounters:
                 self._bad_since = []
                 self._bad_adjacent = defaultdict(set)
                 self.bad_believed = 0
+                self.grid_bad_believed = 0
             return
         counts = self._counts
-        if nodes is None:
-            pairs: Iterable[int] = list(counts)
+        keys: Iterable[int]
+        if pairs is None:
+            keys = list(counts)
         else:
-            chosen: set[int] = set()
-            for n in nodes:
-                for m in self._adjacent.get(n, ()):
-                    chosen.add(n << 32 | m if n < m else m << 32 | n)
-                for m in self._half_adjacent.get(n, ()):
-                    chosen.add(n << 32 | m if n < m else m << 32 | n)
-            pairs = sorted(chosen)
-        for pair in pairs:
-            believed = counts.get(pair, 0) >> 16 > 0
-            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, True)
+            keys = sorted({a << 32 | b if a < b else b << 32 | a for a, b in pairs})
+        for pair in keys:
+            packed = counts.get(pair, 0)
+            believed = packed >> 16 > 0
+            self._judge(pair, pair >> 32, pair & 0xFFFFFFFF, believed, believed, packed != 0)
 
     def oldest_stale(self, now: float) -> float:
         """How long the longest-stale pair now has been stale (0 if none)."""

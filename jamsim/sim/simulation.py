@@ -198,6 +198,7 @@ class Simulation:
         self._active: list[int] = []
         for info in validators:
             self._add_node(info)
+        self.links.set_grid(len(self.nodes))
         self._set_epoch(None, validators, None)
         if self.quic is not None:
             self.quic.prepare([node.key for node in self.nodes])
@@ -456,14 +457,17 @@ class Simulation:
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
         """Re-judge the affected pairs' paths, then reassess the transports a
         change can affect, in creation order."""
+        pairs: list[tuple[int, int]] | None = None
         if nodes is not None:
             down = self._down
+            pairs = []
             for index in nodes:
                 if self.network.state(index) == NodeState.UP:
                     down.discard(index)
                 else:
                     down.add(index)
-        self.links.reassess(nodes, not self._down and not self.network.partitioned)
+                pairs.extend((t.a, t.b) for t in self._by_node.get(index, {}).values())
+        self.links.reassess(pairs, not self._down and not self.network.partitioned)
         if nodes is None:
             affected = list(self.transports.values())  # every pair may be affected
         else:
@@ -687,6 +691,8 @@ class Simulation:
             links_believed=links.links_believed,
             links_stale=links.links_stale,
             longest_stale=links.oldest_stale(self.env.now),
+            grid_usable=links.grid_usable,
+            grid_pairs=links.grid_pairs,
             links_expected=self.expected_pairs(),
             nodes_up=n_up,
             half_open=links.half_open,

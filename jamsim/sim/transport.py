@@ -53,8 +53,8 @@ A restarted node no longer knows its old connections: the first packet a peer
 sends on one afterwards (its next keep-alive, or slot data with traffic) is
 answered by a stateless reset (RFC 9000 section 10.3), and the peer closes the
 connection ("stateless reset") one RTT after sending it. Before a handshake
-completes, the transport tells the manager how long the peer has been silent on
-the connection it already holds (``PeerSilence``), so the duplicate rule keeps
+completes at the acceptor, the transport tells its manager how long the peer has
+been silent on the connection it already holds (``PeerSilence``), so the duplicate rule keeps
 the new connection of a restarted peer rather than the dead one.
 
 Not modelled: stream traffic itself (its delivery is the traffic overlay's job),
@@ -271,9 +271,7 @@ class ModelTransport:
         self.a_phase = C_ESTABLISHED
         self._set_live(True, True)  # the manager's CloseConnection undoes this
         self._send_finished()
-        peer_key = sim.nodes[self.b].key
-        self._report_silence(node, peer_key)
-        sim.feed(node, ConnectionEstablished(self.a_cid, peer_key))
+        sim.feed(node, ConnectionEstablished(self.a_cid, sim.nodes[self.b].key))
 
     def _send_finished(self) -> None:
         self.sim.network.send(self.a, self.b, self._server_got_finished, None,
@@ -585,8 +583,13 @@ class ModelTransport:
             self._server_gone(ConnectionLost(self.b_cid, "stateless reset", self.sim.remote_side))
 
     def _report_silence(self, node: SimNode, peer_key: bytes) -> None:
-        """Before a handshake completes at ``node``: tell its manager whether the
-        connection it already holds to that peer still hears from it."""
+        """Before an inbound handshake completes at ``node``: tell its manager
+        whether the connection it already holds to that peer still hears from it.
+
+        Only the acceptor needs it: a node dials a peer only while it holds no
+        live connection to it, so a restarted peer's new connection always reaches
+        the holder of the dead one as an inbound one (its own dial, or its
+        fallback dial)."""
         manager = node.manager
         if manager is None:
             return

@@ -102,7 +102,9 @@ class ConnectivitySample:
     that are up, over usable links. ``full_mesh`` means every expected pair is
     usable. ``longest_stale`` is how long (s) the pair stale the longest has
     been stale without a break; its maximum over samples bounds every stale
-    episode to within one sample interval.
+    episode to within one sample interval. ``grid_usable`` counts usable links
+    between JAMNP-S grid neighbours of the first validator set, out of
+    ``grid_pairs`` (0 where a runtime has no ground truth).
     """
 
     time: float
@@ -115,6 +117,8 @@ class ConnectivitySample:
     duplicates: int = 0
     components: int = 1
     longest_stale: float = 0.0
+    grid_usable: int = 0
+    grid_pairs: int = 0
 
     @property
     def full_mesh(self) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from jamsim.core.actions import AcceptInbound, CloseConnection, Dial
 from jamsim.core.events import (
     ConnectionEstablished,
@@ -9,8 +12,10 @@ from jamsim.core.events import (
     PeerSilence,
     ValidatorSetChanged,
 )
+from jamsim.core.loopback import Delivery, Loopback
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
+from jamsim.core.types import PeerEndpoint
 from jamsim.identity import PeerAddress
 from tests.core.helpers import endpoints, ordered_pair
 
@@ -53,3 +58,46 @@ def test_silence_is_ignored_for_connections_not_live_and_cleared_by_none() -> No
     new = m.allocate_connection_id()
     m.handle(InboundHandshake(new, x, ADDR), 7.0)
     assert m.live_connection(x) == old
+
+
+steps = st.lists(st.tuples(st.sampled_from(["deliver", "timer", "cut", "link", "silent"]),
+                           st.integers(0, 1000)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32), steps)
+def test_managers_still_agree_on_one_connection_with_silence_reports(
+        a: bytes, b: bytes, script: list[tuple[str, int]]) -> None:
+    """Silence reports reach the two ends of a connection in any order relative to
+    other events (as a cut path is noticed at each end on its own clock); once
+    faults stop, both ends must still name one shared live connection."""
+    if a == b:
+        return
+    link_up = [True]
+    lb = Loopback({a: ConnectionManager(a, POLICY, rng_seed=3),
+                   b: ConnectionManager(b, POLICY, rng_seed=4)},
+                  reachable=lambda x, y: link_up[0])
+    both = (PeerEndpoint(a, PeerAddress("127.0.0.1", 1)),
+            PeerEndpoint(b, PeerAddress("127.0.0.1", 2)))
+    lb.start([(a, ValidatorSetChanged(current=both)), (b, ValidatorSetChanged(current=both))])
+    for op, n in script:
+        if op == "deliver" and lb.pending:
+            lb.deliver(n % len(lb.pending))
+        elif op == "timer":
+            lb.fire_timers()
+        elif op == "cut":
+            live = [t for t in lb.transports if not t.closed]
+            if live:
+                lb.cut(live[n % len(live)])
+        elif op == "link":
+            link_up[0] = not link_up[0]
+        elif op == "silent":  # both ends stop hearing each other on one connection
+            live = [t for t in lb.transports if not t.closed and t.acceptor_id is not None]
+            if live:
+                t = live[n % len(live)]
+                lb.pending.append(Delivery(t.dialer, PeerSilence(t.dialer_id, lb.now)))
+                lb.pending.append(Delivery(t.acceptor, PeerSilence(t.acceptor_id, lb.now)))
+    link_up[0] = True
+    lb.settle()
+    agreed = lb.live_transport(a, b)
+    assert agreed is not None and lb.open_transports(a, b) == [agreed]

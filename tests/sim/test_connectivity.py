@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import networkx as nx
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from jamsim.analysis.metrics import grid_neighbours
 from jamsim.sim.connectivity import LinkCounters
 
 # A change: the pair, and the transport's live ends before and after.
@@ -73,6 +74,8 @@ faults = st.lists(st.tuples(st.integers(0, 80), st.one_of(st.none(),
 
 @settings(max_examples=200, deadline=None)
 @given(changes, faults, st.sets(st.integers(0, 11)))
+@example(steps=[(0, 0, 0, 0)] * 6 + [(0, 1, 0, 0), (0, 0, 0, 0)], cuts=[(7, {0})],
+         nodes=set())  # a pair with a transport but no live end is never stale
 def test_usable_and_stale_links_follow_the_path_predicate(
         steps: list[tuple[int, int, int, int]], cuts: list[tuple[int, set[int] | None]],
         nodes: set[int]) -> None:
@@ -84,6 +87,7 @@ def test_usable_and_stale_links_follow_the_path_predicate(
         return a not in cut and b not in cut
 
     counters = LinkCounters(path_ok, lambda: clock[0])
+    counters.set_grid(10)  # nodes 10 and 11 are outside the grid
     graph: nx.MultiGraph = nx.MultiGraph()
     graph.add_nodes_from(range(12))
     ends: dict[int, tuple[int, int, int]] = {}
@@ -96,7 +100,8 @@ def test_usable_and_stale_links_follow_the_path_predicate(
             change = schedule[tid]
             changed = set(cut) | (change or set())
             cut = set(change or ())
-            counters.reassess(sorted(changed) if tid % 2 else None, not cut)
+            pairs = [p for p in live_ends if p[0] in changed or p[1] in changed]
+            counters.reassess(pairs if tid % 2 else None, not cut)
         if a == b:
             continue
         if tid % 2 and ends:
@@ -123,6 +128,8 @@ def test_usable_and_stale_links_follow_the_path_predicate(
     stale = sorted(p for p, n in live_ends.items() if n and not path_ok(*p))
     assert counters.links_believed == simple.number_of_edges()
     assert counters.links_usable == len(usable)
+    grid = set(grid_neighbours(10))
+    assert counters.grid_usable == len([p for p in usable if tuple(sorted(p)) in grid])
     assert counters.stale_pairs() == stale
     assert counters.links_stale == len(stale)
     usable_graph = nx.Graph(usable)

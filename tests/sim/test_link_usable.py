@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 
+from jamsim.analysis.metrics import grid_neighbours
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
 
+GRID8 = set(grid_neighbours(8))
 LAN = NetworkConfig(default=LinkSpec(LatencySpec(0.05)))
 
 
@@ -106,6 +108,8 @@ def test_counters_agree_with_the_managers_through_faults() -> None:
             sim.run(t + dt)
             row = sim.sample()
             assert row.links_usable == len(sim.usable_pairs())
+            assert row.grid_pairs == len(GRID8)
+            assert row.grid_usable == len(sim.usable_pairs() & GRID8)
             assert row.links_believed == len(sim.connected_pairs())
             assert set(sim.links.stale_pairs()) == _stale_by_hand(sim)
             assert row.links_stale == len(_stale_by_hand(sim))
