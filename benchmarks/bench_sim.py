@@ -163,7 +163,8 @@ def cut(v: int, minutes: float = 10.0) -> dict[str, Any]:
         "traffic": True, "policy": "jamnp-s", "simulated_s": until,
         "cut_s": [cut_at, heal_at], "cut_validators": region_size,
         "crash_restarts": churners,
-        "final_links_up": final.links_up, "links_expected": final.links_expected,
+        "final_links_usable": final.links_usable, "final_links_stale": final.links_stale,
+        "links_expected": final.links_expected,
         "delivery_overall": summarise(delivery),
         "delivery_during_cut": summarise(Delivery(
             delivery.blocks[(delivery.blocks["slot"] * 6.0 >= cut_at)
