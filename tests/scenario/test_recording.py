@@ -77,6 +77,7 @@ def test_sigkill_half_way_leaves_readable_tables_marked_incomplete(tmp_path: Pat
     report = tmp_path / "report.html"
     result = CliRunner().invoke(app, ["report", str(out), "--out", str(report)])
     assert result.exit_code == 0, result.output
+    assert "is an incomplete run (the run did not finish: killed" in result.output
     assert "complete: False" in report.read_text()
 
 
