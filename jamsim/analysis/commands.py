@@ -25,5 +25,9 @@ def report_command(
     except JamsimError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    for path, run in zip(runs, loaded, strict=True):
+        if not run.complete:  # a killed or interrupted run: its tables hold what came
+            typer.echo(f"note: {path} is an incomplete run ({run.incomplete_reason})",
+                       err=True)
     out.write_text(render_report(loaded), encoding="utf-8")
     typer.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB, {len(loaded)} run(s))")

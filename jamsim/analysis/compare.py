@@ -9,7 +9,6 @@ run's own summary.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,39 +16,31 @@ import pandas as pd
 
 from jamsim.analysis import metrics
 from jamsim.analysis.run import Run
-from jamsim.scenario.expectations import percentile
 
 __all__ = ["compare", "completeness", "run_kind", "run_metrics", "summary_metrics",
            "summary_table", "unique_labels"]
 
 
 def run_metrics(run: Run) -> dict[str, object]:
-    """One row of headline metrics; time-to-full-mesh after each timeline event.
-
-    Reconnect quantiles use the nearest-rank rule of the run summary and the
-    scenario verdicts (:func:`jamsim.scenario.expectations.percentile`), but
-    count *pairs* (a link going down and coming back), where the summary counts
-    each end's view of it; so ``reconnects`` here is about half the summary's.
-    """
-    lat = metrics.reconnect_latency(run)["latency"].dropna()
-    values = [float(v) for v in lat]
-    retries = metrics.retries_per_pair(run)
+    """One row of headline metrics: exactly the numbers of the run's summary
+    (:func:`jamsim.analysis.metrics.run_metrics`, the one implementation), with
+    time-to-full-mesh after each recovery event as its own column."""
+    computed = metrics.run_metrics(run)
     row: dict[str, object] = {
         "validators": run.validators,
         "policy": run.summary.get("policy", ""),
         "seed": run.summary.get("seed", ""),
         "fidelity": run.summary.get("fidelity", ""),
-        "time_to_full_mesh_s": metrics.time_to_full_mesh(run),
-        "reconnects": len(lat),
-        "reconnect_p50_s": percentile(values, 0.5) if values else math.nan,
-        "reconnect_p99_s": percentile(values, 0.99) if values else math.nan,
-        "connect_attempts": int(retries["attempts"].sum()) if len(retries) else 0,
-        "connect_failures": int(retries["failures"].sum()) if len(retries) else 0,
-        "duplicates_seen": metrics.duplicate_connections_seen(run),
-        "mean_pair_downtime_s": float(metrics.per_pair_downtime(run)["downtime"].mean()),
+        "complete": run.complete,
     }
-    for entry in run.timeline.itertuples():
-        row[f"ttfm_after[{entry.label}]_s"] = metrics.time_to_full_mesh(run, float(entry.at))
+    for key, value in computed.items():
+        if key == "time_to_full_mesh_after_s":
+            assert isinstance(value, dict)
+            row.update({f"ttfm_after[{label}]_s": took for label, took in value.items()})
+        elif not isinstance(value, dict):
+            row[key] = value
+    downtime = metrics.per_pair_downtime(run)["downtime"]
+    row["mean_pair_downtime_s"] = float(downtime.mean()) if len(downtime) else None
     return row
 
 

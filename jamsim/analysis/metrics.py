@@ -1,8 +1,31 @@
-"""Connection-layer metrics over a :class:`Run`.
+"""Connection-layer metrics over a :class:`Run`: the one implementation.
 
+The CLI summary, ``summary.json``, the scenario verdicts, the HTML report and
+``jamsim.analysis`` all call these functions on the same tables (a run folder
+opened by :func:`~jamsim.analysis.run.load_run`), so they cannot disagree.
 Each function answers one question a policy comparison or a fidelity check asks;
-they all read the derived ``links`` table (pair up intervals) or the connectivity
-samples, never raw runtime state, so sim and testnet runs are measured alike.
+they all read the derived ``links`` table (pair up intervals), the connectivity
+samples or a few columns of the event table, never raw runtime state, so sim and
+testnet runs are measured alike.
+
+Conventions, defined here once (docs/analysis.md repeats them):
+
+* **Reconnections are counted per pair**, from ``links``: a pair (both ends
+  holding a connection to each other) that goes down at or after ``after`` and
+  its next coming up; the latency is the gap. A pair still down at the end is an
+  *unrepaired* disconnection (latency ``inf``). Each end's own view of one drop is
+  not counted twice, and a duplicate connection closed while its twin survives is
+  no drop at all.
+* **Quantiles are nearest-rank** (:func:`percentile`): the smallest measured value
+  with at least the fraction ``q`` of values at or below it, never interpolated.
+* **"after: heal"** (an action name) means the *last* timeline entry of that
+  action; a number means that time.
+* **Duplicates**: ``max_duplicates`` is the largest number of pairs holding two
+  live connections at one connectivity sample; ``duplicate_sessions`` counts the
+  times a node opened a second session to a peer it already had one with (each
+  JAMNP-S duplicate race, resolved or not).
+* **Failed dials per pair** count ``connect_out_failed`` of both ends of an
+  unordered pair.
 
 A full-scale run has ~10^6 sessions and ~5x10^5 link intervals, so everything
 here is whole-array numpy/pandas work (sort once, shift within groups, reduce
@@ -14,19 +37,30 @@ tests/analysis/test_vectorised.py, which checks the results are identical.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jamsim.analysis.components import component_stats
 from jamsim.analysis.run import Run
 from jamsim.analysis.sessions import links_up_at, live_mask
 
 __all__ = [
-    "connected_components", "duplicate_connections_seen", "grid_neighbour_coverage",
-    "grid_neighbours", "per_pair_downtime", "reconnect_latency", "retries_per_pair",
+    "RECOVERY_ACTIONS", "connected_components", "duplicate_connections_seen",
+    "duplicate_sessions", "event_counts", "grid_neighbour_coverage", "grid_neighbours",
+    "longest_stale", "max_duplicates", "max_failed_dials_per_pair", "max_stale_links",
+    "per_pair_downtime", "percentile",
+    "reconnect_latency", "reconnections", "retries_per_pair", "run_metrics",
     "sample_times", "time_to_full_mesh",
 ]
+
+RECOVERY_ACTIONS = ("heal", "restart", "resume", "epoch", "link")
+"""Timeline actions after which the time to a full mesh is reported (a full mesh
+"after a partition" would just be the last sample before it)."""
 
 
 def _resolve_after(run: Run, after: float | str) -> float:
@@ -165,21 +199,202 @@ def reconnect_latency(run: Run) -> pd.DataFrame:
 
 def retries_per_pair(run: Run) -> pd.DataFrame:
     """Outbound attempts (connecting_out) and failures (connect_out_failed) per
-    pair, with the failure ratio: a policy that hammers dead peers shows here."""
-    e = run.events[run.events["peer"] >= 0]
-    pairs = pd.DataFrame({"a": np.minimum(e["node"], e["peer"]),
-                          "b": np.maximum(e["node"], e["peer"]), "event": e["event"]})
-    att = pairs[pairs["event"] == "connecting_out"].groupby(["a", "b"]).size()
-    fail = pairs[pairs["event"] == "connect_out_failed"].groupby(["a", "b"]).size()
-    df = pd.concat([att.rename("attempts"), fail.rename("failures")], axis=1).fillna(0)
-    df = df.astype(int).reset_index()
+    pair, with the failure ratio: a policy that hammers dead peers shows here.
+
+    Counted batch by batch into a dense pair matrix: a run in a long partition is
+    mostly these two events, tens of millions of rows never held at once."""
+    columns = ["a", "b", "attempts", "failures", "failure_ratio"]
+    width = max(run.validators, 1)
+    attempts = np.zeros(width * width, dtype=np.int64)
+    failures = np.zeros(width * width, dtype=np.int64)
+    for batch in run.event_batches(["node", "peer", "event"],
+                                   ["connecting_out", "connect_out_failed"]):
+        node = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        peer = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+        failed = _is_event(batch.column(2), "connect_out_failed")
+        keep = peer >= 0
+        node, peer, failed = node[keep], peer[keep], failed[keep]
+        if not len(node):
+            continue
+        top = int(max(node.max(), peer.max())) + 1
+        if top > width:  # indices beyond the set (epoch rotations): widen
+            attempts, failures = (_widen(m, width, top) for m in (attempts, failures))
+            width = top
+        key = np.minimum(node, peer) * width + np.maximum(node, peer)
+        size = width * width
+        attempts += np.bincount(key[~failed], minlength=size)
+        failures += np.bincount(key[failed], minlength=size)
+    used = np.flatnonzero((attempts > 0) | (failures > 0))
+    if not len(used):
+        return pd.DataFrame([], columns=columns)
+    df = pd.DataFrame({"a": used // width, "b": used % width, "attempts": attempts[used],
+                       "failures": failures[used]}, columns=columns)
     df["failure_ratio"] = df["failures"] / df["attempts"].where(df["attempts"] > 0)
     return df
 
 
+def _widen(matrix: np.ndarray, width: int, new: int) -> np.ndarray:
+    grown = np.zeros((new, new), dtype=matrix.dtype)
+    grown[:width, :width] = matrix.reshape(width, width)
+    return grown.reshape(-1)
+
+
+def _is_event(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
+    """Boolean numpy mask of rows of a (dictionary-encoded) event column equal to
+    ``name``, without decoding the column to strings."""
+    mask: np.ndarray = pc.equal(column.cast(pa.string()), name).to_numpy(
+        zero_copy_only=False) if len(column) else np.zeros(0, dtype=bool)
+    return mask.astype(bool)
+
+
+def max_failed_dials_per_pair(run: Run) -> int:
+    """The most failed dials (both ends) any one pair needed."""
+    retries = retries_per_pair(run)
+    return int(retries["failures"].max()) if len(retries) else 0
+
+
+def event_counts(run: Run) -> dict[str, int]:
+    """Rows per event name, read from the event column alone."""
+    counts: dict[str, int] = {}
+    for batch in run.event_batches(["event"]):
+        chunk = batch.column(0)
+        if not len(chunk):
+            continue
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        tally = np.bincount(chunk.indices.to_numpy(zero_copy_only=False),
+                            minlength=len(chunk.dictionary))
+        for name, n in zip(chunk.dictionary.to_pylist(), tally.tolist(), strict=True):
+            if n:
+                counts[name] = counts.get(name, 0) + n
+    return dict(sorted(counts.items()))
+
+
+def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``q`` of the data
+    at or below it. The one quantile rule of summaries, verdicts and reports."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return float(ordered[index])
+
+
+def reconnections(run: Run, after: float | str = 0.0) -> np.ndarray:
+    """Latency of every pair drop at or after ``after`` until the pair was up
+    again; ``inf`` for a drop never repaired within the run (see the module's
+    conventions)."""
+    t0 = _resolve_after(run, after)
+    lat = reconnect_latency(run)
+    if not len(lat):
+        return np.zeros(0)
+    lat = lat[lat["down_at"].to_numpy(dtype=float) >= t0]
+    values = lat["latency"].to_numpy(dtype=float)
+    return np.where(np.isnan(values), math.inf, values)
+
+
+def max_duplicates(run: Run) -> int:
+    """Most pairs holding two live connections at one connectivity sample."""
+    c = run.connectivity
+    return int(c["duplicates"].max()) if len(c) else 0
+
+
+def max_stale_links(run: Run) -> tuple[int, float]:
+    """Most stale links at one sample, and the first sample time it was seen."""
+    c = run.connectivity
+    if not len(c) or "links_stale" not in c:
+        return 0, 0.0
+    stale = c["links_stale"].to_numpy(dtype=np.int64)
+    first = int(np.argmax(stale))
+    return int(stale[first]), float(c["time"].iloc[first]) if stale[first] else 0.0
+
+
+def longest_stale(run: Run, after: float | str = 0.0) -> float:
+    """The longest any link stayed stale, counted from ``after`` on (seconds).
+
+    From each sample's ``longest_stale`` (age of the oldest stale pair): exact at
+    the samples, so an episode ending between two samples is short by less than
+    one sample interval.
+    """
+    t0 = _resolve_after(run, after)
+    c = run.connectivity
+    if not len(c) or "longest_stale" not in c:
+        return 0.0
+    time = c["time"].to_numpy(dtype=float)
+    keep = time >= t0
+    if not keep.any():
+        return 0.0
+    ages = np.minimum(c["longest_stale"].to_numpy(dtype=float)[keep], time[keep] - t0)
+    return float(ages.max())
+
+
+def _final(final: pd.Series | None, column: str) -> int:
+    return int(final[column]) if final is not None else 0
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def run_metrics(run: Run) -> dict[str, Any]:
+    """The headline metrics of a run: ``summary.json``'s ``metrics``, the CLI
+    summary, the report's comparison table. Times in seconds, None when the
+    thing measured never happened."""
+    after_events: dict[str, float | None] = {}
+    for entry in run.timeline.itertuples():
+        if str(entry.action) in RECOVERY_ACTIONS:
+            after_events[f"{entry.label} @ {float(entry.at):g}s"] = _none_if_nan(
+                time_to_full_mesh(run, float(entry.at)))
+    first_fault = float(run.timeline["at"].min()) if len(run.timeline) else 0.0
+    latencies = reconnections(run, first_fault)
+    repaired = latencies[np.isfinite(latencies)]
+    c = run.connectivity
+    final = c.iloc[-1] if len(c) else None
+    retries = retries_per_pair(run)
+    return {
+        "time_to_full_mesh_s": _none_if_nan(time_to_full_mesh(run)),
+        "time_to_full_mesh_after_s": after_events,
+        "final_links_usable": _final(final, "links_usable"),
+        "final_links_believed": _final(final, "links_believed"),
+        "final_links_stale": _final(final, "links_stale"),
+        "max_links_stale": max_stale_links(run)[0],
+        "longest_stale_s": float(c["longest_stale"].max()) if len(c) else 0.0,
+        "final_links_expected": _final(final, "links_expected"),
+        "final_full_mesh": bool(final["full_mesh"]) if final is not None else False,
+        "max_duplicates": max_duplicates(run),
+        "duplicate_sessions": duplicate_sessions(run),
+        "reconnections": len(repaired),
+        "unrepaired_disconnections": int(len(latencies) - len(repaired)),
+        "reconnect_p50_s": percentile(repaired, 0.5) if len(repaired) else None,
+        "reconnect_p99_s": percentile(repaired, 0.99) if len(repaired) else None,
+        "reconnect_max_s": float(repaired.max()) if len(repaired) else None,
+        "connect_attempts": int(retries["attempts"].sum()) if len(retries) else 0,
+        "connect_failures": int(retries["failures"].sum()) if len(retries) else 0,
+        "max_failed_dials_per_pair": int(retries["failures"].max()) if len(retries) else 0,
+        "event_counts": event_counts(run),
+        **_delivery_metrics(run),
+    }
+
+
+def _delivery_metrics(run: Run) -> dict[str, Any]:
+    """``{"delivery": ...}`` for a run with slot traffic (jamsim/analysis/delivery.py:
+    overall and from each recovery action on), else nothing."""
+    delivery = run.delivery
+    if delivery is None:
+        return {}
+    from jamsim.analysis.delivery import delivery_metrics
+
+    recoveries = [(float(entry.at), str(entry.label)) for entry in run.timeline.itertuples()
+                  if str(entry.action) in RECOVERY_ACTIONS]
+    return {"delivery": delivery_metrics(delivery, recoveries)}
+
+
 def duplicate_connections_seen(run: Run) -> int:
-    """How many times a node held two overlapping sessions to the same peer
-    (from sessions), or the samples' max ``duplicates`` if that is larger."""
+    """The larger of :func:`duplicate_sessions` and :func:`max_duplicates`."""
+    return max(duplicate_sessions(run), max_duplicates(run))
+
+
+def duplicate_sessions(run: Run) -> int:
+    """How many times a node opened a session to a peer while it still held
+    another one to it (from sessions)."""
     s = run.sessions
     count = 0
     if len(s):
@@ -198,8 +413,7 @@ def duplicate_connections_seen(run: Run) -> int:
         latest[1:] = running[:-1]
         latest[starts] = -math.inf
         count = int(np.count_nonzero(up < latest))
-    sampled = int(run.connectivity["duplicates"].max()) if len(run.connectivity) else 0
-    return max(count, sampled)
+    return count
 
 
 def sample_times(run: Run, times: list[float] | None = None) -> list[float]:

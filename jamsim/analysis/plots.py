@@ -243,10 +243,11 @@ RUN_PLOTS = {
 }
 
 
-def write_run_plots(run_dir: str | Path) -> list[Path]:
-    """Write every per-run plot into ``run_dir`` (called by the scenario runner)."""
+def write_run_plots(run_dir: str | Path, run: Run | None = None) -> list[Path]:
+    """Write every per-run plot into ``run_dir`` (called by the scenario runner,
+    which passes the run it already opened)."""
     out = Path(run_dir)
-    run = load_run(out)
+    run = load_run(out) if run is None else run
     written = []
     for name, fn in RUN_PLOTS.items():
         fig = fn(run)

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LINK_COLUMNS", "SESSION_COLUMNS", "derive_links", "derive_sessions", "links_up_at",
-           "live_mask", "pair_of"]
+__all__ = ["LINK_COLUMNS", "PROCESS_ENDS", "SESSION_COLUMNS", "SESSION_EVENTS", "derive_links",
+           "derive_sessions", "links_up_at", "live_mask", "pair_of"]
 
 SESSION_COLUMNS = ["a", "b", "node", "peer", "direction", "conn_id", "up_at", "down_at",
                    "duration", "reason", "open"]
@@ -79,6 +79,9 @@ _GEN_SHIFT = 40
 """The array paths move a later process's connection ids up by ``generation <<
 40``: a restarted node counts from 1 again, and its sessions are new ones."""
 CRASH_REASON = "node crashed"
+PROCESS_ENDS: tuple[str, ...] = tuple(_PROCESS_ENDS)
+SESSION_EVENTS: tuple[str, ...] = (*_UP, "disconnected", *_PROCESS_ENDS)
+"""The only events sessions and links are derived from: a loader reads just these."""
 
 
 def _relevant(events: pd.DataFrame) -> tuple[pd.DataFrame, _Relevant]:

@@ -3,9 +3,16 @@
 One entry point, :func:`run_scenario`, for the CLI, sweeps and notebooks. The
 results folder (``runs/<name>-<timestamp>/``) holds ``scenario.yaml`` (resolved,
 with defaults filled in), ``events.parquet``, ``connectivity.parquet``,
-``summary.json`` (metrics and each expectation's verdict) and PNG plots. Rows are
-flushed to disk as the run goes, so Ctrl-C or a crash leaves a readable folder
-whose summary says ``"complete": false``.
+``summary.json`` (metrics and each expectation's verdict) and PNG plots, plus
+``nodes.parquet`` (the validators the event rows' indices name).
+
+Rows are streamed to disk as the run goes (:mod:`jamsim.scenario.recording`), never
+kept in memory: the summary and the verdicts are computed afterwards from the
+tables on disk by :mod:`jamsim.analysis.metrics`, the code the report and the
+notebooks use. ``summary.json`` is first written as a placeholder marked
+``"complete": false``, so a folder whose process was killed says so; Ctrl-C, SIGTERM
+or an error close the tables and write the summary, still incomplete, with the
+reason; only a run that finished is marked complete, after its last file.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,32 +31,31 @@ import yaml
 
 from jamsim import native_status
 from jamsim.core.errors import UsageError
-from jamsim.scenario.expectations import (
-    Verdict,
-    evaluate,
-    percentile,
-    reconnect_times,
-    time_to_full_mesh,
-)
+from jamsim.scenario.expectations import Verdict, evaluate
 from jamsim.scenario.loader import Override, load_scenario, parse_scenario
+from jamsim.scenario.recording import (
+    RunInterrupted,
+    RunRecorder,
+    node_records,
+    signals_deferred,
+    signals_interrupt,
+)
 from jamsim.scenario.resolve import network_config, traffic_config, validator_set
 from jamsim.scenario.schema import Scenario
 from jamsim.scenario.timeline import describe, schedule_timeline
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.quic.keyring import DevKeyring
 from jamsim.sim.simulation import Simulation
-from jamsim.telemetry.records import ConnectivitySample, EventRecord
-from jamsim.telemetry.writer import ConnectivityWriter, EventTableWriter
+from jamsim.telemetry.records import ConnectivitySample
 
 if TYPE_CHECKING:
-    from jamsim.analysis.delivery import Delivery
     from jamsim.sim.quic.slot_traffic import QuicTrafficRecording
     from jamsim.traffic.simulated import TrafficRecording
 
 __all__ = ["Progress", "RunResult", "run_scenario"]
 
 TESTNETS = ("local", "docker", "swarm")
-RECOVERY_ACTIONS = ("heal", "restart", "resume", "epoch", "link")
+UNFINISHED = "the run did not finish: killed or crashed before writing its summary"
 
 Progress = Callable[[float, float, ConnectivitySample | None, int], None]
 """``progress(sim_now, sim_until, latest_sample, events_so_far)``."""
@@ -107,8 +114,12 @@ def run_scenario(
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
     plots: bool = True,
+    record_events: bool = True,
 ) -> RunResult:
-    """Run ``source`` (a path, a built-in name or a Scenario) in simulation."""
+    """Run ``source`` (a path, a built-in name or a Scenario) in simulation, or on
+    a ``testnet``. ``record_events=False`` (simulation only) skips the event table:
+    samples and the summary's sample-based metrics only, for measuring the cost of
+    recording."""
     if isinstance(source, Scenario):
         scenario = apply_overrides(source, overrides or {})
     else:
@@ -118,71 +129,77 @@ def run_scenario(
     out = _results_dir(scenario, Path(out_dir) if out_dir else None, Path(runs_root))
     (out / "scenario.yaml").write_text(
         yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    _write_summary(out, _summary_base(scenario, complete=False, error=UNFINISHED,
+                                      simulated=0.0, wall=0.0))
+    recorder = RunRecorder(out)
 
+    def report_progress(now: float) -> None:
+        if progress is not None:
+            progress(min(now, scenario.duration), scenario.duration, recorder.latest,
+                     recorder.event_count)
+
+    with signals_interrupt():
+        if testnet is not None:
+            from jamsim.scenario.testnet_runner import run_on_testnet
+
+            reached = [0.0]
+
+            def on_wall_progress(now: float) -> None:
+                reached[0] = now
+                recorder.flush()
+                report_progress(now)
+
+            def play_on_testnet() -> None:
+                run_on_testnet(scenario, testnet, out / "testnet", recorder.on_sample,
+                               on_wall_progress, traffic=traffic_config(scenario),
+                               tables_dir=out, on_record=recorder.on_event,
+                               on_nodes=lambda nodes: recorder.write_nodes(node_records(nodes)))
+
+            return _recorded_run(scenario, out, recorder, play_on_testnet,
+                                 lambda: reached[0], f"testnet:{testnet}", plots)
+        return _simulated_run(scenario, out, recorder, report_progress, plots, record_events)
+
+
+def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
+                   report_progress: Callable[[float], None], plots: bool,
+                   record_events: bool) -> RunResult:
     validators = validator_set(scenario)
-    events: list[EventRecord] = []
-    samples: list[ConnectivitySample] = []
-    event_writer = EventTableWriter(out / "events.parquet")
-    sample_writer = ConnectivityWriter(out / "connectivity.parquet")
-
-    def on_event(record: EventRecord) -> None:
-        events.append(record)
-        event_writer.append(record)
-
-    def on_sample(sample: ConnectivitySample) -> None:
-        samples.append(sample)
-        sample_writer.append(sample)
-
-    writers = (event_writer, sample_writer)
-    if testnet is not None:
-        from jamsim.scenario.testnet_runner import run_on_testnet
-
-        reached = [0.0]
-
-        def on_wall_progress(now: float) -> None:
-            reached[0] = now
-            if progress is not None:
-                progress(min(now, scenario.duration), scenario.duration,
-                         samples[-1] if samples else None, 0)
-
-        def play_on_testnet() -> None:
-            recorded = run_on_testnet(scenario, testnet, out / "testnet", on_sample,
-                                      on_wall_progress, traffic=traffic_config(scenario),
-                                      tables_dir=out)
-            events.extend(recorded)
-            event_writer.extend(recorded)
-
-        result = _recorded_run(scenario, out, events, samples, writers, play_on_testnet,
-                               lambda: reached[0], f"testnet:{testnet}")
-        return _with_plots(result) if plots else result
-
     # The quic fidelity needs private keys: the dev keys of the set and of every
     # epoch rotation the timeline can perform (jamsim/scenario/timeline.py).
     epochs = sum(1 for entry in scenario.timeline if entry.action == "epoch")
     identities = DevKeyring.for_scenario(scenario.seed, scenario.validators.count, epochs) \
         if scenario.fidelity == "quic" else None
     built = Simulation(validators, network_config(scenario.network), scenario.policy.build(),
-                       fidelity=scenario.fidelity, seed=scenario.seed, on_event=on_event,
-                       sample_interval=scenario.sample_interval, on_sample=on_sample,
-                       identities=identities, **_simulation_traffic(scenario))
+                       fidelity=scenario.fidelity, seed=scenario.seed,
+                       sample_interval=scenario.sample_interval, on_sample=recorder.on_sample,
+                       identities=identities,
+                       on_row=recorder.events.append_row if record_events else None,
+                       **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
     recording = _record_traffic(scenario, built, out)
     sim: Simulation | None = built
     del built  # only ``sim`` holds it: simulate() drops it as soon as the run ends
     finished_at = 0.0
 
+    def record_nodes() -> None:
+        assert sim is not None
+        if recorder.nodes_written != len(sim.nodes):  # an epoch change adds validators
+            recorder.write_nodes(node_records(
+                (n.index, n.key, n.region, n.epoch) for n in sim.nodes))
+
     def simulate() -> None:
         nonlocal sim, finished_at
         assert sim is not None
+        record_nodes()
         chunks = 100
         # Held across chunks: restoring the default thresholds between chunks would
         # trigger a full collection of the simulation's heap up to 100 times.
         with relaxed_gc():
             for step in range(1, chunks + 1):
                 sim.run(scenario.duration * step / chunks)
-                if progress is not None:
-                    progress(sim.now, scenario.duration, samples[-1] if samples else None,
-                             len(events))
+                record_nodes()
+                recorder.flush()  # what a kill would keep: up to here
+                report_progress(sim.now)
             sim.catch_up()  # record the attempts of dials still cut at the end
         if recording is not None:
             recording.close()  # also lets go of the simulation
@@ -196,9 +213,8 @@ def run_scenario(
     def simulated_until() -> float:
         return sim.now if sim is not None else finished_at
 
-    result = _recorded_run(scenario, out, events, samples, writers,
-                           _closing_traffic(simulate, recording), simulated_until, None)
-    return _with_plots(result) if plots else result
+    return _recorded_run(scenario, out, recorder, _closing_traffic(simulate, recording),
+                         simulated_until, None, plots)
 
 
 def _simulation_traffic(scenario: Scenario) -> dict[str, Any]:
@@ -212,12 +228,13 @@ def _simulation_traffic(scenario: Scenario) -> dict[str, Any]:
 
 def _record_traffic(scenario: Scenario, sim: Simulation,
                     out: Path) -> TrafficRecording | QuicTrafficRecording | None:
-    """Slot traffic of a ``model`` run, evaluated by the overlay and written per slot
-    (``None`` for ``traffic: none``; the ``quic`` fidelity carries it on streams)."""
+    """Slot traffic of a simulated run, written per slot (``None`` for ``traffic:
+    none``): the ``model`` fidelity evaluates it with the overlay, the ``quic``
+    fidelity carries it on real streams of its aioquic connections."""
     config = traffic_config(scenario)
     if config is None:
         return None
-    if scenario.fidelity == "quic":  # real streams on the simulated aioquic connections
+    if scenario.fidelity == "quic":
         from jamsim.sim.quic.slot_traffic import QuicTrafficRecording
 
         return QuicTrafficRecording(sim, config, scenario.seed, scenario.duration, out)
@@ -226,9 +243,9 @@ def _record_traffic(scenario: Scenario, sim: Simulation,
     return TrafficRecording(sim, config, scenario.seed, scenario.duration, out)
 
 
-def _closing_traffic(execute: Callable[[], None],
-                     recording: TrafficRecording | QuicTrafficRecording | None,
-                     ) -> Callable[[], None]:
+def _closing_traffic(
+    execute: Callable[[], None], recording: TrafficRecording | QuicTrafficRecording | None,
+) -> Callable[[], None]:
     """``execute`` that closes the delivery tables however it ends (an interrupted
     run keeps what it recorded, like the other tables)."""
     if recording is None:
@@ -242,39 +259,21 @@ def _closing_traffic(execute: Callable[[], None],
     return run
 
 
-def _delivery(scenario: Scenario, out: Path) -> Delivery | None:
-    """The run's delivery tables, if it has any."""
-    from jamsim.analysis.delivery import load_delivery
-
-    return load_delivery(out)
-
-
-def _delivery_summary(scenario: Scenario, delivery: Delivery) -> dict[str, Any]:
-    """summary.json's ``metrics.delivery``: overall and after each recovery action."""
-    from jamsim.analysis.delivery import delivery_metrics
-
-    recoveries = [(e.at, describe(e)) for e in scenario.timeline
-                  if e.action in RECOVERY_ACTIONS]
-    return delivery_metrics(delivery, recoveries)
-
-
-def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
-                  samples: list[ConnectivitySample],
-                  writers: tuple[EventTableWriter, ConnectivityWriter],
+def _recorded_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                   execute: Callable[[], None], reached: Callable[[], float],
-                  runtime: str | None) -> RunResult:
+                  runtime: str | None, plots: bool) -> RunResult:
     """Run ``execute`` and, whatever happens, close the tables and write the
-    summary: a run cut short by Ctrl-C or an error is marked incomplete.
-
-    On success the in-memory ``events`` and ``samples`` are emptied: everything
-    after the summary reads the tables on disk, and 2.5 million records of a
-    full-scale run are worth a gigabyte."""
+    summary, computed from the tables on disk: a run cut short by Ctrl-C, SIGTERM
+    or an error is marked incomplete with the reason."""
     started = time.perf_counter()
     complete = False
     error: str | None = None
     try:
         execute()
         complete = True
+    except RunInterrupted as exc:
+        error = str(exc)
+        raise
     except KeyboardInterrupt:
         error = "interrupted"
         raise
@@ -282,38 +281,63 @@ def _recorded_run(scenario: Scenario, out: Path, events: list[EventRecord],
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        for writer in writers:
-            writer.close()
-        delivery = _delivery(scenario, out) if complete else None
-        verdicts = evaluate(scenario, events, samples, delivery) if complete else []
-        summary = _summary(scenario, validators_count=scenario.validators.count,
-                           events=events, samples=samples, verdicts=verdicts,
-                           complete=complete, error=error, simulated=reached(),
-                           wall=time.perf_counter() - started)
-        if runtime is not None:
-            summary["runtime"] = runtime
-        if delivery is not None:
-            summary["metrics"]["delivery"] = _delivery_summary(scenario, delivery)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    events.clear()
-    samples.clear()
+        # A second Ctrl-C while the folder is being finished must not leave it
+        # half written: finish it first, then let the interruption through.
+        with signals_deferred():
+            recorder.close()
+            summary = _summary_base(scenario, complete=False,
+                                    error=error if not complete else "summarising",
+                                    simulated=reached(), wall=time.perf_counter() - started)
+            if runtime is not None:
+                summary["runtime"] = runtime
+            _write_summary(out, summary)
+            verdicts: list[Verdict] = []
+            failure: Exception | None = None
+            try:
+                run = _open(out)
+                verdicts = evaluate(scenario, run) if complete else []
+                summary["metrics"] = run_metrics(run)
+                summary["expectations"] = [v.as_dict() for v in verdicts]
+                summary["passed"] = complete and all(v.passed for v in verdicts)
+                if complete and plots:
+                    summary["plots"] = [p.name for p in _write_plots(out, run)]
+            except Exception as exc:  # the folder still gets its (incomplete) summary
+                failure = exc
+                error = error or f"summary failed: {type(exc).__name__}: {exc}"
+                complete = False
+                summary["passed"] = False
+            summary["complete"], summary["error"] = complete, error
+            summary["wall_s"] = round(time.perf_counter() - started, 3)
+            _write_summary(out, summary)  # the last file: now the folder is complete
+    if failure is not None:
+        raise failure
     return RunResult(scenario, out, summary, verdicts)
 
 
-def _with_plots(result: RunResult) -> RunResult:
-    """Write the per-run plots and list them in the summary."""
-    result.summary["plots"] = [p.name for p in _write_plots(result.out_dir)]
-    (result.out_dir / "summary.json").write_text(
-        json.dumps(result.summary, indent=2, default=str))
-    return result
+def _open(out: Path) -> Any:
+    from jamsim.analysis.run import load_run
+
+    return load_run(out)
 
 
-def _write_plots(out: Path) -> list[Path]:
+def run_metrics(run: Any) -> dict[str, Any]:
+    from jamsim.analysis.metrics import run_metrics as metrics_of
+
+    return metrics_of(run)
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, out / "summary.json")
+
+
+def _write_plots(out: Path, run: Any) -> list[Path]:
     try:
         from jamsim.analysis.plots import write_run_plots
     except ImportError:  # analysis extras missing: tables are still written
         return []
-    return list(write_run_plots(out)) + _write_delivery_plots(out)
+    return list(write_run_plots(out, run)) + _write_delivery_plots(out)
 
 
 def _write_delivery_plots(out: Path) -> list[Path]:
@@ -323,31 +347,16 @@ def _write_delivery_plots(out: Path) -> list[Path]:
     return write_delivery_plots(out)
 
 
-def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRecord],
-             samples: list[ConnectivitySample], verdicts: list[Verdict], complete: bool,
-             error: str | None, simulated: float, wall: float) -> dict[str, Any]:
+def _summary_base(scenario: Scenario, *, complete: bool, error: str | None,
+                  simulated: float, wall: float) -> dict[str, Any]:
     timeline: list[dict[str, Any]] = [
         {"at": e.at, "action": e.action, "label": describe(e)} for e in scenario.timeline]
-    after_events: dict[str, Any] = {}
-    for entry in scenario.timeline:
-        if entry.action not in RECOVERY_ACTIONS:
-            continue  # "full mesh after a partition" would just be the last sample before it
-        took = time_to_full_mesh(samples, entry.at)
-        after_events[f"{describe(entry)} @ {entry.at:g}s"] = took
-    first_fault = min((e.at for e in scenario.timeline), default=0.0)
-    all_reconnects = reconnect_times(events, first_fault)
-    reconnects = [t for t in all_reconnects if t != float("inf")]
-    unrepaired = len(all_reconnects) - len(reconnects)
-    counts: dict[str, int] = {}
-    for row in events:
-        counts[row.event] = counts.get(row.event, 0) + 1
-    final = samples[-1] if samples else None
     return {
         "name": scenario.name,
         "complete": complete,
         "error": error,
         "seed": scenario.seed,
-        "validators": validators_count,
+        "validators": scenario.validators.count,
         "fidelity": scenario.fidelity,
         "policy": scenario.policy.preset,
         "policy_overrides": scenario.policy.overrides(),
@@ -356,24 +365,7 @@ def _summary(scenario: Scenario, *, validators_count: int, events: list[EventRec
         "wall_s": round(wall, 3),
         "engine": native_status().state,
         "timeline": timeline,
-        "metrics": {
-            "time_to_full_mesh_s": time_to_full_mesh(samples, 0.0),
-            "time_to_full_mesh_after_s": after_events,
-            "final_links_usable": final.links_usable if final else 0,
-            "final_links_believed": final.links_believed if final else 0,
-            "final_links_stale": final.links_stale if final else 0,
-            "max_links_stale": max((s.links_stale for s in samples), default=0),
-            "longest_stale_s": max((s.longest_stale for s in samples), default=0.0),
-            "final_links_expected": final.links_expected if final else 0,
-            "final_full_mesh": final.full_mesh if final else False,
-            "max_duplicates": max((s.duplicates for s in samples), default=0),
-            "reconnections": len(reconnects),
-            "unrepaired_disconnections": unrepaired,
-            "reconnect_p50_s": percentile(reconnects, 0.5) if reconnects else None,
-            "reconnect_p99_s": percentile(reconnects, 0.99) if reconnects else None,
-            "reconnect_max_s": max(reconnects) if reconnects else None,
-            "event_counts": counts,
-        },
-        "expectations": [v.as_dict() for v in verdicts],
-        "passed": complete and all(v.passed for v in verdicts),
+        "metrics": {},
+        "expectations": [],
+        "passed": False,
     }

@@ -188,15 +188,26 @@ def run_on_testnet(
     progress: Callable[[float], None] | None = None,
     traffic: TrafficConfig | None = None,
     tables_dir: Path | None = None,
+    *,
+    on_record: Callable[[EventRecord], None] | None = None,
+    on_nodes: Callable[[list[tuple[int, bytes, str, int]]], None] | None = None,
 ) -> list[EventRecord]:
-    """Start the testnet, play the timeline in wall time, return telemetry rows.
+    """Start the testnet, play the timeline in wall time, stream telemetry rows.
+
+    Rows the collector received are handed to ``on_record`` at every sample
+    (and once more at the end, or when interrupted), in arrival order, so an
+    interrupted run keeps what the nodes reported up to then. Without
+    ``on_record`` they are returned at the end instead, sorted by time.
+    ``on_nodes`` gets the validators ``(index, key, region, epoch)`` once the
+    testnet is up.
 
     With ``traffic`` the nodes send JAM slot traffic (slot 0 starts when the
     testnet comes up) and their receipts, gathered from the same status replies
     as the samples, are written to ``blocks.parquet`` / ``assurances.parquet`` in
-    ``tables_dir`` (default ``run_dir``). Samples count usable and stale links
-    from the impairment rules the harness installed (:mod:`jamsim.testnet.truth`).
-    The backend is always torn down, also on Ctrl-C or an error."""
+    ``tables_dir`` (default ``run_dir``), also when the run is interrupted.
+    Samples count usable and stale links from the impairment rules the harness
+    installed (:mod:`jamsim.testnet.truth`). The backend is always torn down,
+    also on Ctrl-C or an error."""
     from jamsim.testnet.commands import make_backend
 
     base_port = free_base_port(scenario.validators.count) if backend_name == "local" \
@@ -209,6 +220,18 @@ def run_on_testnet(
     expected = count * (count - 1) // 2
     backend = make_backend(backend_name)
     backend.build()
+    kept: list[EventRecord] = []
+    sink = on_record if on_record is not None else kept.append
+    handed = 0
+
+    def drain() -> None:
+        # collect() is every row so far; hand on only the ones not seen yet
+        nonlocal handed
+        rows = backend.collect()
+        for row in rows[handed:]:
+            sink(row)
+        handed = len(rows)
+
     with backend:
         start = time.monotonic()
         if traffic is not None:
@@ -216,30 +239,50 @@ def run_on_testnet(
             receipts = TrafficReceipts(SlotSchedule(count, scenario.seed, traffic),
                                        spec.traffic_start or 0.0)
         backend.up(spec)
-        next_sample = 0.0
-        pending = list(ops)
-        while True:
-            now = time.monotonic() - start
-            while pending and pending[0][0] <= now:
-                op = pending.pop(0)[1]
-                backend.apply(op)
-                rules.apply(op)
-            if now >= next_sample:
-                statuses = backend.status()
-                on_sample(harness_sample(now, statuses, expected, rules, stale_since))
-                if receipts is not None:
-                    for index, status in statuses.items():
-                        receipts.update(index, status.traffic)
-                next_sample += scenario.sample_interval
-                if progress is not None:
-                    progress(now)
-            if now >= scenario.duration:
-                if receipts is not None:
-                    for index, status in backend.status().items():
-                        receipts.update(index, status.traffic)
-                    write_delivery_tables(receipts, tables_dir or run_dir, scenario.duration)
-                break
-            wake = min(next_sample, pending[0][0] if pending else next_sample,
-                       scenario.duration)
-            time.sleep(max(0.0, min(wake - (time.monotonic() - start), 0.5)))
-        return sorted(backend.collect(), key=lambda r: (r.time, r.node, r.event_id))
+        if on_nodes is not None:
+            on_nodes(_nodes_of(backend))
+        reached = 0.0
+        try:
+            next_sample = 0.0
+            pending = list(ops)
+            while True:
+                now = reached = time.monotonic() - start
+                while pending and pending[0][0] <= now:
+                    op = pending.pop(0)[1]
+                    backend.apply(op)
+                    rules.apply(op)
+                if now >= next_sample:
+                    statuses = backend.status()
+                    on_sample(harness_sample(now, statuses, expected, rules, stale_since))
+                    if receipts is not None:
+                        for index, status in statuses.items():
+                            receipts.update(index, status.traffic)
+                    next_sample += scenario.sample_interval
+                    drain()
+                    if progress is not None:
+                        progress(now)
+                if now >= scenario.duration:
+                    if receipts is not None:
+                        for index, status in backend.status().items():
+                            receipts.update(index, status.traffic)
+                    reached = scenario.duration
+                    break
+                wake = min(next_sample, pending[0][0] if pending else next_sample,
+                           scenario.duration)
+                time.sleep(max(0.0, min(wake - (time.monotonic() - start), 0.5)))
+        finally:
+            drain()
+            if receipts is not None:
+                write_delivery_tables(receipts, tables_dir or run_dir, reached)
+    return sorted(kept, key=lambda r: (r.time, r.node, r.event_id))
+
+
+def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
+    """The testnet's validators from the keys file it started with."""
+    from jamsim.testnet.keys import load_keys
+
+    keys_file = getattr(backend, "keys_file", None)
+    if keys_file is None:
+        return []
+    _, vset, _ = load_keys(Path(keys_file))
+    return [(info.index, info.key, info.region, 0) for info in vset]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Final, Literal
 
 import simpy
 
@@ -24,7 +24,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.core.types import NodeLifecycle, PeerEndpoint, Side
+from jamsim.core.types import Direction, NodeLifecycle, PeerEndpoint, Side, TelemetryKind
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.fidelity import Transport
@@ -38,6 +38,10 @@ from jamsim.telemetry.records import ConnectivitySample, EventRecord
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
 Fidelity = Literal["model", "quic"]
+EventRow = tuple[float, int, int, str, int, str, str, int, int, int, int, int]
+"""One event-table row, columns as ``records.EVENT_COLUMNS``."""
+_LABELS: Final = {kind: kind.label for kind in TelemetryKind}
+_OUT: Final = Direction.OUTBOUND
 _READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
 """Events after which a manager acts on every peer's state: cut dials catch up first."""
 
@@ -46,11 +50,13 @@ class SimNode:
     """One validator process: its manager, its transport ends, its liveness."""
 
     __slots__ = ("address", "alive", "booted_at", "deadlines_seen", "deferred", "ends",
-                 "generation", "index", "key", "manager", "paused_at", "region", "retired",
-                 "wake_at")
+                 "epoch", "generation", "index", "key", "manager", "paused_at", "region",
+                 "retired", "wake_at")
 
-    def __init__(self, index: int, info: ValidatorInfo) -> None:
+    def __init__(self, index: int, info: ValidatorInfo, epoch: int = 0) -> None:
         self.index = index
+        self.epoch = epoch
+        """The epoch in which this validator entered the run (0: the initial set)."""
         self.key = info.key
         self.address: PeerAddress = info.address
         self.region = info.region
@@ -98,8 +104,9 @@ class Simulation:
     """Validators, their managers, the network and the timeline of one run.
 
     ``on_event`` receives every JIP-3 telemetry event as an :class:`EventRecord`;
-    pass ``None`` to skip building records (managers then skip telemetry too: the
-    fast path for benchmarks). Connectivity is sampled every ``sample_interval``
+    ``on_row`` receives it as a plain tuple of the event table's columns (the
+    recording path of a run: no object per event); with neither, managers skip
+    telemetry too (the fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
 
     ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic/transport.py)
@@ -134,6 +141,7 @@ class Simulation:
         fast_forward: bool = True,
         traffic: bool = False,
         slot_seconds: float = 6.0,
+        on_row: Callable[[EventRow], None] | None = None,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -164,6 +172,7 @@ class Simulation:
         self.network = Network(self.env, network or NetworkConfig(), seed)
         self.network.listeners.append(self._topology_changed)
         self.on_event = on_event
+        self.on_row = on_row
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
@@ -182,6 +191,8 @@ class Simulation:
         self.remote_side = Side.REMOTE
         self.events_emitted = 0
         self._by_key: dict[bytes, int] = {}
+        self.epoch = 0
+        """Validator-set changes so far: the epoch new nodes are recorded as entering."""
         self._next_tid = 0
         self._sets: tuple[tuple[PeerEndpoint, ...], ...] = ((), (), ())
         self._active: list[int] = []
@@ -199,7 +210,7 @@ class Simulation:
     # ================================================================ setup
 
     def _add_node(self, info: ValidatorInfo) -> SimNode:
-        node = SimNode(len(self.nodes), info)
+        node = SimNode(len(self.nodes), info, self.epoch)
         self.nodes.append(node)
         self._by_node[node.index] = {}
         self._by_key[info.key] = node.index
@@ -234,7 +245,7 @@ class Simulation:
         node.paused_at = None
         node.manager = ConnectionManager(
             node.key, self.policy, rng_seed=self.seed * 7919 + node.generation,
-            emit_telemetry=self.on_event is not None,
+            emit_telemetry=self.on_event is not None or self.on_row is not None,
         )
         self.feed(node, self._validator_event())
 
@@ -378,6 +389,31 @@ class Simulation:
 
     def _emit(self, node: SimNode, action: EmitTelemetry) -> None:
         self.events_emitted += 1
+        on_row = self.on_row
+        if on_row is not None:
+            # The event table's columns in order (records.EVENT_COLUMNS), with no
+            # record object in between: a full-scale run emits tens of millions.
+            peer = action.peer
+            direction = action.direction
+            conn_id = action.conn_id
+            ref = action.ref_event_id
+            side = action.side
+            at = action.at
+            on_row((
+                self.env.now if at is None else at,
+                node.index,
+                self._by_key.get(peer, -1) if peer is not None else -1,
+                _LABELS[action.kind],
+                int(action.kind),
+                # identity, not a dict: Enum.__hash__ is Python code
+                "" if direction is None else "out" if direction is _OUT else "in",
+                action.reason,
+                action.attempt,
+                conn_id if conn_id is not None else -1,
+                action.event_id,
+                ref if ref is not None else -1,
+                int(side) if side is not None else -1,
+            ))
         on_event = self.on_event
         if on_event is None:
             return
@@ -396,8 +432,6 @@ class Simulation:
             event_id=action.event_id,
             ref_event_id=action.ref_event_id if action.ref_event_id is not None else -1,
             side=int(action.side) if action.side is not None else -1,
-            node_key=node.key.hex(),
-            peer_key=peer.hex() if peer is not None else "",
         ))
 
     def _clock(self) -> float:
@@ -410,11 +444,15 @@ class Simulation:
 
     def _lifecycle(self, node: SimNode, kind: NodeLifecycle) -> None:
         """Record what the harness did to ``node``'s process (see NodeLifecycle)."""
+        on_row = self.on_row
+        if on_row is not None:
+            on_row((float(self.env.now), node.index, -1, kind.label, int(kind), "", "", 0, -1,
+                    -1, -1, -1))
         on_event = self.on_event
         if on_event is None:
             return
         on_event(EventRecord(time=self.env.now, node=node.index, peer=-1, event=kind.label,
-                             kind=int(kind), node_key=node.key.hex()))
+                             kind=int(kind)))
 
     def _topology_changed(self, nodes: frozenset[int] | None) -> None:
         """Re-judge the affected pairs' paths, then reassess the transports a
@@ -540,6 +578,7 @@ class Simulation:
                              next: ValidatorSet | None = None) -> None:
         """Epoch change: new keys start as nodes, everyone gets the Init task again,
         nodes in none of the three sets shut down (close all, stop dialling)."""
+        self.epoch += 1
         for vs in (previous, current, next):
             for info in vs or ():
                 if info.key not in self._by_key:

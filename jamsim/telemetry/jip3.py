@@ -624,8 +624,6 @@ class Jip3Session:
             event_id=event_id,
             ref_event_id=-1 if ev.ref_event_id is None else ev.ref_event_id,
             side=-1 if ev.side is None else int(ev.side),
-            node_key=self.node_info.peer_id.hex(),
-            peer_key=peer.hex() if peer is not None else "",
         )
 
 

@@ -4,6 +4,11 @@ The simulator, the real-node collector and the Docker testnet all produce rows o
 :class:`EventRecord`; ``events.parquet`` is exactly these columns in this order.
 Keeping the schema in one place is what lets one notebook analyse a simulation and a
 testnet side by side.
+
+Rows name validators by integer index only: the 64-character hex keys of both ends
+were half the bytes of a row (in memory and on disk) and repeat the same few
+thousand values millions of times. The keys live once per run in ``nodes.parquet``
+(:class:`NodeRecord`); ``Run.events_with_keys()`` joins them back.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from dataclasses import dataclass, fields
 __all__ = [
     "CONNECTIVITY_COLUMNS",
     "EVENT_COLUMNS",
+    "NODE_COLUMNS",
     "ConnectivitySample",
     "EventRecord",
+    "NodeRecord",
 ]
 
 
@@ -24,10 +31,10 @@ class EventRecord:
 
     ``time`` is seconds since the run started (virtual time in simulation, wall
     time relative to the run start on a testnet). ``node``/``peer`` are validator
-    indices (``peer`` is -1 when the peer is unknown or not a validator);
-    ``node_key``/``peer_key`` are hex Ed25519 keys so rows stay meaningful across
-    epochs whose indices differ. ``event`` is the JIP-3 event name in snake_case
-    (``connected_out``), ``kind`` its JIP-3 discriminator.
+    indices into the run's ``nodes`` table (``peer`` is -1 when the peer is unknown
+    or not a validator); an index names one key for the whole run, also across
+    epochs. ``event`` is the JIP-3 event name in snake_case (``connected_out``),
+    ``kind`` its JIP-3 discriminator.
     """
 
     time: float
@@ -42,14 +49,34 @@ class EventRecord:
     event_id: int = -1
     ref_event_id: int = -1
     side: int = -1  # JIP-3 Connection Side: 0 local, 1 remote, -1 unknown
-    node_key: str = ""
-    peer_key: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in EVENT_COLUMNS}
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One validator of the run: the row an event's ``node``/``peer`` index names.
+
+    ``key`` is the hex Ed25519 key, ``alt_name`` its JAMNP-S alternative name,
+    ``epoch`` the epoch in which the validator entered the run (0: the initial set;
+    epoch rotations add new indices, they never reuse one).
+    """
+
+    index: int
+    key: str
+    alt_name: str
+    region: str
+    epoch: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in NODE_COLUMNS}
+
+
+NODE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from dataclasses import asdict
 import pandas as pd
 
 from jamsim.analysis.compare import run_metrics
+from jamsim.analysis.metrics import percentile
 from jamsim.analysis.run import run_from_tables
-from jamsim.scenario.expectations import percentile
 from jamsim.telemetry.records import EventRecord
 from tests.analysis.conftest import ev
 
@@ -46,6 +46,6 @@ def test_compare_quantiles_use_the_summarys_nearest_rank_rule() -> None:
                     ev(t + latency, 1, 0, "connected_in", 2 * k + 3)]
     run = run_from_tables(_frame(records), validators=2, end_time=200.0)
     row = run_metrics(run)
-    assert row["reconnects"] == 4
+    assert row["reconnections"] == 4
     assert row["reconnect_p50_s"] == percentile([1.0, 2.0, 3.0, 10.0], 0.5) == 2.0
     assert row["reconnect_p99_s"] == 10.0  # linear interpolation would say 9.79

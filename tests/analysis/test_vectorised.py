@@ -16,6 +16,7 @@ brute-force recount of open sessions at every instant (the end of this file).
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections import defaultdict
@@ -451,15 +452,22 @@ def test_time_to_full_mesh_matches_reference(sim_runs: dict[str, Run]) -> None:
                 assert (math.isnan(got) and math.isnan(want)) or got == want, label
 
 
+def _with_links(run: Run, links: pd.DataFrame) -> Run:
+    """A copy of ``run`` whose derived ``links`` table is ``links``."""
+    other = copy.copy(run)
+    other.__dict__["links"] = links
+    return other
+
+
 def test_time_to_full_mesh_on_overlapping_link_tables(sim_runs: dict[str, Run]) -> None:
     """A hand-made links table may hold one pair twice at once; counting
     intervals would then over-count, so such tables take the per-time path."""
     qs = sim_runs["quickstart"]
     base = run_from_tables(qs.events, None, qs.summary, validators=qs.validators,
                            end_time=qs.end_time)
-    doubled = replace(base, links=pd.concat([base.links, base.links.iloc[:3]],
-                                            ignore_index=True))
-    backwards = replace(base, links=base.links.assign(down_at=base.links["up_at"] - 1.0))
+    doubled = _with_links(base, pd.concat([base.links, base.links.iloc[:3]],
+                                          ignore_index=True))
+    backwards = _with_links(base, base.links.assign(down_at=base.links["up_at"] - 1.0))
     assert not metrics._one_interval_at_a_time(doubled.links)
     assert not metrics._one_interval_at_a_time(backwards.links)
     for r in (doubled, backwards):

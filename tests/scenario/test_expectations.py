@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jamsim.scenario.expectations import evaluate, longest_stale
+import pandas as pd
+
+from jamsim.analysis.metrics import longest_stale
+from jamsim.analysis.run import Run, run_from_tables
+from jamsim.scenario.expectations import evaluate
 from jamsim.scenario.loader import parse_scenario
 from jamsim.scenario.runner import run_scenario
-from jamsim.telemetry.records import ConnectivitySample
+from jamsim.telemetry.records import EVENT_COLUMNS, ConnectivitySample
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -20,12 +24,19 @@ SAMPLES = [_row(0.0, 6, 0, 0.0), _row(10.0, 2, 4, 0.0), _row(11.0, 2, 4, 1.0),
            _row(20.0, 2, 4, 10.0), _row(21.0, 6, 0, 0.0), _row(30.0, 5, 1, 3.0)]
 
 
+def _run(samples: list[ConnectivitySample]) -> Run:
+    """A run with these samples and no events."""
+    return run_from_tables(pd.DataFrame(columns=list(EVENT_COLUMNS)),
+                           pd.DataFrame([row.as_dict() for row in samples]),
+                           validators=4, end_time=40.0)
+
+
 def _verdicts(expect: str) -> list[tuple[bool, float | None, float | None]]:
     scenario = parse_scenario(
         "name: x\nduration: 40s\nvalidators: {count: 4}\n"
         "timeline:\n  - {at: 10s, partition: [[v0, v1], [v2, v3]]}\n  - {at: 21s, heal: all}\n"
         f"expect:\n{expect}")
-    return [(v.passed, v.measured, v.bound) for v in evaluate(scenario, [], SAMPLES)]
+    return [(v.passed, v.measured, v.bound) for v in evaluate(scenario, _run(SAMPLES))]
 
 
 def test_full_mesh_needs_every_pair_usable() -> None:
@@ -43,9 +54,10 @@ def test_max_stale_links_measures_the_worst_sample() -> None:
 
 
 def test_stale_for_counts_the_longest_episode_from_after() -> None:
-    assert longest_stale(SAMPLES, 0.0) == 10.0
-    assert longest_stale(SAMPLES, 15.0) == 5.0  # counted from t=15 only
-    assert longest_stale(SAMPLES, 25.0) == 3.0
+    run = _run(SAMPLES)
+    assert longest_stale(run, 0.0) == 10.0
+    assert longest_stale(run, 15.0) == 5.0  # counted from t=15 only
+    assert longest_stale(run, 25.0) == 3.0
     assert _verdicts("  - stale_for: {below: 10s}\n  - stale_for: {below: 4s, after: heal}\n"
                      "  - stale_for: {below: 30s, after: partition}\n") == \
         [(False, 10.0, 10.0), (True, 3.0, 4.0), (True, 10.0, 30.0)]

@@ -138,7 +138,7 @@ def test_from_manager_action_to_bytes_and_back_to_a_row() -> None:
     assert [r.event_id for r in rows] == [0, 1, 2, 4]  # the gap of 2 is a "dropped" event
     assert rows[1].peer == 1 and rows[1].direction == "out" and rows[1].reason == "timeout"
     assert rows[3].peer == 1 and rows[3].ref_event_id == 0 and rows[3].time == 3.0
-    assert rows[0].node == 0 and rows[0].node_key == KEY_A.hex()
+    assert rows[0].node == 0
 
 
 def test_session_requires_node_info_first() -> None:

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jamsim.telemetry.records import (
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
     ConnectivitySample,
     EventRecord,
+    NodeRecord,
 )
 from jamsim.telemetry.writer import (
     CONNECTIVITY_SCHEMA,
     EVENT_SCHEMA,
+    NODE_SCHEMA,
     ConnectivityWriter,
     EventTableWriter,
+    open_dataset,
+    read_nodes,
     read_table,
+    table_exists,
+    table_is_closed,
+    write_nodes,
 )
 
 
@@ -36,7 +47,6 @@ def rows(n: int) -> list[EventRecord]:
             attempt=i,
             conn_id=i,
             event_id=i,
-            node_key="ab",
         )
         for i in range(n)
     ]
@@ -95,3 +105,73 @@ def test_killed_process_leaves_readable_parts(tmp_path: Path) -> None:
     table = read_table(tmp_path / "events.parquet")
     assert table.column("time").to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # 2 flushed parts
     assert table.schema == EVENT_SCHEMA
+
+
+def test_event_columns_are_compact(tmp_path: Path) -> None:
+    types = {f.name: f.type for f in EVENT_SCHEMA}
+    assert types["node"] == pa.int32() and types["peer"] == pa.int32()
+    assert types["time"] == pa.float64()
+    for name in ("event", "direction", "reason"):
+        assert pa.types.is_dictionary(types[name]), name
+
+
+def test_many_distinct_reasons_fit_the_reason_dictionary(tmp_path: Path) -> None:
+    """Reasons are free text: 300 distinct ones across parts must survive."""
+    records = [EventRecord(time=float(i), node=0, peer=1, event="disconnected", kind=27,
+                           reason=f"reason {i}") for i in range(300)]
+    with EventTableWriter(tmp_path, flush_every=200) as writer:
+        writer.extend(records)
+    assert read_table(tmp_path / "events.parquet").column("reason").to_pylist() == \
+        [r.reason for r in records]
+
+
+def test_parts_are_readable_and_known_unclosed_until_close(tmp_path: Path) -> None:
+    writer = EventTableWriter(tmp_path, flush_every=2)
+    writer.extend(rows(5))
+    assert table_exists(tmp_path / "events.parquet")
+    assert not table_is_closed(tmp_path / "events.parquet")
+    assert open_dataset(tmp_path / "events.parquet").count_rows() == 4  # one row pending
+    writer.close()
+    assert table_is_closed(tmp_path / "events.parquet")
+    assert open_dataset(tmp_path / "events.parquet").count_rows() == 5
+
+
+def test_nodes_round_trip_sorted_by_index(tmp_path: Path) -> None:
+    nodes = [NodeRecord(1, "bb", "eb", "us", 1), NodeRecord(0, "aa", "ea", "eu")]
+    write_nodes(tmp_path, nodes)
+    table = read_nodes(tmp_path)
+    assert table.schema == NODE_SCHEMA
+    assert [NodeRecord(**r) for r in table.to_pylist()] == sorted(nodes, key=lambda n: n.index)
+    assert read_nodes(tmp_path / "elsewhere").num_rows == 0
+
+
+_TEXT = st.text(alphabet="abcdefgh _", max_size=12)
+_ROWS = st.lists(st.builds(
+    EventRecord, time=st.floats(0, 1e6, allow_nan=False), node=st.integers(0, 2**31 - 1),
+    peer=st.integers(-1, 2**31 - 1), event=_TEXT, kind=st.integers(0, 255),
+    direction=st.sampled_from(["", "in", "out"]), reason=_TEXT,
+    attempt=st.integers(0, 2**31 - 1), conn_id=st.integers(-1, 2**62),
+    event_id=st.integers(-1, 2**62), ref_event_id=st.integers(-1, 2**62),
+    side=st.integers(-1, 1)), max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(records=_ROWS, flush_every=st.integers(1, 16))
+def test_any_rows_round_trip_whatever_the_part_size(records: list[EventRecord],
+                                                    flush_every: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        with EventTableWriter(tmp, flush_every=flush_every) as writer:
+            for i, record in enumerate(records):  # both entry points, interleaved
+                if i % 2:
+                    writer.append(record)
+                else:
+                    writer.append_row(tuple(getattr(record, c) for c in EVENT_COLUMNS))
+        got = read_table(Path(tmp) / "events.parquet").to_pylist()
+    assert [EventRecord(**r) for r in got] == records
+
+
+def test_a_closed_writer_refuses_rows(tmp_path: Path) -> None:
+    writer = EventTableWriter(tmp_path)
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.append(rows(1)[0])
