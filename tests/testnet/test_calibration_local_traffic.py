@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jamsim.testnet.base import Heal, LinkConditions, Partition, full_mesh
+from jamsim.links import LatencySpec, LinkSpec
+from jamsim.testnet.base import Heal, Partition, full_mesh
 from jamsim.testnet.local import LocalProcessBackend
 from jamsim.testnet.traffic import TrafficReceipts
 from jamsim.traffic.schedule import SlotSchedule
@@ -55,7 +56,7 @@ def test_local_testnet_agrees_with_the_model_on_heal_and_propagation(tmp_path: P
     model_heal, model_p50, _ = run("model")
     overrides = {"idle_timeout": POLICY.idle_timeout,
                  "keep_alive_interval": POLICY.keep_alive_interval}
-    links = {("default", "default"): LinkConditions(latency=LATENCY)}
+    links = {("default", "default"): LinkSpec(LatencySpec(LATENCY))}
     spec = _spec(tmp_path, V, traffic=TRAFFIC, policy_overrides=overrides, links=links)
     schedule = SlotSchedule(V, spec.seed, TRAFFIC)
     with LocalProcessBackend() as tn:
