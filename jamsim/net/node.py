@@ -20,6 +20,7 @@ from typing import Any
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic import events
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
+from aioquic.tls import State as TlsState
 
 from jamsim.core.actions import AcceptInbound, CloseConnection, Dial, EmitTelemetry
 from jamsim.core.events import (
@@ -54,6 +55,7 @@ DatagramFilter = Callable[[str, bytes, Addr], bytes | None]
 
 _HOST_CID_LENGTH = 8
 _CLOSE_NORMAL = 0
+_UNANSWERED = (TlsState.CLIENT_HANDSHAKE_START, TlsState.CLIENT_EXPECT_SERVER_HELLO)
 
 
 def _no_blocks(_request: BlockRequest) -> Sequence[Block] | None:
@@ -323,7 +325,10 @@ class Node:
             conn.close(_CLOSE_NORMAL, "connect timeout")
             self._transmit(conn)
             self._forget(conn)
-            self._manager_event(DialFailed(conn.conn_id, "timeout"))
+            # Stalled: the peer answered (its ServerHello came back) but the
+            # handshake did not finish in time, i.e. overload, not unreachability.
+            stalled = conn.quic.tls.state not in _UNANSWERED
+            self._manager_event(DialFailed(conn.conn_id, "timeout", stalled))
 
     def _make_conn(
         self, quic: JamQuicConnection, conn_id: int, address: PeerAddress, *, outbound: bool
