@@ -232,6 +232,12 @@ class ConnectionManager:
     def is_shut_down(self) -> bool:
         return self._shut_down
 
+    @property
+    def dial_limit(self) -> int | None:
+        """How many outbound dials may be in flight now (``None``: no limit): the
+        policy's fixed limit, or the adaptive one while engaged, the smaller."""
+        return self._dial_limit
+
     # ================================================================ dispatch
 
     def _dispatch(self, event: Event, now: float) -> None:
