@@ -36,6 +36,7 @@ from typing import Any
 from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
 from jamsim.net.control import ControlError, control_request
+from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.telemetry.records import EventRecord
 from jamsim.testnet.base import NodeStatus, TestnetSpec, full_mesh
 from jamsim.testnet.local import LocalProcessBackend
@@ -270,7 +271,8 @@ def main() -> None:
     default = "real" if importlib.util.find_spec("jamsim.net.commands") else "standin"
     parser.add_argument("--node", choices=["real", "standin"], default=default)
     parser.add_argument("--sizes", default="16,64")
-    parser.add_argument("--base-port", type=int, default=46000)
+    parser.add_argument("--base-port", type=int, default=None,
+                        help="first UDP port (default: a free range, found per size)")
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--policy", default="jamnp-s", choices=["jamnp-s", "jamixir"])
     parser.add_argument(
@@ -292,7 +294,9 @@ def main() -> None:
     overrides = parse_overrides(args.policy_set or [])
     before = yardstick_s()
     results = [
-        run(int(n), args.node, args.base_port, args.timeout, args.policy, overrides, args.trace)
+        run(int(n), args.node,
+            args.base_port if args.base_port is not None else free_base_port(int(n)),
+            args.timeout, args.policy, overrides, args.trace)
         for n in args.sizes.split(",")
     ]
     print(
