@@ -147,8 +147,10 @@ def node_counters(tn: LocalProcessBackend) -> dict[str, int]:
         except (ControlError, KeyError):
             total["unanswered"] += 1
             continue
+        limit = status.get("dial_limit")
+        total["nodes_dialling_limited"] += isinstance(limit, int)
         for name, value in status.items():
-            if isinstance(value, bool) or name == "port":
+            if isinstance(value, bool) or name in ("port", "dial_limit"):
                 continue
             if isinstance(value, int):
                 total[name] += value

@@ -205,6 +205,7 @@ class Node:
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "lost": dict(self.lost),
+            "dial_limit": self.manager.dial_limit,
         }
 
     def connected_peers(self) -> set[bytes]:

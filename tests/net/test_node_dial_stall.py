@@ -58,10 +58,12 @@ def test_a_dial_nobody_answers_is_not_stalled() -> None:
         await a.start()
         try:
             await _wait(lambda: bool(failures), timeout=10)
+            limit = a.status()["dial_limit"]
         finally:
             await a.stop()
         assert failures[0].reason == "timeout"
         assert not failures[0].stalled
+        assert limit is None  # the adaptive limit stays open
 
     asyncio.run(main())
 
@@ -77,11 +79,13 @@ def test_a_dial_answered_but_not_finished_in_time_is_stalled() -> None:
         await a.start()
         try:
             await _wait(lambda: bool(failures), timeout=10)
+            limit = a.status()["dial_limit"]
         finally:
             await a.stop()
             await b.stop()
         assert failures[0].reason == "timeout"
         assert failures[0].stalled
+        assert limit == POLICY.adaptive_dials_min  # engaged: nothing had completed
         assert not a.connected_peers()
 
     asyncio.run(main())
