@@ -52,14 +52,25 @@ class ValidatorSetChanged:
 
 @dataclass(slots=True, init=False)
 class ConnectionEstablished:
-    """An outbound dial completed its QUIC/TLS handshake with the expected key."""
+    """An outbound dial completed its QUIC/TLS handshake with the expected key.
+
+    ``answer_rtt``: how long the peer took to answer, as the transport measured
+    it (QUIC's first RTT sample: from sending the packet that was acknowledged to
+    the acknowledgement, so loss recovery and a partition the dial waited through
+    do not count); ``None`` if not measured. Far above any path's RTT it means the
+    peer, or this node, queued the handshake: ``policy.adaptive_dials`` treats it
+    as overload.
+    """
 
     conn_id: ConnectionId
     peer: PeerKey
+    answer_rtt: float | None = None
 
-    def __init__(self, conn_id: ConnectionId, peer: PeerKey) -> None:
+    def __init__(self, conn_id: ConnectionId, peer: PeerKey,
+                 answer_rtt: float | None = None) -> None:
         self.conn_id = conn_id
         self.peer = peer
+        self.answer_rtt = answer_rtt
 
 
 @dataclass(slots=True, init=False)

@@ -247,14 +247,14 @@ class ConnectionManager:
         if type(event) is InboundConnecting:
             self._on_inbound_connecting(event.conn_id, event.address, now)
         elif type(event) is ConnectionEstablished:
-            self._on_established(event.conn_id, event.peer, now)
+            self._on_established(event.conn_id, event.peer, now, event.answer_rtt)
         elif type(event) is InboundHandshake:
             self._on_inbound_handshake(event, now)
         elif type(event) is ConnectionLost:
             self._on_lost(event.conn_id, event.reason, event.side, now)
         elif type(event) is DialFailed:
             if event.stalled:
-                self._on_dial_stalled(event.conn_id, now)
+                self._on_dial_overloaded(event.conn_id, now)
             self._on_dial_failed(event.conn_id, event.reason, now)
         elif type(event) is DialPathCut:
             self._on_dial_path_cut(event, now)
@@ -290,9 +290,11 @@ class ConnectionManager:
                 continue
             break
 
-    def _on_dial_stalled(self, conn_id: ConnectionId, now: float) -> None:
-        """Tell the adaptive limit that dial ``conn_id`` stalled (before its slot
-        is released by the failure itself)."""
+    def _on_dial_overloaded(self, conn_id: ConnectionId, now: float,
+                            completed: bool = False) -> None:
+        """Tell the adaptive limit that dial ``conn_id`` ran into overload (stalled,
+        or ``completed`` but answered far too slowly), before it leaves the dials
+        in flight."""
         control = self._dial_control
         conn = self._conns.get(conn_id)
         if control is None or conn is None or conn.phase is not ConnectionPhase.DIALING:
@@ -301,16 +303,16 @@ class ConnectionManager:
             in_flight = len(self._dial_slots) - (conn_id in self._dial_slots)
             recent = 0  # only read when the limit engages
         else:
-            in_flight = sum(1 for c in self._conns.values()
-                            if c.phase is ConnectionPhase.DIALING and c.direction is _OUT) - 1
+            in_flight = sum(1 for c, s in self._conns.items() if c != conn_id and
+                            s.phase is ConnectionPhase.DIALING and s.direction is _OUT)
             since = now - control.window
-            recent = 0
+            recent = int(completed)
             for peer in self._peers.values():
                 connected_at = peer.connected_at
                 if peer.live is not None and connected_at is not None and \
                         connected_at >= since:
                     recent += 1
-        if control.on_stalled(conn.opened_at, now, in_flight, recent):
+        if control.on_overload(conn.opened_at, now, in_flight, recent):
             self._refresh_dial_limit()
 
     def _refresh_dial_limit(self) -> None:
@@ -497,10 +499,18 @@ class ConnectionManager:
 
     # ================================================================ outcomes
 
-    def _on_established(self, conn_id: ConnectionId, key: PeerKey, now: float) -> None:
+    def _on_established(self, conn_id: ConnectionId, key: PeerKey, now: float,
+                        answer_rtt: float | None = None) -> None:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
+        control = self._dial_control
+        if control is not None and answer_rtt is not None and \
+                answer_rtt > control.slow_answer:
+            self._on_dial_overloaded(conn_id, now, True)
+        elif control is not None and control.engaged and \
+                control.on_completed(now - conn.opened_at, bool(self._dial_queue)):
+            self._refresh_dial_limit()
         if self._dial_slots:  # a limited dial's slot is free again
             self._dial_slots.discard(conn_id)
         peer = self._peers.get(conn.peer) if conn.peer else None
@@ -511,10 +521,6 @@ class ConnectionManager:
             self._on_dial_failed(conn_id, "unexpected peer key", now)
             return
         peer.pending_dial = None
-        control = self._dial_control
-        if control is not None and control.engaged and \
-                control.on_completed(now - conn.opened_at, bool(self._dial_queue)):
-            self._refresh_dial_limit()
         conn.phase = _LIVE
         event_id = self._next_event_id
         self._next_event_id = event_id + 1

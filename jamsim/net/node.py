@@ -43,7 +43,7 @@ from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, H
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
-from jamsim.quic.tls_workaround import JamQuicConnection
+from jamsim.quic.tls_workaround import JamQuicConnection, latest_rtt_sample
 from jamsim.quic.verify import PeerVerifier
 
 log = logging.getLogger(__name__)
@@ -379,8 +379,9 @@ class Node:
         outcome = conn.handle_events_with(self._cid_event)
         if outcome.verified is not None:
             if conn.outbound:
+                rtt = latest_rtt_sample(conn.quic)  # the first answer's RTT
                 self.manager.handle(
-                    ConnectionEstablished(conn.conn_id, outcome.verified), self._now()
+                    ConnectionEstablished(conn.conn_id, outcome.verified, rtt), self._now()
                 )
             else:
                 builder = False

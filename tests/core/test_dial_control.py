@@ -29,7 +29,7 @@ def replay(control: DialControl, sequence: list[tuple[object, ...]]) -> list[tup
             _, age, in_flight, recent = signal
             assert isinstance(age, float) and isinstance(in_flight, int)
             assert isinstance(recent, int)
-            control.on_stalled(now - age, float(now), in_flight, recent)
+            control.on_overload(now - age, float(now), in_flight, recent)
         else:
             _, duration, waiting = signal
             assert isinstance(duration, float) and isinstance(waiting, bool)
@@ -70,27 +70,27 @@ def test_the_first_stall_engages_at_what_the_host_achieved(
     in_flight: int, recent: int, expected: int,
 ) -> None:
     control = DialControl(2, 40, WINDOW)
-    assert control.on_stalled(0.0, WINDOW, in_flight, recent)
+    assert control.on_overload(0.0, WINDOW, in_flight, recent)
     assert control.engaged and control.limit == expected
     assert control.allows(expected - 1) and not control.allows(expected)
 
 
 def test_stalls_of_dials_sent_under_the_old_limit_decrease_once() -> None:
     control = DialControl(1, 32, WINDOW)
-    control.on_stalled(0.0, 5.0, 31, 100)  # engaged at 16, decreased at t=5
+    control.on_overload(0.0, 5.0, 31, 100)  # engaged at 16, decreased at t=5
     assert control.limit == 16
     # The rest of that wave started before t=5: no further halving.
-    assert not control.on_stalled(0.1, 5.1, 30, 0)
-    assert not control.on_stalled(4.9, 9.9, 30, 0)
+    assert not control.on_overload(0.1, 5.1, 30, 0)
+    assert not control.on_overload(4.9, 9.9, 30, 0)
     assert control.limit == 16
     # A dial started after the decrease that stalls too: halve again.
-    assert control.on_stalled(5.2, 10.2, 15, 0)
+    assert control.on_overload(5.2, 10.2, 15, 0)
     assert control.limit == 8
 
 
 def test_fast_successes_grow_the_limit_by_one_per_window_and_slow_ones_hold() -> None:
     control = DialControl(1, 32, WINDOW)
-    control.on_stalled(0.0, 5.0, 7, 4)
+    control.on_overload(0.0, 5.0, 7, 4)
     assert control.limit == 4
     for _ in range(3):
         assert not control.on_completed(0.1, True)
@@ -103,7 +103,7 @@ def test_fast_successes_grow_the_limit_by_one_per_window_and_slow_ones_hold() ->
 
 def test_at_its_maximum_the_limit_opens_once_no_dial_waits() -> None:
     control = DialControl(1, 2, WINDOW)
-    control.on_stalled(0.0, 5.0, 1, 1)
+    control.on_overload(0.0, 5.0, 1, 1)
     assert control.limit == 1
     control.on_completed(0.1, True)
     assert control.limit == 2

@@ -348,3 +348,19 @@ def test_a_partition_alone_never_engages_the_limit(nodes: int, seed: int, heal: 
     assert host.run(900.0) is not None
     assert host.limits == []
     assert all(m.dial_limit is None for m in host.managers.values())
+
+
+def test_a_slow_first_answer_engages_the_limit_and_a_prompt_one_does_not() -> None:
+    manager, first = storm(8, adaptive())
+    slow = manager.policy.connect_timeout / 4
+    manager.handle(ConnectionEstablished(first[0].conn_id, first[0].peer, slow * 0.9), 2.0)
+    assert manager.dial_limit is None  # prompt enough, however long the dial took
+    manager.handle(ConnectionEstablished(first[1].conn_id, first[1].peer, slow * 1.1), 2.0)
+    # 6 others in flight, 2 completed in the last connect timeout: limit 2.
+    assert manager.dial_limit == 2
+    assert manager.status(first[1].peer) is ConnectionStatus.CONNECTED
+    for dial in first[2:]:
+        manager.handle(DialFailed(dial.conn_id, "timeout"), 5.0)
+    manager.drain_actions()
+    manager.handle_timer(60.0)
+    assert len(dials(manager.drain_actions())) == 2

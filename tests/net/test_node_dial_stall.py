@@ -1,6 +1,7 @@
-"""The real node tells a stalled dial (the peer answered, the handshake did not
-finish in time: overload) from an unanswered one (nobody there: partition, dead
-node), which the adaptive dial limit needs (``DialFailed.stalled``).
+"""The real node reports what the adaptive dial limit needs: it tells a stalled
+dial (the peer answered, the handshake did not finish in time: overload) from an
+unanswered one (nobody there: partition, dead node; ``DialFailed.stalled``), and
+how long a completed dial's first answer took (``ConnectionEstablished.answer_rtt``).
 
 Over loopback UDP, waits bounded, no fixed sleeps.
 """
@@ -12,7 +13,7 @@ import asyncio
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
-from jamsim.core.events import DialFailed, Event
+from jamsim.core.events import ConnectionEstablished, DialFailed, Event
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import is_preferred_initiator
 from jamsim.net.node import Node
@@ -87,5 +88,34 @@ def test_a_dial_answered_but_not_finished_in_time_is_stalled() -> None:
         assert failures[0].stalled
         assert limit == POLICY.adaptive_dials_min  # engaged: nothing had completed
         assert not a.connected_peers()
+
+    asyncio.run(main())
+
+
+def test_a_completed_dial_reports_its_answer_rtt_and_loopback_is_not_slow() -> None:
+    async def main() -> None:
+        vs, ids = make_set(2)
+        i, j = (0, 1) if is_preferred_initiator(vs[0].key, vs[1].key) else (1, 0)
+        a, b = node(vs, ids, i, policy=POLICY), node(vs, ids, j, policy=POLICY)
+        established: list[ConnectionEstablished] = []
+        handle = a.manager.handle
+
+        def spy(event: Event, now: float) -> None:
+            if isinstance(event, ConnectionEstablished):
+                established.append(event)
+            handle(event, now)
+
+        a.manager.handle = spy  # type: ignore[method-assign]
+        await b.start()
+        await a.start()
+        try:
+            await _wait(lambda: b.key in a.connected_peers(), timeout=10)
+            limit = a.status()["dial_limit"]
+        finally:
+            await a.stop()
+            await b.stop()
+        rtt = established[0].answer_rtt
+        assert rtt is not None and 0 < rtt < a.manager.policy.connect_timeout / 4
+        assert limit is None
 
     asyncio.run(main())
