@@ -505,10 +505,10 @@ class ConnectionManager:
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
         control = self._dial_control
-        if control is not None and answer_rtt is not None and \
+        if answer_rtt is not None and control is not None and \
                 answer_rtt > control.slow_answer:
             self._on_dial_overloaded(conn_id, now, True)
-        elif control is not None and control.engaged and \
+        elif self._dial_limit is not None and control is not None and control.engaged and \
                 control.on_completed(now - conn.opened_at, bool(self._dial_queue)):
             self._refresh_dial_limit()
         if self._dial_slots:  # a limited dial's slot is free again
