@@ -31,6 +31,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import ConnectionStatus, PeerKey
 from jamsim.identity import ValidatorIdentity, is_preferred_initiator
 from tests.core.helpers import endpoints, keys
+from tests.core.test_dial_path_cut import _caught_up, _step_by_step
 
 
 def dialled_set(peers: int, seed: int = 3) -> tuple[bytes, list[bytes]]:
@@ -364,3 +365,23 @@ def test_a_slow_first_answer_engages_the_limit_and_a_prompt_one_does_not() -> No
     manager.drain_actions()
     manager.handle_timer(60.0)
     assert len(dials(manager.drain_actions())) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut_until=st.floats(0.0, 400.0), in_current_set=st.booleans(), emit=st.booleans(),
+       give_up_after=st.none() | st.floats(10.0, 200.0), jitter=st.sampled_from(["none", "full"]))
+def test_catching_up_a_cut_dial_equals_each_attempt_under_the_preset(
+    cut_until: float, in_current_set: bool, emit: bool, give_up_after: float | None,
+    jitter: str,
+) -> None:
+    """The preset's adaptive limit stays open through a cut path (every attempt
+    times out unanswered), so DialPathCut's one step is still exact."""
+    policy = adaptive(give_up_after=give_up_after, jitter=jitter)
+    slow, remote, slow_seen, slow_started = _step_by_step(policy, cut_until, in_current_set,
+                                                          emit)
+    fast, _, fast_seen, fast_started = _caught_up(policy, cut_until, in_current_set, emit)
+    assert (fast_seen, fast_started) == (slow_seen, slow_started)
+    assert fast.peer(remote) == slow.peer(remote)
+    assert fast.next_deadline() == slow.next_deadline()
+    assert fast._rng.random() == slow._rng.random()
+    assert fast.dial_limit is None and slow.dial_limit is None
