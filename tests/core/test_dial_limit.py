@@ -219,18 +219,24 @@ def test_dial_path_cut_under_an_engaged_adaptive_limit_applies_the_first_timeout
 @dataclass
 class _Handshake:
     transport: Transport
+    started: float
     deadline: float
     work: float  # CPU seconds still needed; inf: nobody answers
+    answer_at: float  # the first answer goes out when ``work`` falls to this
+    answered: float | None = None  # when it did
 
 
 @dataclass
 class CrowdedHost(Loopback):
     """Every manager on one host whose CPU runs all handshakes at once, shared
-    equally (processor sharing): ``work`` CPU seconds each. A handshake not done
-    by its dial's timeout fails *stalled*; a dial to an unreachable peer fails
-    unanswered. Records every dial that started above its manager's limit."""
+    equally (processor sharing): ``work`` CPU seconds each, the first answer
+    (ServerHello) after the first ``answer_share`` of it. A handshake not done by
+    its dial's timeout fails *stalled* if answered, else unanswered (as a
+    dial to an unreachable peer does); a completed one reports how long its
+    answer took. Records every dial that started above its manager's limit."""
 
     work: float = 0.2
+    answer_share: float = 0.3
     handshakes: list[_Handshake] = field(default_factory=list)
     over_limit: list[tuple[float, int, int]] = field(default_factory=list)
     limits: list[int] = field(default_factory=list)
@@ -250,7 +256,8 @@ class CrowdedHost(Loopback):
         if remote is not None and self.reachable(node, dial.peer):
             transport.acceptor_id = remote.allocate_connection_id()
             work = self.work
-        self.handshakes.append(_Handshake(transport, self.now + dial.timeout, work))
+        self.handshakes.append(_Handshake(transport, self.now, self.now + dial.timeout, work,
+                                          work * (1 - self.answer_share)))
 
     def run(self, until: float) -> float | None:
         """Drive until every pair is connected (returns when) or ``until``."""
@@ -266,6 +273,8 @@ class CrowdedHost(Loopback):
             rate = 1.0 / len(running) if running else 0.0
             candidates = [h.deadline for h in self.handshakes]
             candidates += [self.now + h.work / rate for h in running]
+            candidates += [self.now + (h.work - h.answer_at) / rate for h in running
+                           if h.answered is None]
             candidates += [d for m in self.managers.values()
                            if (d := m.next_deadline()) is not None]
             if not candidates:
@@ -273,6 +282,8 @@ class CrowdedHost(Loopback):
             step = max(self.now, min(candidates))
             for h in running:
                 h.work -= (step - self.now) * rate
+                if h.answered is None and h.work <= h.answer_at + 1e-9:
+                    h.answered = step
             self.now = step
             for h in list(self.handshakes):
                 t = h.transport
@@ -281,13 +292,14 @@ class CrowdedHost(Loopback):
                     assert t.acceptor_id is not None
                     self.pending.append(Delivery(t.acceptor,
                                                  InboundHandshake(t.acceptor_id, t.dialer), t))
-                    self.pending.append(Delivery(t.dialer,
-                                                 ConnectionEstablished(t.dialer_id, t.acceptor), t))
+                    rtt = (h.answered or self.now) - h.started
+                    self.pending.append(Delivery(t.dialer, ConnectionEstablished(
+                        t.dialer_id, t.acceptor, rtt), t))
                 elif h.deadline <= self.now:
                     self.handshakes.remove(h)
                     t.closed = True
                     self.pending.append(Delivery(t.dialer, DialFailed(
-                        t.dialer_id, "timeout", stalled=h.work != math.inf)))
+                        t.dialer_id, "timeout", stalled=h.answered is not None)))
             for key, manager in self.managers.items():
                 deadline = manager.next_deadline()
                 if deadline is not None and deadline <= self.now:
