@@ -41,9 +41,10 @@ from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_
 from jamsim.net.connection import BlockSource, JamConnection
 from jamsim.protocol.messages import Announcement, Block, BlockRequest, Final, Handshake
 from jamsim.protocol.stream_protocols import CE128Client
+from jamsim.quic import tls_workaround
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
-from jamsim.quic.tls_workaround import JamQuicConnection, latest_rtt_sample
+from jamsim.quic.tls_workaround import JamQuicConnection
 from jamsim.quic.verify import PeerVerifier
 
 log = logging.getLogger(__name__)
@@ -202,10 +203,10 @@ class Node:
             "connected": live,
             "connected_count": len(live),
             "quic_connections": len(self._conns),
+            "dial_limit": self.manager.dial_limit,
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "lost": dict(self.lost),
-            "dial_limit": self.manager.dial_limit,
         }
 
     def connected_peers(self) -> set[bytes]:
@@ -379,7 +380,7 @@ class Node:
         outcome = conn.handle_events_with(self._cid_event)
         if outcome.verified is not None:
             if conn.outbound:
-                rtt = latest_rtt_sample(conn.quic)  # the first answer's RTT
+                rtt = tls_workaround.latest_rtt_sample(conn.quic)  # of the first answer
                 self.manager.handle(
                     ConnectionEstablished(conn.conn_id, outcome.verified, rtt), self._now()
                 )
