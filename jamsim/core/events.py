@@ -53,26 +53,47 @@ class ValidatorSetChanged:
 
 @dataclass(slots=True, init=False)
 class ConnectionEstablished:
-    """An outbound dial completed its QUIC/TLS handshake with the expected key."""
+    """An outbound dial completed its QUIC/TLS handshake with the expected key.
+
+    ``answer_rtt``: how long the peer took to answer, as the transport measured
+    it (QUIC's first RTT sample: from sending the packet that was acknowledged to
+    the acknowledgement, so loss recovery and a partition the dial waited through
+    do not count); ``None`` if not measured. Far above any path's RTT it means the
+    peer, or this node, queued the handshake: ``policy.adaptive_dials`` treats it
+    as overload.
+    """
 
     conn_id: ConnectionId
     peer: PeerKey
+    answer_rtt: float | None = None
 
-    def __init__(self, conn_id: ConnectionId, peer: PeerKey) -> None:
+    def __init__(self, conn_id: ConnectionId, peer: PeerKey,
+                 answer_rtt: float | None = None) -> None:
         self.conn_id = conn_id
         self.peer = peer
+        self.answer_rtt = answer_rtt
 
 
 @dataclass(slots=True, init=False)
 class DialFailed:
-    """An outbound dial did not complete (timeout, refused, TLS failure...)."""
+    """An outbound dial did not complete (timeout, refused, TLS failure...).
+
+    ``stalled``: the dial reached its connect timeout *after* the peer had
+    answered (some packet came back): a handshake under way that could not
+    finish in time, the sign of an overloaded host (``policy.adaptive_dials``
+    shrinks the dial limit on it). False for every other failure, above all a
+    timeout with no answer at all (unreachable peer, partition), which must not
+    throttle dialling.
+    """
 
     conn_id: ConnectionId
     reason: str
+    stalled: bool = False
 
-    def __init__(self, conn_id: ConnectionId, reason: str) -> None:
+    def __init__(self, conn_id: ConnectionId, reason: str, stalled: bool = False) -> None:
         self.conn_id = conn_id
         self.reason = reason
+        self.stalled = stalled
 
 
 @dataclass(slots=True, init=False)
@@ -143,8 +164,12 @@ class DialPathCut:
     and retry timer in turn. A dial still within its connect timeout at ``now`` is
     asked for again as a :class:`~jamsim.core.actions.Dial` with ``started_at``.
 
-    Not supported with ``policy.serial_dials``: there one dial blocks all others,
-    so attempts to different peers are not independent.
+    Not supported with ``policy.serial_dials`` or ``max_parallel_dials``: there
+    one dial waits for others, so attempts to different peers are not
+    independent. An adaptive limit (``policy.adaptive_dials``) is open until a
+    dial stalls, which the ``model`` fidelity never reports; should it be engaged
+    all the same, only the dial's first timeout is applied and its retries queue
+    for a slot like any other dial.
     """
 
     conn_id: ConnectionId

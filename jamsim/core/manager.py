@@ -30,6 +30,7 @@ from jamsim.core.connection import (
     ConnectionState,
     PeerSnapshot,
 )
+from jamsim.core.dial_control import DialControl
 from jamsim.core.errors import UsageError
 from jamsim.core.events import (
     ConnectionEstablished,
@@ -118,8 +119,15 @@ class ConnectionManager:
         # peers waiting for one. Serial dialling (Jamixir) is one slot, and the
         # manager then also handles no other event until that dial ends.
         # "Serial and a slot is taken" is the blocked state; no separate field.
+        # An adaptive limit (DialControl) is open until a dial stalls; slots are
+        # tracked only while some limit is in force (``_dial_limit``, the smaller
+        # of the fixed and the adaptive one; None: none).
         self._serial_dials = self.policy.serial_dials
-        self._dial_limit = 1 if self._serial_dials else self.policy.max_parallel_dials
+        self._fixed_dial_limit = 1 if self._serial_dials else self.policy.max_parallel_dials
+        self._dial_limit = self._fixed_dial_limit
+        self._dial_control: DialControl | None = DialControl(
+            self.policy.adaptive_dials_min, self.policy.adaptive_dials_max,
+            self.policy.connect_timeout) if self.policy.adaptive_dials else None
         self._dial_slots: set[ConnectionId] = set()
         self._dial_queue: deque[PeerKey] = deque()
         self._backlog: deque[Event] = deque()
@@ -235,6 +243,12 @@ class ConnectionManager:
     def is_shut_down(self) -> bool:
         return self._shut_down
 
+    @property
+    def dial_limit(self) -> int | None:
+        """How many outbound dials may be in flight now (``None``: no limit): the
+        policy's fixed limit, or the adaptive one while engaged, the smaller."""
+        return self._dial_limit
+
     # ================================================================ dispatch
 
     def _dispatch(self, event: Event, now: float) -> None:
@@ -244,12 +258,14 @@ class ConnectionManager:
         if type(event) is InboundConnecting:
             self._on_inbound_connecting(event.conn_id, event.address, now)
         elif type(event) is ConnectionEstablished:
-            self._on_established(event.conn_id, event.peer, now)
+            self._on_established(event.conn_id, event.peer, now, event.answer_rtt)
         elif type(event) is InboundHandshake:
             self._on_inbound_handshake(event, now)
         elif type(event) is ConnectionLost:
             self._on_lost(event.conn_id, event.reason, event.side, now)
         elif type(event) is DialFailed:
+            if event.stalled:
+                self._on_dial_overloaded(event.conn_id, now)
             self._on_dial_failed(event.conn_id, event.reason, now)
         elif type(event) is DialPathCut:
             self._on_dial_path_cut(event, now)
@@ -277,7 +293,8 @@ class ConnectionManager:
     def _start_queued(self, now: float) -> None:
         """Start queued dials while slots are free, then drain a serial backlog."""
         while not (self._serial_dials and self._dial_slots) and not self._shut_down:
-            if self._dial_queue and len(self._dial_slots) < (self._dial_limit or 0):
+            limit = self._dial_limit
+            if self._dial_queue and (limit is None or len(self._dial_slots) < limit):
                 key = self._dial_queue.popleft()
                 peer = self._peers.get(key)
                 if peer is not None and self._wants_dial(peer):
@@ -287,6 +304,48 @@ class ConnectionManager:
                 self._dispatch(self._backlog.popleft(), now)
                 continue
             break
+
+    def _on_dial_overloaded(self, conn_id: ConnectionId, now: float,
+                            completed: bool = False) -> None:
+        """Tell the adaptive limit that dial ``conn_id`` ran into overload (stalled,
+        or ``completed`` but answered far too slowly), before it leaves the dials
+        in flight."""
+        control = self._dial_control
+        conn = self._conns.get(conn_id)
+        if control is None or conn is None or conn.phase is not ConnectionPhase.DIALING:
+            return
+        if control.engaged:
+            in_flight = len(self._dial_slots) - (conn_id in self._dial_slots)
+            recent = 0  # only read when the limit engages
+        else:
+            in_flight = sum(1 for c, s in self._conns.items() if c != conn_id and
+                            s.phase is ConnectionPhase.DIALING and s.direction is _OUT)
+            since = now - control.window
+            recent = int(completed)
+            for peer in self._peers.values():
+                connected_at = peer.connected_at
+                if peer.live is not None and connected_at is not None and \
+                        connected_at >= since:
+                    recent += 1
+        if control.on_overload(conn.opened_at, now, in_flight, recent):
+            self._refresh_dial_limit()
+
+    def _refresh_dial_limit(self) -> None:
+        """Apply the adaptive limit after it changed: the smaller of it and the
+        fixed one; when a limit comes into force, every dial in flight holds a slot."""
+        control = self._dial_control
+        fixed = self._fixed_dial_limit
+        if control is None or not control.engaged:
+            if fixed is None:
+                self._dial_slots.clear()
+            self._dial_limit = fixed
+            return
+        if self._dial_limit is None:
+            self._dial_slots.update(
+                c for c, s in self._conns.items()
+                if s.phase is ConnectionPhase.DIALING and s.direction is _OUT)
+        adaptive = control.limit
+        self._dial_limit = adaptive if fixed is None else min(fixed, adaptive)
 
     # ================================================================ validator set
 
@@ -457,10 +516,18 @@ class ConnectionManager:
 
     # ================================================================ outcomes
 
-    def _on_established(self, conn_id: ConnectionId, key: PeerKey, now: float) -> None:
+    def _on_established(self, conn_id: ConnectionId, key: PeerKey, now: float,
+                        answer_rtt: float | None = None) -> None:
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING:
             return
+        control = self._dial_control
+        if answer_rtt is not None and control is not None and \
+                answer_rtt > control.slow_answer:
+            self._on_dial_overloaded(conn_id, now, True)
+        elif self._dial_limit is not None and control is not None and control.engaged and \
+                control.on_completed(now - conn.opened_at, bool(self._dial_queue)):
+            self._refresh_dial_limit()
         if self._dial_slots:  # a limited dial's slot is free again
             self._dial_slots.discard(conn_id)
         peer = self._peers.get(conn.peer) if conn.peer else None
@@ -508,13 +575,20 @@ class ConnectionManager:
         the retry it schedules also fell before ``now``, that dial starts then, and
         so on. It stops at the first timer or dial still ahead of ``now``.
         """
-        if self._dial_limit is not None:
+        if self._fixed_dial_limit is not None:
             raise UsageError("DialPathCut needs unlimited parallel dials: with "
                              "serial_dials or max_parallel_dials a dial waits for "
                              "others to end, so attempts are not independent")
         conn_id = event.conn_id
         conn = self._conns.get(conn_id)
         if conn is None or conn.phase is not ConnectionPhase.DIALING or conn.peer is None:
+            return
+        if self._dial_limit is not None:
+            # An engaged adaptive limit (never in the model fidelity): the retries
+            # would have waited for slots, which cannot be replayed; apply the
+            # first timeout and let the retry queue like any other dial.
+            failed_at = min(now, conn.opened_at + self.policy.connect_timeout)
+            self._on_dial_failed(conn_id, "timeout", failed_at, failed_at)
             return
         peer = self._peers.get(conn.peer)
         timeout = self.policy.connect_timeout

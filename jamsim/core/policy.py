@@ -18,8 +18,9 @@ Two presets matter:
     non-preferred side after a 5 s grace period (the text allows it), no permanent
     give-up for current-set validators, duplicates resolved by a rule both ends
     compute identically (the connection opened by the preferred initiator wins,
-    then the newer), parallel dials, and an idle timeout with keep-alives so a dead
-    peer is noticed in seconds.
+    then the newer), parallel dials whose number adapts to what the host's
+    handshakes achieve (unlimited until a handshake stalls at the connect timeout),
+    and an idle timeout with keep-alives so a dead peer is noticed in seconds.
 
 Every field can be overridden: ``ConnectionPolicy.preset("jamixir", idle_timeout=10)``.
 """
@@ -76,6 +77,16 @@ class ConnectionPolicy:
     ``serial_dials``). ``None``: no limit. A node dialling a whole validator set
     at once on a busy host can push every handshake past ``connect_timeout``, and
     the retries then keep it there."""
+    adaptive_dials: bool = False
+    """Adapt how many dials are in flight to what the handshakes achieve
+    (``jamsim/core/dial_control.py``): no limit until a dial stalls (times out
+    after the peer answered, the sign of an overloaded host), then additive
+    increase / multiplicative decrease between ``adaptive_dials_min`` and
+    ``adaptive_dials_max``, open again once back at the maximum. Dials that time
+    out unanswered (partition, dead peer) never shrink it. Combines with
+    ``max_parallel_dials`` (the smaller limit applies), not with ``serial_dials``."""
+    adaptive_dials_min: int = 1
+    adaptive_dials_max: int = 32
     # --- backoff
     initial_retry: float = 1.0
     retry_multiplier: float = 2.0
@@ -134,6 +145,11 @@ class ConnectionPolicy:
             if self.serial_dials:
                 problems.append("max_parallel_dials does not combine with serial_dials "
                                 "(which already dials one peer at a time)")
+        if self.adaptive_dials_min < 1 or self.adaptive_dials_max < self.adaptive_dials_min:
+            problems.append("adaptive_dials_min must be >= 1 and <= adaptive_dials_max")
+        if self.adaptive_dials and self.serial_dials:
+            problems.append("adaptive_dials does not combine with serial_dials "
+                            "(which already dials one peer at a time)")
         for name in ("reconnect_after_loss", "give_up_after", "idle_timeout",
                      "keep_alive_interval", "disconnect_timeout"):
             value = getattr(self, name)
@@ -234,7 +250,8 @@ class ConnectionPolicy:
 
 
 _WHOLE_NUMBER_FIELDS = frozenset({"initial_retry_repeats", "non_validator_slots",
-                                  "max_parallel_dials"})
+                                  "max_parallel_dials", "adaptive_dials_min",
+                                  "adaptive_dials_max"})
 """The ``int`` fields (listed, not derived: the compiled build keeps no annotation
 strings; a test checks the list against the pure-Python annotations)."""
 
@@ -264,5 +281,5 @@ PRESETS: dict[str, ConnectionPolicy] = {
         # and disconnecting" (microsoft/msquic, docs/Settings.md).
         disconnect_timeout=16.0,
     ),
-    "jamnp-s": ConnectionPolicy(name="jamnp-s", give_up_after=900.0),
+    "jamnp-s": ConnectionPolicy(name="jamnp-s", give_up_after=900.0, adaptive_dials=True),
 }

@@ -20,6 +20,7 @@ from typing import Any
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic import events
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
+from aioquic.tls import State as TlsState
 
 from jamsim.core.actions import AcceptInbound, CloseConnection, Dial, EmitTelemetry
 from jamsim.core.events import (
@@ -50,6 +51,7 @@ from jamsim.protocol.messages import (
     Handshake,
 )
 from jamsim.protocol.stream_protocols import CE128Client
+from jamsim.quic import tls_workaround
 from jamsim.quic.certificates import certificate_for
 from jamsim.quic.config import make_configuration
 from jamsim.quic.tls_workaround import JamQuicConnection
@@ -64,6 +66,7 @@ DatagramFilter = Callable[[str, bytes, Addr], bytes | None]
 
 _HOST_CID_LENGTH = 8
 _CLOSE_NORMAL = 0
+_UNANSWERED = (TlsState.CLIENT_HANDSHAKE_START, TlsState.CLIENT_EXPECT_SERVER_HELLO)
 
 
 def _no_blocks(_request: BlockRequest) -> Sequence[Block] | None:
@@ -236,6 +239,7 @@ class Node:
             "connected": live,
             "connected_count": len(live),
             "quic_connections": len(self._conns),
+            "dial_limit": self.manager.dial_limit,
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "internal_errors": dict(self.internal_errors),
@@ -406,7 +410,10 @@ class Node:
             conn.close(_CLOSE_NORMAL, "connect timeout")
             self._transmit(conn)
             self._forget(conn)
-            self._manager_event(DialFailed(conn.conn_id, "timeout"))
+            # Stalled: the peer answered (its ServerHello came back) but the
+            # handshake did not finish in time, i.e. overload, not unreachability.
+            stalled = conn.quic.tls.state not in _UNANSWERED
+            self._manager_event(DialFailed(conn.conn_id, "timeout", stalled))
 
     def _make_conn(
         self, quic: JamQuicConnection, conn_id: int, address: PeerAddress, *, outbound: bool
@@ -513,8 +520,9 @@ class Node:
         outcome = conn.handle_events_with(self._cid_event)
         if outcome.verified is not None:
             if conn.outbound:
+                rtt = tls_workaround.latest_rtt_sample(conn.quic)  # of the first answer
                 self.manager.handle(
-                    ConnectionEstablished(conn.conn_id, outcome.verified), self._now()
+                    ConnectionEstablished(conn.conn_id, outcome.verified, rtt), self._now()
                 )
             else:
                 builder = False

@@ -2,14 +2,16 @@
 
 aioquic (bounded >=1.2,<1.8 in pyproject) has no public API to (a) make a server
 request a client certificate, (b) read the peer certificate after the handshake,
-(c) choose the key shares a client offers or (d) lower the connection-id limit
-it advertises. All four exist as private attributes:
+(c) choose the key shares a client offers, (d) lower the connection-id limit
+it advertises or (e) read an RTT sample. All five exist as private attributes:
 
 * ``Context._request_client_certificate`` (server: send CertificateRequest);
 * ``Context._peer_certificate`` (the parsed peer leaf certificate);
 * ``Context._supported_groups`` (client: one key share per listed group);
 * ``QuicConnection._local_active_connection_id_limit`` (how many connection ids
-  the peer may issue us; see :data:`ACTIVE_CONNECTION_ID_LIMIT`).
+  the peer may issue us; see :data:`ACTIVE_CONNECTION_ID_LIMIT`);
+* ``QuicConnection._loss._rtt_latest`` (read-only: how long a dial's first answer
+  took, for the adaptive dial limit; :func:`latest_rtt_sample`).
 
 (c) is about cost, not correctness: aioquic's client offers a key share for each
 of P-256, P-384, X25519 and X448, generating four ephemeral key pairs per dial
@@ -88,3 +90,14 @@ def peer_certificate(conn: QuicConnection) -> x509.Certificate | None:
     if cert is not None and not isinstance(cert, x509.Certificate):
         raise AioquicIncompatible(f"unexpected peer certificate type {type(cert)!r}")
     return cert
+
+
+def latest_rtt_sample(conn: QuicConnection) -> float | None:
+    """aioquic's latest RTT sample (``QuicPacketRecovery._rtt_latest``), None before
+    the first. Read when a dial's handshake completes it is the peer's first
+    answer: sent-to-acknowledged time of the packet it acknowledged, so probe
+    retransmissions do not inflate it, and a peer's queueing delay does."""
+    loss: Any = getattr(conn, "_loss", None)
+    if loss is None or not hasattr(loss, "_rtt_latest") or not hasattr(loss, "_rtt_initialized"):
+        raise AioquicIncompatible("aioquic QuicConnection has no _loss._rtt_latest")
+    return float(loss._rtt_latest) if loss._rtt_initialized else None

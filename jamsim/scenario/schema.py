@@ -189,6 +189,14 @@ class Policy(_Model):
     max_parallel_dials: int | None = Field(
         None, description="at most this many dials in flight per node; more wait their "
                           "turn (>= 1; unset: no limit)")
+    adaptive_dials: bool | None = Field(
+        None, description="adapt the dials in flight to what handshakes achieve: no limit "
+                          "until a dial stalls, then AIMD within adaptive_dials_min..max")
+    adaptive_dials_min: int | None = Field(
+        None, description="lowest adaptive dial limit (>= 1)")
+    adaptive_dials_max: int | None = Field(
+        None, description="highest adaptive dial limit; reached with no dial waiting, the "
+                          "limit opens (>= adaptive_dials_min)")
     initial_retry: Duration | None = Field(None, description="first retry delay (> 0)")
     retry_multiplier: float | None = Field(None, description="backoff growth factor (>= 1)")
     max_retry: Duration | None = Field(None, description="cap of a retry delay "
