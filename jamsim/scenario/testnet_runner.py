@@ -11,6 +11,7 @@ telemetry event rows (from the JIP-3 collector) and connectivity samples.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -278,11 +279,16 @@ def run_on_testnet(
 
 
 def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
-    """The testnet's validators from the keys file it started with."""
-    from jamsim.testnet.keys import load_keys
+    """The testnet's validators ``(index, key, region, epoch)`` from the keys file
+    the harness wrote for it.
 
+    Read directly rather than through :func:`jamsim.testnet.keys.load_keys`: a
+    swarm keys file names its peers by service DNS names (``tasks.v3``) that only
+    resolve inside the overlay network, and the table needs no addresses."""
     keys_file = getattr(backend, "keys_file", None)
     if keys_file is None:
         return []
-    _, vset, _ = load_keys(Path(keys_file))
-    return [(info.index, info.key, info.region, 0) for info in vset]
+    document = json.loads(Path(keys_file).read_text())
+    return [(int(entry["index"]), bytes.fromhex(entry["public_key"]),
+             str(entry.get("region", "default")), 0)
+            for entry in document["validators"]]
