@@ -90,8 +90,10 @@ def _measure(name: str, argv: list[str]) -> dict[str, Any]:
 
 def _folder(path: Path) -> dict[str, Any]:
     summary = json.loads((path / "summary.json").read_text())
-    sizes = {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(path.iterdir())
-             if p.is_file() and p.suffix == ".parquet"}
+    # a table is one file or (the event table) a directory of parts
+    sizes = {p.name: round(sum(f.stat().st_size for f in ([p] if p.is_file() else
+                                                          p.glob("*.parquet"))) / 2**20, 1)
+             for p in sorted(path.iterdir()) if p.suffix == ".parquet"}
     metrics = summary.get("metrics", {})
     return {"complete": summary.get("complete"), "simulated_s": summary.get("simulated_s"),
             "events": sum(metrics.get("event_counts", {}).values()),

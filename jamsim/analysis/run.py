@@ -77,6 +77,8 @@ class Run:
         self.complete = complete
         self.incomplete_reason = incomplete_reason
         self.meta: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}
+        """Results derived from the tables, computed once (``jamsim.analysis.metrics``)."""
 
     # ------------------------------------------------------------------ tables
 

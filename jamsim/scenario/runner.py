@@ -173,7 +173,8 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                        fidelity=scenario.fidelity, seed=scenario.seed,
                        sample_interval=scenario.sample_interval, on_sample=recorder.on_sample,
                        identities=identities,
-                       on_row=recorder.events.append_row if record_events else None,
+                       on_row=recorder.events.append_compact if record_events else None,
+                       reason_codes=recorder.events.reason_codes,
                        **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
     recording = _record_traffic(scenario, built, out)

@@ -24,7 +24,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
-from jamsim.core.types import Direction, NodeLifecycle, PeerEndpoint, Side, TelemetryKind
+from jamsim.core.types import Direction, NodeLifecycle, PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorInfo, ValidatorSet
 from jamsim.sim.connectivity import LinkCounters
 from jamsim.sim.fidelity import Transport
@@ -38,9 +38,15 @@ from jamsim.telemetry.records import ConnectivitySample, EventRecord
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
 Fidelity = Literal["model", "quic"]
-EventRow = tuple[float, int, int, str, int, str, str, int, int, int, int, int]
-"""One event-table row, columns as ``records.EVENT_COLUMNS``."""
-_LABELS: Final = {kind: kind.label for kind in TelemetryKind}
+EventRow = tuple[float, int, int, int, int, int, int, int, int, int, int]
+"""One compact event row, columns as ``telemetry.writer.COMPACT_COLUMNS``: numbers
+only (the writer turns the kind, direction and reason codes into the table's
+dictionary columns), because building and converting strings per event was half
+the cost of recording a full-scale run."""
+_NO_DIRECTION: Final = 0
+_DIRECTION_OUT: Final = 1
+_DIRECTION_IN: Final = 2
+"""Direction codes of compact rows (``telemetry.writer.DIRECTION_CODES``)."""
 _OUT: Final = Direction.OUTBOUND
 _READS_EVERY_PEER = frozenset((ValidatorSetChanged, Shutdown))
 """Events after which a manager acts on every peer's state: cut dials catch up first."""
@@ -104,8 +110,9 @@ class Simulation:
     """Validators, their managers, the network and the timeline of one run.
 
     ``on_event`` receives every JIP-3 telemetry event as an :class:`EventRecord`;
-    ``on_row`` receives it as a plain tuple of the event table's columns (the
-    recording path of a run: no object per event); with neither, managers skip
+    ``on_row`` receives it as a compact row (:data:`EventRow`, the recording path
+    of a run: no object per event), its reason coded by ``reason_codes`` (a new
+    reason gets the next code; pass the event writer's map); with neither, managers skip
     telemetry too (the fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
 
@@ -142,6 +149,7 @@ class Simulation:
         traffic: bool = False,
         slot_seconds: float = 6.0,
         on_row: Callable[[EventRow], None] | None = None,
+        reason_codes: dict[str, int] | None = None,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -173,6 +181,9 @@ class Simulation:
         self.network.listeners.append(self._topology_changed)
         self.on_event = on_event
         self.on_row = on_row
+        self.reason_codes: dict[str, int] = reason_codes if reason_codes is not None \
+            else {"": 0}
+        """Code of each reason in the compact rows handed to ``on_row``."""
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
@@ -391,23 +402,29 @@ class Simulation:
         self.events_emitted += 1
         on_row = self.on_row
         if on_row is not None:
-            # The event table's columns in order (records.EVENT_COLUMNS), with no
-            # record object in between: a full-scale run emits tens of millions.
+            # Numbers only (see EventRow), with no record object in between: a
+            # full-scale run emits tens of millions.
             peer = action.peer
             direction = action.direction
             conn_id = action.conn_id
             ref = action.ref_event_id
             side = action.side
             at = action.at
+            reason = action.reason
+            codes = self.reason_codes
+            code = codes.get(reason)
+            if code is None:
+                code = len(codes)
+                codes[reason] = code
             on_row((
                 self.env.now if at is None else at,
                 node.index,
                 self._by_key.get(peer, -1) if peer is not None else -1,
-                _LABELS[action.kind],
                 int(action.kind),
                 # identity, not a dict: Enum.__hash__ is Python code
-                "" if direction is None else "out" if direction is _OUT else "in",
-                action.reason,
+                _NO_DIRECTION if direction is None
+                else _DIRECTION_OUT if direction is _OUT else _DIRECTION_IN,
+                code,
                 action.attempt,
                 conn_id if conn_id is not None else -1,
                 action.event_id,
@@ -446,8 +463,10 @@ class Simulation:
         """Record what the harness did to ``node``'s process (see NodeLifecycle)."""
         on_row = self.on_row
         if on_row is not None:
-            on_row((float(self.env.now), node.index, -1, kind.label, int(kind), "", "", 0, -1,
-                    -1, -1, -1))
+            codes = self.reason_codes
+            no_reason = codes.setdefault("", len(codes))
+            on_row((float(self.env.now), node.index, -1, int(kind), _NO_DIRECTION, no_reason,
+                    0, -1, -1, -1, -1))
         on_event = self.on_event
         if on_event is None:
             return

@@ -11,10 +11,18 @@ footer is written, and an IPC stream of dictionary-encoded batches needs its
 dictionaries replayed in order and a reader that tolerates a torn last message;
 a directory of closed Parquet files is readable at every instant by pyarrow,
 pandas and DuckDB alike, and reading only some columns or row groups of it stays
-cheap. :meth:`TableWriter.close` then consolidates the parts, one at a time, into
-``<name>.parquet`` (one row group per part) and removes the directory.
-:func:`read_table` and :func:`open_dataset` read the consolidated file when there
-is one and otherwise the parts, so an un-closed run is readable with the same call;
+cheap. :meth:`TableWriter.close` then finishes the table one of two ways:
+
+* the event table (tens of millions of rows) keeps its parts as its final form:
+  the directory is renamed, atomically, to ``events.parquet/`` -- a directory
+  dataset that pyarrow, pandas and DuckDB read like one file. Consolidating the
+  parts into one file re-read and re-wrote every row (a tenth of a full-scale
+  run's time) to gain nothing a reader needs;
+* small tables (connectivity samples, delivery batches) are merged, one part at a
+  time, into one ``<name>.parquet`` file.
+
+:func:`read_table` and :func:`open_dataset` read either final form and otherwise
+the parts, so an un-closed run is readable with the same call;
 :func:`table_is_closed` says which.
 
 Schemas are fixed (``EVENT_SCHEMA``, ``CONNECTIVITY_SCHEMA``, ``NODE_SCHEMA``),
@@ -23,6 +31,11 @@ with columns exactly ``records.EVENT_COLUMNS`` / ``CONNECTIVITY_COLUMNS`` /
 testnet tables concatenate. Event rows are compact: validator indices are int32,
 the event name, direction and reason are dictionary-encoded (pandas loads them
 as categoricals), time is float64 seconds.
+
+The simulator hands the event writer *compact rows* (:data:`COMPACT_COLUMNS`:
+numbers only, the event name implied by its JIP-3 kind, the direction and the
+reason as small codes): converting strings was half the cost of turning rows into
+columns, and the dictionary columns are built from the codes directly.
 """
 
 from __future__ import annotations
@@ -34,10 +47,12 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from jamsim.core.types import NodeLifecycle, TelemetryKind
 from jamsim.telemetry.records import (
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
@@ -48,7 +63,9 @@ from jamsim.telemetry.records import (
 )
 
 __all__ = [
+    "COMPACT_COLUMNS",
     "CONNECTIVITY_SCHEMA",
+    "DIRECTION_CODES",
     "EVENT_SCHEMA",
     "NODE_SCHEMA",
     "ConnectivityWriter",
@@ -58,6 +75,7 @@ __all__ = [
     "read_nodes",
     "read_table",
     "table_exists",
+    "table_files",
     "table_is_closed",
     "write_nodes",
 ]
@@ -95,14 +113,31 @@ NODE_SCHEMA = pa.schema([(c, _NODE_TYPES[c]) for c in NODE_COLUMNS])
 
 R = TypeVar("R")
 
+COMPACT_COLUMNS: tuple[str, ...] = ("time", "node", "peer", "kind", "direction", "reason",
+                                    "attempt", "conn_id", "event_id", "ref_event_id",
+                                    "side")
+"""A compact event row (:meth:`EventTableWriter.append_compact`): the event
+table's columns without ``event`` (implied by ``kind``), with ``direction`` a code
+of :data:`DIRECTION_CODES` and ``reason`` a code of the writer's ``reason_codes``."""
+DIRECTION_CODES: dict[str, int] = {"": 0, "out": 1, "in": 2}
+_DIRECTIONS = sorted(DIRECTION_CODES, key=DIRECTION_CODES.__getitem__)
+_KIND_LABELS: dict[int, str] = {int(k): k.label for k in (*TelemetryKind, *NodeLifecycle)}
+_COMPACT_TYPE = pa.struct([
+    pa.field(c, pa.int32() if c == "reason" else pa.int8() if c == "direction"
+             else _EVENT_TYPES.get(c, pa.int64())) for c in COMPACT_COLUMNS])
+
 
 class TableWriter(Generic[R]):
     """Append rows; every ``flush_every`` rows (or on :meth:`flush`) write a part.
 
     Memory held is at most ``flush_every`` rows, however long the run. Rows are
-    kept as plain tuples in column order (:meth:`append_row`, the simulator's fast
-    path; :meth:`append` takes a record and reads its attributes).
+    kept as plain tuples in column order (:meth:`append_row`; :meth:`append` takes
+    a record and reads its attributes).
     """
+
+    consolidate = True
+    """Whether :meth:`close` merges the parts into one file (else the parts
+    directory, renamed, is the final table)."""
 
     def __init__(
         self,
@@ -152,23 +187,29 @@ class TableWriter(Generic[R]):
             raise ValueError(f"{self.path} writer is closed")
         if not self._pending:
             return
-        table = self._table(self._pending)
+        self._write_part(self._table(self._pending))
+        self.rows_written += len(self._pending)
+        self._pending.clear()
+
+    def _write_part(self, table: pa.Table) -> None:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self._parts += 1
         final = self.parts_dir / f"part-{self._parts:05d}.parquet"
         tmp = final.with_suffix(".parquet.tmp")
-        # Parts live until close() re-encodes them: not compressing them saves
-        # a third of their write and half their read (the final file is snappy).
-        pq.write_table(table, tmp, compression="none")
+        # Compressed: a part may be the table's final form (consolidate=False),
+        # and zstd cost ~10% more than no compression to write, about the same to read.
+        pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
-        self.rows_written += len(self._pending)
-        self._pending.clear()
 
     def close(self) -> Path:
-        """Flush, consolidate the parts into the final file, remove the parts."""
+        """Flush, then finish the table: consolidate the parts into the final file,
+        or (``consolidate`` False) rename the parts directory to the final name."""
         if self.closed:
             return self.path
         self.flush()
+        if not self.consolidate:
+            self._finish_as_directory()
+            return self.path
         # Part by part into one file (a row group each): merging them into one
         # table first held every row in memory at once, the peak of a large run.
         tmp = self.path.with_suffix(".parquet.tmp")
@@ -180,6 +221,18 @@ class TableWriter(Generic[R]):
         self.closed = True
         self.flush_every = 0  # the next append flushes, and flush refuses
         return self.path
+
+    def _finish_as_directory(self) -> None:
+        if not _part_files(self.parts_dir):  # no rows: one empty part keeps the schema
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            pq.write_table(self.schema.empty_table(), self.parts_dir / "part-00000.parquet")
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
+        elif self.path.exists():
+            self.path.unlink()
+        os.replace(self.parts_dir, self.path)  # the one step that marks it closed
+        self.closed = True
+        self.flush_every = 0
 
     def __enter__(self) -> TableWriter[R]:
         return self
@@ -223,6 +276,19 @@ def _part_files(parts_dir: Path) -> list[Path]:
     return sorted(parts_dir.glob("part-*.parquet")) if parts_dir.is_dir() else []
 
 
+def table_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet files holding table ``<name>.parquet``, whatever its state: the
+    one consolidated file, the parts of a directory table (a closed event table),
+    or the parts an un-closed writer left in ``<name>.parts/``. The one place
+    readers learn where a table's rows are."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return _part_files(path)
+    return _part_files(_parts_dir(path))
+
+
 def _schema_for(path: Path) -> pa.Schema:
     stem = path.stem
     if stem.startswith("connectivity"):
@@ -234,14 +300,14 @@ def _schema_for(path: Path) -> pa.Schema:
 
 def table_exists(path: str | os.PathLike[str]) -> bool:
     """Whether ``<name>.parquet`` or parts of it exist."""
-    path = Path(path)
-    return path.is_file() or bool(_part_files(_parts_dir(path)))
+    return bool(table_files(path))
 
 
 def table_is_closed(path: str | os.PathLike[str]) -> bool:
-    """Whether the table was consolidated (its writer closed normally)."""
+    """Whether the table's writer closed normally (a consolidated file or a
+    finished directory, and no parts left beside it)."""
     path = Path(path)
-    return path.is_file() and not _part_files(_parts_dir(path))
+    return (path.is_file() or path.is_dir()) and not _part_files(_parts_dir(path))
 
 
 def open_dataset(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> ds.Dataset:
@@ -249,10 +315,7 @@ def open_dataset(path: str | os.PathLike[str], schema: pa.Schema | None = None) 
     read until a scan asks for columns (and, with a filter, row groups)."""
     path = Path(path)
     schema = schema if schema is not None else _schema_for(path)
-    if path.is_file():
-        return ds.dataset(path, schema=schema, format="parquet")
-    return ds.dataset([str(p) for p in _part_files(_parts_dir(path))], schema=schema,
-                      format="parquet")
+    return ds.dataset([str(p) for p in table_files(path)], schema=schema, format="parquet")
 
 
 def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None,
@@ -267,13 +330,77 @@ def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None,
 
 
 class EventTableWriter(TableWriter[EventRecord]):
-    """Writer of ``events.parquet`` (``directory/events.parquet`` by default)."""
+    """Writer of ``events.parquet`` (``directory/events.parquet`` by default), a
+    directory table once closed (see the module docstring).
 
-    def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 65_536) -> None:
+    Takes records (:meth:`append`), full row tuples (:meth:`append_row`) or compact
+    rows (:meth:`append_compact`, the simulator's path), never two kinds at once
+    in one part. ``reason_codes`` maps each reason of the compact rows to its
+    code; whoever builds the rows fills it (new reasons get the next code).
+    """
+
+    consolidate = False
+
+    def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 262_144) -> None:
         path = Path(path)
         if path.suffix != ".parquet":
             path = path / "events.parquet"
         super().__init__(path, EVENT_SCHEMA, flush_every=flush_every)
+        self.reason_codes: dict[str, int] = {"": 0}
+        self._compact: list[tuple[float | int, ...]] = []
+
+    @property
+    def rows(self) -> int:
+        return self.rows_written + len(self._pending) + len(self._compact)
+
+    def append_compact(self, row: tuple[float | int, ...]) -> None:
+        """One compact row (:data:`COMPACT_COLUMNS`). Called once per simulated
+        event (tens of millions): an append and a length check."""
+        compact = self._compact
+        compact.append(row)
+        if len(compact) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        compact = self._compact
+        if compact:
+            if self.closed:
+                raise ValueError(f"{self.path} writer is closed")
+            self._write_part(self._compact_table(compact))
+            self.rows_written += len(compact)
+            compact.clear()
+        super().flush()
+
+    def _compact_table(self, rows: list[tuple[float | int, ...]]) -> pa.Table:
+        # Numbers only: one C-level conversion; the three dictionary columns are
+        # made from their codes, each dictionary holding just the values used.
+        columns = dict(zip(COMPACT_COLUMNS, pa.array(rows, type=_COMPACT_TYPE).flatten(),
+                           strict=True))
+        reasons = {code: reason for reason, code in self.reason_codes.items()}
+        coded = {
+            "event": _dictionary(columns["kind"], _KIND_LABELS, pa.int8()),
+            "direction": _dictionary(columns["direction"], dict(enumerate(_DIRECTIONS)),
+                                     pa.int8()),
+            "reason": _dictionary(columns["reason"], reasons, pa.int32()),
+        }
+        arrays = [coded[name] if name in coded else columns[name] for name in EVENT_COLUMNS]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _dictionary(column: pa.Array, names: dict[int, str],
+                index_type: pa.DataType) -> pa.DictionaryArray:
+    """A dictionary array of the codes in ``column`` whose dictionary holds the
+    names of the codes present only, in code order."""
+    codes = column.to_numpy().astype(np.int64)
+    used = np.flatnonzero(np.bincount(codes)) if len(codes) else np.zeros(0, np.int64)
+    unknown = [int(c) for c in used if int(c) not in names]
+    if unknown:
+        raise ValueError(f"event row codes without a name: {unknown}")
+    remap = np.zeros(int(used[-1]) + 1 if len(used) else 1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(remap[codes]).cast(index_type),
+        pa.array([names[int(c)] for c in used], type=pa.string()))
 
 
 class ConnectivityWriter(TableWriter[ConnectivitySample]):

@@ -96,7 +96,8 @@ def test_sigterm_and_sigint_finish_the_folder_marked_incomplete(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] is False and summary["passed"] is False
     assert summary["error"] == f"interrupted by {sig.name}"
-    assert (out / "events.parquet").is_file() and not (out / "events.parts").exists()
+    # finished as a directory table, no parts left behind
+    assert (out / "events.parquet").is_dir() and not (out / "events.parts").exists()
     events = read_table(out / "events.parquet")
     assert sum(summary["metrics"]["event_counts"].values()) == events.num_rows > 0
     assert 0 < summary["simulated_s"] < 36000

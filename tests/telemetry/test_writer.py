@@ -8,11 +8,13 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jamsim.core.types import NodeLifecycle, TelemetryKind
 from jamsim.telemetry.records import (
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
@@ -21,7 +23,9 @@ from jamsim.telemetry.records import (
     NodeRecord,
 )
 from jamsim.telemetry.writer import (
+    COMPACT_COLUMNS,
     CONNECTIVITY_SCHEMA,
+    DIRECTION_CODES,
     EVENT_SCHEMA,
     NODE_SCHEMA,
     ConnectivityWriter,
@@ -30,6 +34,7 @@ from jamsim.telemetry.writer import (
     read_nodes,
     read_table,
     table_exists,
+    table_files,
     table_is_closed,
     write_nodes,
 )
@@ -57,16 +62,34 @@ def test_columns_are_exactly_the_records_columns() -> None:
     assert tuple(CONNECTIVITY_SCHEMA.names) == CONNECTIVITY_COLUMNS
 
 
-def test_close_merges_parts_into_one_file(tmp_path: Path) -> None:
+def test_close_turns_the_event_parts_into_a_directory_table(tmp_path: Path) -> None:
     with EventTableWriter(tmp_path, flush_every=4) as writer:
         writer.extend(rows(10))
         assert len(list((tmp_path / "events.parts").glob("*.parquet"))) == 2
-    assert (tmp_path / "events.parquet").exists()
+    assert (tmp_path / "events.parquet").is_dir()
     assert not (tmp_path / "events.parts").exists()
+    assert len(table_files(tmp_path / "events.parquet")) == 3
     table = read_table(tmp_path / "events.parquet")
     assert table.schema == EVENT_SCHEMA
     assert table.column("attempt").to_pylist() == list(range(10))
     assert [EventRecord(**r) for r in table.to_pylist()] == rows(10)
+    # other readers take the directory as one table
+    frame = pd.read_parquet(tmp_path / "events.parquet")
+    assert frame["attempt"].tolist() == list(range(10))
+
+
+def test_an_empty_event_table_closes_readable_with_its_schema(tmp_path: Path) -> None:
+    EventTableWriter(tmp_path).close()
+    assert table_is_closed(tmp_path / "events.parquet")
+    assert read_table(tmp_path / "events.parquet").schema == EVENT_SCHEMA
+    assert len(pd.read_parquet(tmp_path / "events.parquet")) == 0
+
+
+def test_small_tables_are_still_merged_into_one_file(tmp_path: Path) -> None:
+    with ConnectivityWriter(tmp_path, flush_every=2) as writer:
+        writer.extend(ConnectivitySample(float(t), 1, 1, 0, 1, 2) for t in range(5))
+    assert (tmp_path / "connectivity.parquet").is_file()
+    assert read_table(tmp_path / "connectivity.parquet").num_rows == 5
 
 
 def test_empty_tables_keep_their_dtypes(tmp_path: Path) -> None:
@@ -168,6 +191,43 @@ def test_any_rows_round_trip_whatever_the_part_size(records: list[EventRecord],
                     writer.append_row(tuple(getattr(record, c) for c in EVENT_COLUMNS))
         got = read_table(Path(tmp) / "events.parquet").to_pylist()
     assert [EventRecord(**r) for r in got] == records
+
+
+_KINDS = [*TelemetryKind, *NodeLifecycle]
+_KNOWN_ROWS = st.lists(st.builds(
+    lambda kind, **fields: EventRecord(event=kind.label, kind=int(kind), **fields),
+    kind=st.sampled_from(_KINDS), time=st.floats(0, 1e6, allow_nan=False),
+    node=st.integers(0, 2**31 - 1), peer=st.integers(-1, 2**31 - 1),
+    direction=st.sampled_from(["", "in", "out"]), reason=_TEXT,
+    attempt=st.integers(0, 2**31 - 1), conn_id=st.integers(-1, 2**62),
+    event_id=st.integers(-1, 2**62), ref_event_id=st.integers(-1, 2**62),
+    side=st.integers(-1, 1)), max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(records=_KNOWN_ROWS, flush_every=st.integers(1, 16))
+def test_compact_rows_read_back_as_the_records_they_code(records: list[EventRecord],
+                                                        flush_every: int) -> None:
+    """The simulator's compact rows (kind, direction and reason as codes) and the
+    records they stand for are the same table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with EventTableWriter(tmp, flush_every=flush_every) as writer:
+            codes = writer.reason_codes
+            for record in records:
+                code = codes.setdefault(record.reason, len(codes))
+                values = {**record.as_dict(), "direction": DIRECTION_CODES[record.direction],
+                          "reason": code}
+                writer.append_compact(tuple(values[c] for c in COMPACT_COLUMNS))
+        table = read_table(Path(tmp) / "events.parquet")
+    assert table.schema == EVENT_SCHEMA
+    assert [EventRecord(**r) for r in table.to_pylist()] == records
+
+
+def test_a_compact_row_of_an_unknown_kind_is_refused(tmp_path: Path) -> None:
+    writer = EventTableWriter(tmp_path)
+    writer.append_compact((0.0, 0, 1, 99, 0, 0, 0, -1, -1, -1, -1))
+    with pytest.raises(ValueError, match="without a name"):
+        writer.flush()
 
 
 def test_a_closed_writer_refuses_rows(tmp_path: Path) -> None:
