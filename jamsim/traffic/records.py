@@ -60,6 +60,7 @@ __all__ = [
     "AssuranceDelivery",
     "BlockBatch",
     "BlockDelivery",
+    "DeliveryTables",
     "DeliveryWriter",
     "assurances_batch",
     "blocks_batch",
@@ -196,3 +197,21 @@ class DeliveryWriter(TableWriter[Batch]):
 
     def _table(self, rows: list[Batch]) -> pa.Table:
         return pa.concat_tables([batch.table() for batch in rows])
+
+
+class DeliveryTables:
+    """A run's two delivery tables, ``blocks.parquet`` and ``assurances.parquet`` in
+    ``out_dir``, written side by side: every traffic source (the ``model`` overlay,
+    the ``quic`` fidelity's streams, a testnet's receipts) appends its per-slot
+    batches here, so all of them produce the same files."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(os.path.join(out_dir, BLOCKS_FILE), BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(os.path.join(out_dir, ASSURANCES_FILE),
+                                         ASSURANCE_SCHEMA, flush_every=flush_every)
+
+    def close(self) -> None:
+        """Merge both tables' parts into their final files."""
+        self.blocks.close()
+        self.assurances.close()
