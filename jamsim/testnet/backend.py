@@ -35,12 +35,16 @@ from jamsim.telemetry.records import EventRecord
 from jamsim.testnet.base import (
     Heal,
     Isolate,
+    Kill,
     NodeStatus,
     Partition,
+    Pause,
+    Restart,
     SetLink,
     TestnetError,
     TestnetSpec,
     TimelineOp,
+    Unpause,
     full_mesh,
 )
 from jamsim.testnet.shared import (
@@ -396,7 +400,29 @@ class NodeBackend(ABC):
             self._apply_process_fault(op)
 
     def _apply_process_fault(self, op: TimelineOp) -> None:
-        """Kill, pause, unpause or restart a node (what each backend does its own way)."""
+        """Kill, pause, unpause or restart a node: each backend does these its own way."""
+        if isinstance(op, Kill):
+            self._kill(op)
+        elif isinstance(op, Pause):
+            self._pause(op)
+        elif isinstance(op, Unpause):
+            self._unpause(op)
+        elif isinstance(op, Restart):
+            self._restart(op)
+        else:
+            raise TestnetError(f"unsupported op {op!r}")
+
+    def _kill(self, op: Kill) -> None:
+        raise TestnetError(f"unsupported op {op!r}")
+
+    def _pause(self, op: Pause) -> None:
+        raise TestnetError(f"unsupported op {op!r}")
+
+    def _unpause(self, op: Unpause) -> None:
+        raise TestnetError(f"unsupported op {op!r}")
+
+    def _restart(self, op: Restart) -> None:
+        """Start node ``op.node`` again (killing it first if it runs), then replay its rules."""
         raise TestnetError(f"unsupported op {op!r}")
 
     def _addrs(self, nodes: Sequence[int]) -> list[list[object]]:

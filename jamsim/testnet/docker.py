@@ -252,29 +252,29 @@ class DockerComposeBackend(ContainerBackend):
         else:
             super().apply(op)
 
-    def _apply_process_fault(self, op: TimelineOp) -> None:
-        if isinstance(op, Kill):
+    def _kill(self, op: Kill) -> None:
+        docker("kill", self.container(op.node), check=False)
+        self._stopped.add(op.node)
+        self._paused.discard(op.node)
+
+    def _pause(self, op: Pause) -> None:
+        docker("pause", self.container(op.node))
+        self._paused.add(op.node)
+
+    def _unpause(self, op: Unpause) -> None:
+        docker("unpause", self.container(op.node))
+        self._paused.discard(op.node)
+
+    def _restart(self, op: Restart) -> None:
+        if op.node in self._paused:
+            docker("unpause", self.container(op.node), check=False)
+            self._paused.discard(op.node)
+        if op.node not in self._stopped:
             docker("kill", self.container(op.node), check=False)
-            self._stopped.add(op.node)
-            self._paused.discard(op.node)
-        elif isinstance(op, Pause):
-            docker("pause", self.container(op.node))
-            self._paused.add(op.node)
-        elif isinstance(op, Unpause):
-            docker("unpause", self.container(op.node))
-            self._paused.discard(op.node)
-        elif isinstance(op, Restart):
-            if op.node in self._paused:
-                docker("unpause", self.container(op.node), check=False)
-                self._paused.discard(op.node)
-            if op.node not in self._stopped:
-                docker("kill", self.container(op.node), check=False)
-            docker("start", self.container(op.node))
-            self._stopped.discard(op.node)
-            if op.node not in self._isolated:  # unplugged: its control port is unreachable
-                self._replay_rules(op.node)
-        else:
-            super()._apply_process_fault(op)
+        docker("start", self.container(op.node))
+        self._stopped.discard(op.node)
+        if op.node not in self._isolated:  # unplugged: its control port is unreachable
+            self._replay_rules(op.node)
 
     # --------------------------------------------------------------------- queries
 

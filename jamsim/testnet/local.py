@@ -26,16 +26,7 @@ from typing import Any
 
 from jamsim.net.control import ControlError, control_request
 from jamsim.testnet.backend import NodeBackend
-from jamsim.testnet.base import (
-    Kill,
-    NodeStatus,
-    Pause,
-    Restart,
-    TestnetError,
-    TestnetSpec,
-    TimelineOp,
-    Unpause,
-)
+from jamsim.testnet.base import Kill, NodeStatus, Pause, Restart, TestnetError, TestnetSpec, Unpause
 from jamsim.testnet.keys import generate_keys, load_keys, write_keys
 from jamsim.testnet.shared import (
     STATE_FILE,
@@ -245,27 +236,27 @@ class LocalProcessBackend(NodeBackend):
         proc = self.procs.get(index)
         return proc is not None and proc.poll() is None and index not in self._paused
 
-    def _apply_process_fault(self, op: TimelineOp) -> None:
-        if isinstance(op, Kill):
-            self._proc(op.node)
-            _kill_group(self.procs[op.node].pid, signal.SIGKILL)
-            self.procs[op.node].wait(5)
-        elif isinstance(op, Pause):
-            _kill_group(self._proc(op.node).pid, signal.SIGSTOP)
-            self._paused.add(op.node)
-        elif isinstance(op, Unpause):
-            _kill_group(self._proc(op.node).pid, signal.SIGCONT)
-            self._paused.discard(op.node)
-        elif isinstance(op, Restart):
-            proc = self._proc(op.node)
-            if proc.poll() is None:
-                _kill_group(proc.pid, signal.SIGCONT)
-                _kill_group(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-            self._start(op.node)
-            self._replay_rules(op.node)
-        else:
-            super()._apply_process_fault(op)
+    def _kill(self, op: Kill) -> None:
+        proc = self._proc(op.node)
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+    def _pause(self, op: Pause) -> None:
+        _kill_group(self._proc(op.node).pid, signal.SIGSTOP)
+        self._paused.add(op.node)
+
+    def _unpause(self, op: Unpause) -> None:
+        _kill_group(self._proc(op.node).pid, signal.SIGCONT)
+        self._paused.discard(op.node)
+
+    def _restart(self, op: Restart) -> None:
+        proc = self._proc(op.node)
+        if proc.poll() is None:
+            _kill_group(proc.pid, signal.SIGCONT)
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        self._start(op.node)
+        self._replay_rules(op.node)
 
     def _proc(self, index: int) -> subprocess.Popen[bytes]:
         proc = self.procs.get(index)

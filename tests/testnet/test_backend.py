@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jamsim.testnet.backend import NodeBackend
-from jamsim.testnet.base import Heal, Kill, Partition, Pause, Restart, TimelineOp
+from jamsim.testnet.base import Heal, Kill, Partition, Pause, Restart
 from jamsim.testnet.base import TestnetError as BackendError
 from jamsim.testnet.base import TestnetSpec as Spec
 from jamsim.testnet.container import ContainerBackend
@@ -69,14 +69,12 @@ class StandIn(NodeBackend):
     def logs(self, node: int) -> str:
         return ""
 
-    def _apply_process_fault(self, op: TimelineOp) -> None:
-        if isinstance(op, Kill):
-            self.live.discard(op.node)
-        elif isinstance(op, Restart):
-            self.live.add(op.node)
-            self._replay_rules(op.node)
-        else:
-            super()._apply_process_fault(op)
+    def _kill(self, op: Kill) -> None:
+        self.live.discard(op.node)
+
+    def _restart(self, op: Restart) -> None:
+        self.live.add(op.node)
+        self._replay_rules(op.node)
 
 
 def _spec(tmp_path: Path, n: int = 3) -> Spec:
