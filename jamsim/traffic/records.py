@@ -114,6 +114,12 @@ class AssuranceDelivery:
     delivered_at: float
 
 
+def _slot_columns(slot: int, author: int, rows: int) -> list[pa.Array]:
+    """The ``slot`` and ``author`` columns every delivery table starts with."""
+    return [pa.array(np.full(rows, slot, dtype=np.int64)),
+            pa.array(np.full(rows, author, dtype=np.int64))]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class BlockBatch:
     """One slot's block rows as columns (``node``, ``received_at``, ``hops``, ``via``)."""
@@ -126,10 +132,8 @@ class BlockBatch:
     via: IntArray
 
     def table(self) -> pa.Table:
-        n = len(self.node)
         return pa.Table.from_arrays([
-            pa.array(np.full(n, self.slot, dtype=np.int64)),
-            pa.array(np.full(n, self.author, dtype=np.int64)),
+            *_slot_columns(self.slot, self.author, len(self.node)),
             pa.array(self.node, type=pa.int64()),
             pa.array(self.received_at, type=pa.float64()),
             pa.array(self.hops, type=pa.int64()),
@@ -148,10 +152,8 @@ class AssuranceBatch:
     delivered_at: FloatArray
 
     def table(self) -> pa.Table:
-        n = len(self.assurer)
         return pa.Table.from_arrays([
-            pa.array(np.full(n, self.slot, dtype=np.int64)),
-            pa.array(np.full(n, self.author, dtype=np.int64)),
+            *_slot_columns(self.slot, self.author, len(self.assurer)),
             pa.array(self.assurer, type=pa.int64()),
             pa.array(self.sent_at, type=pa.float64()),
             pa.array(self.delivered_at, type=pa.float64()),
