@@ -281,8 +281,12 @@ def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
     """The testnet's validators from the keys file it started with."""
     from jamsim.testnet.keys import load_keys
 
-    keys_file = getattr(backend, "keys_file", None)
-    if keys_file is None:
-        return []
-    _, vset, _ = load_keys(Path(keys_file))
+    vset = getattr(backend, "validator_set", None)
+    if vset is None:
+        # A backend that does not say (or has not read it yet): read its keys file.
+        # Swarm's names tasks instead of IPs, so it always says.
+        keys_file = getattr(backend, "keys_file", None)
+        if keys_file is None:
+            return []
+        _, vset, _ = load_keys(Path(keys_file))
     return [(info.index, info.key, info.region, 0) for info in vset]

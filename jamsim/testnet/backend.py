@@ -198,6 +198,16 @@ class NodeBackend(ABC):
         """Forget the nodes this harness would otherwise remove on exit."""
         return None
 
+    @property
+    def validator_set(self) -> ValidatorSet | None:
+        """The running testnet's validators (keys, regions), None before ``up``.
+
+        Read from the keys file the nodes were given; on swarm, whose file names
+        tasks instead of IPs, with placeholder addresses (the harness learns the
+        real ones from the nodes).
+        """
+        return self._vset
+
     def _use_validator_set(self, vset: ValidatorSet, *, addresses: bool = True) -> None:
         """Learn the testnet's validators from its keys file's validator set.
 
