@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from jamsim.scenario.loader import Override
+    from jamsim.scenario.schema import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,22 @@ def _overrides(set_: list[str], seed: int | None) -> list[Override]:
     return overrides
 
 
+def _exit_on_error(exc: JamsimError) -> NoReturn:
+    """Print ``exc`` (it says whose fault and where) and exit 2, the usage-error code."""
+    err_console.print(f"[red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(2) from None
+
+
+def _load(scenario: str, set_: list[str], seed: int | None) -> Scenario:
+    """The scenario with ``--set``/``--seed`` applied, or exit 2 naming file, line and field."""
+    from jamsim.scenario.loader import load_scenario
+
+    try:
+        return load_scenario(scenario, _overrides(set_, seed))
+    except JamsimError as exc:
+        _exit_on_error(exc)
+
+
 def _check_sweep_points(scenario: str, params: list[str]) -> None:
     """Validate every grid point before any worker starts: a bad ``--param`` value
     is then reported as typed (``--param policy.max_retry=8x``), with exit code 2,
@@ -163,14 +180,9 @@ def run(
     """Run a scenario (simulated by default), print a summary, write a results folder."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from jamsim.scenario.loader import load_scenario
     from jamsim.scenario.runner import run_scenario
 
-    try:
-        loaded = load_scenario(scenario, _overrides(set_, seed))
-    except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    loaded = _load(scenario, set_, seed)
     progress_bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.fields[sim]}"), TextColumn("{task.fields[links]}"),
@@ -200,8 +212,7 @@ def run(
                           "recorded and is marked incomplete")
         raise typer.Exit(130) from None
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        _exit_on_error(exc)
     _print_summary(result.summary, result.out_dir)
     raise typer.Exit(0 if result.passed else 1)
 
@@ -263,13 +274,7 @@ def validate(
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
 ) -> None:
     """Check a scenario file without running it; errors name file, line and field."""
-    from jamsim.scenario.loader import load_scenario
-
-    try:
-        loaded = load_scenario(scenario, _overrides(set_, seed))
-    except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    loaded = _load(scenario, set_, seed)
     console.print(f"[green]ok[/]: {loaded.name}, {loaded.validators.count} validators, "
                   f"{len(loaded.timeline)} timeline entries, {len(loaded.expect)} expectations")
 
@@ -350,8 +355,7 @@ def sweep(
                               dask_address=dask, out_dir=folder, on_point=on_point,
                               on_start=lambda total: bar.update(task, total=total))
     except JamsimError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        _exit_on_error(exc)
     shown = [c for c in table.columns if c in {"point", "seed", "passed",
              "time_to_full_mesh_s", "reconnect_p99_s", *dict.fromkeys(
                  k for k in (p.partition("=")[0] for p in param))}]

@@ -8,7 +8,9 @@ in flight while an inbound arrives, a duplicate pair after a simultaneous dial):
 * :class:`ConnectionState` — one per transport connection: direction and phase.
 
 Both use ``__slots__``: at 1023 validators a simulation holds about a million of
-them, so their size is the simulator's memory footprint.
+them, so their size is the simulator's memory footprint. Their ``__init__``
+methods are written out field by field like the events' (see events.py on why
+that repetition stays).
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ per field and measured 1.7 us against 0.3 us here, and a 1023-validator
 simulation builds several million events and actions (see benchmarks/bench_core.py).
 The ones built per connection also write their ``__init__`` out (``init=False``):
 under the mypyc build (scripts/build_native.py) a dataclass-generated ``__init__``
-stays an interpreted function, 8x slower than the compiled one.
+stays an interpreted function, 8x slower than the compiled one. Those written-out
+``__init__`` methods (here, in actions.py and for the per-connection state in
+connection.py) repeat one shape, field by field, and a clone detector lists them:
+the repetition is deliberate, and folding it into a shared helper would put the
+interpreted path back (docs/architecture.md, "The compiled engine").
 
 Time is not part of the event: it is passed alongside it
 (``manager.handle(event, now)``), exactly as aioquic takes ``now`` in

@@ -538,13 +538,7 @@ class ConnectionManager:
             self._on_dial_failed(conn_id, "unexpected peer key", now)
             return
         peer.pending_dial = None
-        conn.phase = _LIVE
-        event_id = self._next_event_id
-        self._next_event_id = event_id + 1
-        if self._emit_telemetry:
-            self._actions.append(EmitTelemetry(_K_CONNECTED_OUT, event_id, key, conn_id, _OUT,
-                                               None, "", 0, conn.connecting_event_id, None))
-        self._install_live(peer, conn, now)
+        self._go_live(peer, conn, _K_CONNECTED_OUT, _OUT, now)
 
     def _on_dial_failed(self, conn_id: ConnectionId, reason: str, now: float,
                         at: float | None = None) -> None:
@@ -709,11 +703,16 @@ class ConnectionManager:
                                   _we_are_preferred(self.local_key, key), now)
             self._peers[key] = peer
             self._non_validators += 1
+        self._go_live(peer, conn, _K_CONNECTED_IN, _IN, now)
+
+    def _go_live(self, peer: ConnectionInfo, conn: ConnectionState, kind: TelemetryKind,
+                 direction: Direction, now: float) -> None:
+        """A handshake completed (either way): say so, then try ``conn`` as the live one."""
         conn.phase = _LIVE
         event_id = self._next_event_id
         self._next_event_id = event_id + 1
         if self._emit_telemetry:
-            self._actions.append(EmitTelemetry(_K_CONNECTED_IN, event_id, key, conn_id, _IN,
+            self._actions.append(EmitTelemetry(kind, event_id, peer.key, conn.conn_id, direction,
                                                None, "", 0, conn.connecting_event_id, None))
         self._install_live(peer, conn, now)
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
-from jamsim.protocol.framing import encode_message
+from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.messages import FULL_CORE_COUNT, Assurance, decode_assurance
 from jamsim.protocol.stream_protocols import (
     SendData,
@@ -27,6 +26,7 @@ from jamsim.protocol.stream_protocols import (
     StreamCompleted,
     _Machine,
     _State,
+    request_data,
 )
 from jamsim.protocol.streams import StreamKind
 
@@ -51,17 +51,12 @@ class CE141Client(_Machine):
         self.assurance = assurance
 
     def open(self) -> list[Ce141Action]:
-        if self._state is not _State.IDLE:
-            raise ProtocolUsageError("CE 141 assurance already sent")
-        self._state = _State.OPEN
-        data = bytes((StreamKind.ASSURANCE_DISTRIBUTION,)) + encode_message(self.assurance.encode())
-        return [SendData(data, end_stream=True)]
+        self._start("CE 141 assurance already sent")
+        return [request_data(StreamKind.ASSURANCE_DISTRIBUTION, self.assurance.encode())]
 
     def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
-        if self._state is _State.DONE:
+        if not self._accepting("CE 141"):
             return []
-        if self._state is _State.IDLE:
-            raise ProtocolUsageError("open() the CE 141 stream before feeding it data")
         if data:
             return list(
                 self._protocol_error(PeerProtocolError("CE 141: acceptor sent data before FIN"))

@@ -48,6 +48,7 @@ __all__ = [
     "StreamFailed",
     "UP0Stream",
     "UpStreamRegistry",
+    "request_data",
     "split_kind",
 ]
 
@@ -112,6 +113,11 @@ def split_kind(data: bytes) -> tuple[int, bytes]:
     return data[0], data[1:]
 
 
+def request_data(kind: StreamKind, message: bytes) -> SendData:
+    """What a CE initiator sends: the kind byte, its one message, and FIN."""
+    return SendData(bytes((kind,)) + encode_message(message), end_stream=True)
+
+
 class _State(enum.Enum):
     IDLE = "idle"
     OPEN = "open"
@@ -137,6 +143,22 @@ class _Machine:
     def _require_open(self, what: str) -> None:
         if self._state is not _State.OPEN:
             raise ProtocolUsageError(f"{what} on a stream that is {self._state.value}")
+
+    def _start(self, opened_twice: str) -> None:
+        """The initiator's ``open``: IDLE to OPEN; ``opened_twice`` is the usage error
+        for a second call (a stream carries one exchange)."""
+        if self._state is not _State.IDLE:
+            raise ProtocolUsageError(opened_twice)
+        self._state = _State.OPEN
+
+    def _accepting(self, protocol: str) -> bool:
+        """Whether received data still counts (not once done); data before ``open``
+        is a usage error naming ``protocol``."""
+        if self._state is _State.DONE:
+            return False
+        if self._state is _State.IDLE:
+            raise ProtocolUsageError(f"open() the {protocol} stream before feeding it data")
+        return True
 
     def _protocol_error(self, exc: PeerProtocolError) -> list[StreamAction]:
         self._state = _State.DONE
@@ -187,9 +209,7 @@ class UP0Stream(_Machine):
 
     def open(self) -> list[StreamAction]:
         """Send our handshake (preceded by the kind byte on the initiator side)."""
-        if self._state is not _State.IDLE:
-            raise ProtocolUsageError("UP 0 stream already opened")
-        self._state = _State.OPEN
+        self._start("UP 0 stream already opened")
         prefix = bytes((StreamKind.BLOCK_ANNOUNCEMENT,)) if self.initiator else b""
         return [SendData(prefix + encode_message(self._handshake.encode()))]
 
@@ -208,10 +228,8 @@ class UP0Stream(_Machine):
         return [SendData(b"", end_stream=True)]
 
     def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if self._state is _State.DONE:
+        if not self._accepting("UP 0"):
             return []
-        if self._state is _State.IDLE:
-            raise ProtocolUsageError("open() the UP 0 stream before feeding it data")
         out: list[StreamAction] = []
         try:
             for raw in self._decoder.feed(data):
@@ -253,17 +271,12 @@ class CE128Client(_Machine):
         self.blocks: list[Block] = []
 
     def open(self) -> list[StreamAction]:
-        if self._state is not _State.IDLE:
-            raise ProtocolUsageError("CE 128 request already sent")
-        self._state = _State.OPEN
-        data = bytes((StreamKind.BLOCK_REQUEST,)) + encode_message(self.request.encode())
-        return [SendData(data, end_stream=True)]
+        self._start("CE 128 request already sent")
+        return [request_data(StreamKind.BLOCK_REQUEST, self.request.encode())]
 
     def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if self._state is _State.DONE:
+        if not self._accepting("CE 128"):
             return []
-        if self._state is _State.IDLE:
-            raise ProtocolUsageError("open() the CE 128 stream before feeding it data")
         out: list[StreamAction] = []
         try:
             for raw in self._decoder.feed(data):

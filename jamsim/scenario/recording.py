@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -76,6 +76,18 @@ def node_records(nodes: Iterable[tuple[int, bytes, str, int]]) -> list[NodeRecor
 
 
 @contextmanager
+def _run_signals_handled_by(
+        handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT go to ``handler`` while inside; the previous handlers after."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
 def signals_interrupt() -> Iterator[None]:
     """While inside, SIGTERM and SIGINT raise :class:`RunInterrupted` (main thread
     only: elsewhere signals cannot be handled and this does nothing)."""
@@ -86,12 +98,8 @@ def signals_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise RunInterrupted(f"interrupted by {signal.Signals(signum).name}")
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with _run_signals_handled_by(interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -107,11 +115,7 @@ def signals_deferred() -> Iterator[None]:
     def hold(signum: int, frame: FrameType | None) -> None:
         pending.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with _run_signals_handled_by(hold):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if pending:
         raise RunInterrupted(f"interrupted by {signal.Signals(pending[0]).name}")

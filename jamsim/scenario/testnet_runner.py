@@ -282,9 +282,13 @@ def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
     """The testnet's validators ``(index, key, region, epoch)`` from the keys file
     the harness wrote for it.
 
-    Read directly rather than through :func:`jamsim.testnet.keys.load_keys`: a
-    swarm keys file names its peers by service DNS names (``tasks.v3``) that only
+    Uses the backend's own validator set where it holds one; otherwise reads the
+    keys file directly rather than through :func:`jamsim.testnet.keys.load_keys`:
+    a swarm keys file names its peers by service DNS names (``tasks.v3``) that only
     resolve inside the overlay network, and the table needs no addresses."""
+    vset = getattr(backend, "validator_set", None)
+    if vset is not None:
+        return [(info.index, info.key, info.region, 0) for info in vset]
     keys_file = getattr(backend, "keys_file", None)
     if keys_file is None:
         return []

@@ -329,6 +329,12 @@ def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None,
     return dataset.to_table(columns=list(columns) if columns is not None else None)
 
 
+def _table_file(path: str | os.PathLike[str], default_name: str) -> Path:
+    """``path`` itself when it names a ``.parquet`` file, else ``default_name`` inside it."""
+    path = Path(path)
+    return path if path.suffix == ".parquet" else path / default_name
+
+
 class EventTableWriter(TableWriter[EventRecord]):
     """Writer of ``events.parquet`` (``directory/events.parquet`` by default), a
     directory table once closed (see the module docstring).
@@ -342,10 +348,8 @@ class EventTableWriter(TableWriter[EventRecord]):
     consolidate = False
 
     def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 262_144) -> None:
-        path = Path(path)
-        if path.suffix != ".parquet":
-            path = path / "events.parquet"
-        super().__init__(path, EVENT_SCHEMA, flush_every=flush_every)
+        super().__init__(_table_file(path, "events.parquet"), EVENT_SCHEMA,
+                         flush_every=flush_every)
         self.reason_codes: dict[str, int] = {"": 0}
         self._compact: list[tuple[float | int, ...]] = []
 
@@ -407,10 +411,8 @@ class ConnectivityWriter(TableWriter[ConnectivitySample]):
     """Writer of ``connectivity.parquet`` (``directory/connectivity.parquet`` by default)."""
 
     def __init__(self, path: str | os.PathLike[str], *, flush_every: int = 1_000) -> None:
-        path = Path(path)
-        if path.suffix != ".parquet":
-            path = path / "connectivity.parquet"
-        super().__init__(path, CONNECTIVITY_SCHEMA, flush_every=flush_every)
+        super().__init__(_table_file(path, "connectivity.parquet"), CONNECTIVITY_SCHEMA,
+                         flush_every=flush_every)
 
 
 def write_nodes(path: str | os.PathLike[str], nodes: Iterable[NodeRecord]) -> Path:

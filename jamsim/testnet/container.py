@@ -17,23 +17,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from jamsim.identity import ValidatorSet
+from jamsim.testnet.backend import NodeBackend
 from jamsim.testnet.base import NodeStatus, TestnetError, TestnetSpec
 from jamsim.testnet.docker_cli import engine_reachable
 from jamsim.testnet.image import NODE_IMAGE, ensure_image
 from jamsim.testnet.keys import load_keys
-from jamsim.testnet.local import (
+from jamsim.testnet.shared import (
     STATE_FILE,
-    LocalProcessBackend,
     key_index,
     node_options,
     read_state_file,
-    with_traffic_start,
-    write_state_file,
 )
 
 __all__ = [
@@ -112,24 +110,21 @@ def node_command_args(spec: TestnetSpec, index: int, telemetry: tuple[str, int] 
     return [*args, *node_options(spec, telemetry)]
 
 
-class ContainerBackend(LocalProcessBackend, ABC):
+class ContainerBackend(NodeBackend):
     """A testnet whose nodes run in containers of one labelled docker project.
 
     Subclasses set :attr:`backend_name` and implement :meth:`_clear_leftovers`,
     :meth:`_deploy`, :meth:`_remove_project`, :meth:`_state_fields`,
-    :meth:`_restore_state` and :meth:`_node_logs`.
+    :meth:`_restore_state`, :meth:`_control_host`, :meth:`_running` and
+    :meth:`_node_logs`.
     """
-
-    backend_name: ClassVar[str]
-    """``--backend`` name: recorded in the state file, so another backend's is left alone."""
 
     def __init__(self, image: str = NODE_IMAGE, control_timeout: float = 5.0,
                  run_dir: Path | None = None) -> None:
-        super().__init__(node_command=("docker",), control_timeout=control_timeout)
+        super().__init__(control_timeout, run_dir)
         self.image = image
         self.project: str | None = None
         self.network: str | None = None
-        self._state_dir = run_dir
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,37 +133,17 @@ class ContainerBackend(LocalProcessBackend, ABC):
         require_engine()
         ensure_image(tag=self.image)
 
-    def up(self, spec: TestnetSpec) -> None:
-        if self.project is not None:
-            raise TestnetError("testnet already up; call down() first")
-        self._check_engine()
-        spec = with_traffic_start(spec)
-        self.spec = spec
-        self.project = project_name(spec)
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._state_dir = run_dir
-        self._clear_leftovers(spec)
-        self._install_cleanup()
-        try:
-            self._deploy(spec, run_dir)
-        except BaseException:
-            self.down()
-            raise
+    def _is_up(self) -> bool:
+        return self.project is not None
 
-    def _check_engine(self) -> None:
-        """Raise :class:`TestnetError` (saying what to do) if nodes cannot be started here."""
+    def _check_host(self) -> None:
         require_engine()
 
-    @abstractmethod
-    def _clear_leftovers(self, spec: TestnetSpec) -> None:
-        """Remove what a crashed run in this folder left (same project name); prepare the host."""
+    def _claim(self, spec: TestnetSpec, run_dir: Path) -> None:
+        super()._claim(spec, run_dir)
+        self.project = project_name(spec)
 
-    @abstractmethod
-    def _deploy(self, spec: TestnetSpec, run_dir: Path) -> None:
-        """Create the network, keys, collector and nodes; on an error ``down`` undoes it."""
-
-    def down(self) -> None:
+    def _remove_nodes(self) -> None:
         self._load_state()
         if self.project is not None:
             self._remove_project()
@@ -176,12 +151,9 @@ class ContainerBackend(LocalProcessBackend, ABC):
         # jamsim-labelled container here would take down other harnesses'
         # testnets whenever an unused backend leaves a `with` block;
         # `jamsim testnet down --all` does that on purpose.)
-        self._stop_collector()
         if self._state_dir is not None:
             (Path(self._state_dir) / STATE_FILE).unlink(missing_ok=True)
-        self._remove_cleanup()
         self.project = None
-        self.procs.clear()
 
     @abstractmethod
     def _remove_project(self) -> None:
@@ -189,15 +161,11 @@ class ContainerBackend(LocalProcessBackend, ABC):
 
     # ------------------------------------------------------------------ state file
 
-    def _write_state(self) -> None:
-        if self._state_dir is None or self.spec is None:
-            return
-        write_state_file(Path(self._state_dir), {
-            "backend": self.backend_name, "name": self.spec.name, "project": self.project,
-            "keys_file": str(self.keys_file), **self._state_fields()})
+    def _state_fields(self) -> dict[str, Any]:
+        return {"project": self.project, **self._project_fields()}
 
     @abstractmethod
-    def _state_fields(self) -> dict[str, Any]:
+    def _project_fields(self) -> dict[str, Any]:
         """This backend's own fields of the state file (what :meth:`_restore_state` reads)."""
 
     def _load_state(self) -> None:
@@ -247,6 +215,10 @@ class ContainerBackend(LocalProcessBackend, ABC):
         if self.project is None:
             raise self._nothing_here()
         return self._node_logs(node)
+
+    def pids(self) -> dict[int, int]:
+        """No host processes of the harness's own: nodes are containers."""
+        return {}
 
     @abstractmethod
     def _node_logs(self, node: int) -> str:

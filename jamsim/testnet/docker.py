@@ -1,10 +1,10 @@
 """DockerComposeBackend: one container per validator on a private bridge network.
 
 The same node (``jamsim node``), control channel and telemetry as the local
-backend, so everything above the process boundary is inherited from
-:class:`jamsim.testnet.local.LocalProcessBackend`, and the lifecycle it shares
-with swarm from :class:`jamsim.testnet.container.ContainerBackend`; this class
-only changes *where* nodes run:
+backend, so everything above the process boundary comes from
+:class:`jamsim.testnet.backend.NodeBackend`, and the lifecycle it shares with
+swarm from :class:`jamsim.testnet.container.ContainerBackend`; this class only
+changes *where* nodes run:
 
 * a labelled bridge network with a fixed subnet, so every container has a known
   address before it starts and the keys file can carry it (JAMNP-S validator
@@ -36,7 +36,6 @@ from typing import Any
 
 import yaml
 
-from jamsim.net.control import control_request
 from jamsim.testnet.base import (
     Heal,
     Isolate,
@@ -205,7 +204,7 @@ class DockerComposeBackend(ContainerBackend):
         assert self.project is not None
         return f"{self.project}-v{index}"
 
-    def _state_fields(self) -> dict[str, Any]:
+    def _project_fields(self) -> dict[str, Any]:
         return {"network": self.network, "compose_file": str(self.compose_file),
                 "ips": {str(i): ip for i, ip in self.ips.items()}}
 
@@ -225,8 +224,8 @@ class DockerComposeBackend(ContainerBackend):
 
     # -------------------------------------------------------------------- control
 
-    def _control(self, index: int, request: dict[str, Any]) -> dict[str, Any]:
-        return control_request((self.ips[index], NODE_PORT), request, self.control_timeout)
+    def _control_host(self, index: int) -> str:
+        return self.ips[index]
 
     def _running(self, index: int) -> bool:
         return (self.project is not None and index in self.ips and index not in self._stopped
@@ -239,27 +238,7 @@ class DockerComposeBackend(ContainerBackend):
     def apply(self, op: TimelineOp) -> None:
         if self.spec is None or self.project is None:
             raise TestnetError("testnet is not up")
-        if isinstance(op, Kill):
-            docker("kill", self.container(op.node), check=False)
-            self._stopped.add(op.node)
-            self._paused.discard(op.node)
-        elif isinstance(op, Pause):
-            docker("pause", self.container(op.node))
-            self._paused.add(op.node)
-        elif isinstance(op, Unpause):
-            docker("unpause", self.container(op.node))
-            self._paused.discard(op.node)
-        elif isinstance(op, Restart):
-            if op.node in self._paused:
-                docker("unpause", self.container(op.node), check=False)
-                self._paused.discard(op.node)
-            if op.node not in self._stopped:
-                docker("kill", self.container(op.node), check=False)
-            docker("start", self.container(op.node))
-            self._stopped.discard(op.node)
-            if op.node not in self._isolated:  # unplugged: its control port is unreachable
-                self._replay_rules(op.node)
-        elif isinstance(op, Isolate):
+        if isinstance(op, Isolate):
             assert self.network is not None
             docker("network", "disconnect", "--force", self.network, self.container(op.node))
             self._isolated.add(op.node)
@@ -272,6 +251,30 @@ class DockerComposeBackend(ContainerBackend):
             super().apply(op)
         else:
             super().apply(op)
+
+    def _kill(self, op: Kill) -> None:
+        docker("kill", self.container(op.node), check=False)
+        self._stopped.add(op.node)
+        self._paused.discard(op.node)
+
+    def _pause(self, op: Pause) -> None:
+        docker("pause", self.container(op.node))
+        self._paused.add(op.node)
+
+    def _unpause(self, op: Unpause) -> None:
+        docker("unpause", self.container(op.node))
+        self._paused.discard(op.node)
+
+    def _restart(self, op: Restart) -> None:
+        if op.node in self._paused:
+            docker("unpause", self.container(op.node), check=False)
+            self._paused.discard(op.node)
+        if op.node not in self._stopped:
+            docker("kill", self.container(op.node), check=False)
+        docker("start", self.container(op.node))
+        self._stopped.discard(op.node)
+        if op.node not in self._isolated:  # unplugged: its control port is unreachable
+            self._replay_rules(op.node)
 
     # --------------------------------------------------------------------- queries
 
@@ -296,9 +299,6 @@ class DockerComposeBackend(ContainerBackend):
             index = int(name.rsplit("-v", 1)[1])
             usage[index] = _parse_size(mem.split("/")[0].strip())
         return usage
-
-    def pids(self) -> dict[int, int]:
-        return {}
 
 
 _UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,

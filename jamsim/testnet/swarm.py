@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from jamsim.identity import ValidatorSet
-from jamsim.net.control import ControlError, control_request
+from jamsim.net.control import ControlError
 from jamsim.testnet.base import PROCESS_FAULTS, TestnetError, TestnetSpec, TimelineOp
 from jamsim.testnet.container import (
     KEYS_IN_CONTAINER,
@@ -127,8 +127,8 @@ class SwarmBackend(ContainerBackend):
         self.stack_file: Path | None = None
         self._task_hosts: dict[int, str] = {}
 
-    def _check_engine(self) -> None:
-        super()._check_engine()
+    def _check_host(self) -> None:
+        super()._check_host()
         if not swarm_active():
             raise TestnetError("this engine is not a swarm manager: run `docker swarm init` "
                                "(or join a swarm as a manager), or use --backend docker")
@@ -187,7 +187,7 @@ class SwarmBackend(ContainerBackend):
             body = self._control(index, {"op": "status"})["status"]
             self.addresses[index] = (str(body["host"]), int(body["port"]))
 
-    def _state_fields(self) -> dict[str, Any]:
+    def _project_fields(self) -> dict[str, Any]:
         assert self.spec is not None
         return {"validators": self.spec.validators, "control_base": self.control_base}
 
@@ -229,10 +229,6 @@ class SwarmBackend(ContainerBackend):
             host = addr if addr and addr != "0.0.0.0" else "127.0.0.1"
             self._task_hosts[index] = host
         return host
-
-    def _control(self, index: int, request: dict[str, Any]) -> dict[str, Any]:
-        return control_request((self._control_host(index), self.control_ports[index]),
-                               request, self.control_timeout)
 
     def _running(self, index: int) -> bool:
         return self.project is not None and index in self.control_ports

@@ -24,16 +24,12 @@ from typing import Any
 
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
-    ASSURANCE_SCHEMA,
-    ASSURANCES_FILE,
-    BLOCK_SCHEMA,
-    BLOCKS_FILE,
     NEVER,
     AssuranceBatch,
     AssuranceDelivery,
     BlockBatch,
     BlockDelivery,
-    DeliveryWriter,
+    DeliveryTables,
     assurances_batch,
     blocks_batch,
 )
@@ -104,10 +100,8 @@ class TrafficReceipts:
 
 def write_delivery_tables(receipts: TrafficReceipts, run_dir: Path, duration: float) -> None:
     """Write ``blocks.parquet`` and ``assurances.parquet`` into ``run_dir``."""
-    blocks = DeliveryWriter(Path(run_dir) / BLOCKS_FILE, BLOCK_SCHEMA)
-    assurances = DeliveryWriter(Path(run_dir) / ASSURANCES_FILE, ASSURANCE_SCHEMA)
+    tables = DeliveryTables(run_dir)
     for block_batch, assurance_batch in receipts.batches(duration):
-        blocks.append(block_batch)
-        assurances.append(assurance_batch)
-    blocks.close()
-    assurances.close()
+        tables.blocks.append(block_batch)
+        tables.assurances.append(assurance_batch)
+    tables.close()

@@ -60,6 +60,7 @@ __all__ = [
     "AssuranceDelivery",
     "BlockBatch",
     "BlockDelivery",
+    "DeliveryTables",
     "DeliveryWriter",
     "assurances_batch",
     "blocks_batch",
@@ -113,6 +114,12 @@ class AssuranceDelivery:
     delivered_at: float
 
 
+def _slot_columns(slot: int, author: int, rows: int) -> list[pa.Array]:
+    """The ``slot`` and ``author`` columns every delivery table starts with."""
+    return [pa.array(np.full(rows, slot, dtype=np.int64)),
+            pa.array(np.full(rows, author, dtype=np.int64))]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class BlockBatch:
     """One slot's block rows as columns (``node``, ``received_at``, ``hops``, ``via``)."""
@@ -125,10 +132,8 @@ class BlockBatch:
     via: IntArray
 
     def table(self) -> pa.Table:
-        n = len(self.node)
         return pa.Table.from_arrays([
-            pa.array(np.full(n, self.slot, dtype=np.int64)),
-            pa.array(np.full(n, self.author, dtype=np.int64)),
+            *_slot_columns(self.slot, self.author, len(self.node)),
             pa.array(self.node, type=pa.int64()),
             pa.array(self.received_at, type=pa.float64()),
             pa.array(self.hops, type=pa.int64()),
@@ -147,10 +152,8 @@ class AssuranceBatch:
     delivered_at: FloatArray
 
     def table(self) -> pa.Table:
-        n = len(self.assurer)
         return pa.Table.from_arrays([
-            pa.array(np.full(n, self.slot, dtype=np.int64)),
-            pa.array(np.full(n, self.author, dtype=np.int64)),
+            *_slot_columns(self.slot, self.author, len(self.assurer)),
             pa.array(self.assurer, type=pa.int64()),
             pa.array(self.sent_at, type=pa.float64()),
             pa.array(self.delivered_at, type=pa.float64()),
@@ -196,3 +199,21 @@ class DeliveryWriter(TableWriter[Batch]):
 
     def _table(self, rows: list[Batch]) -> pa.Table:
         return pa.concat_tables([batch.table() for batch in rows])
+
+
+class DeliveryTables:
+    """A run's two delivery tables, ``blocks.parquet`` and ``assurances.parquet`` in
+    ``out_dir``, written side by side: every traffic source (the ``model`` overlay,
+    the ``quic`` fidelity's streams, a testnet's receipts) appends its per-slot
+    batches here, so all of them produce the same files."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, flush_every: int = 20) -> None:
+        self.blocks = DeliveryWriter(os.path.join(out_dir, BLOCKS_FILE), BLOCK_SCHEMA,
+                                     flush_every=flush_every)
+        self.assurances = DeliveryWriter(os.path.join(out_dir, ASSURANCES_FILE),
+                                         ASSURANCE_SCHEMA, flush_every=flush_every)
+
+    def close(self) -> None:
+        """Merge both tables' parts into their final files."""
+        self.blocks.close()
+        self.assurances.close()

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from jamsim.sim.simulation import Simulation
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.overlay import SlotOverlay
 from jamsim.traffic.records import (
-    ASSURANCE_SCHEMA,
-    ASSURANCES_FILE,
-    BLOCK_SCHEMA,
-    BLOCKS_FILE,
     AssuranceBatch,
     BlockBatch,
-    DeliveryWriter,
+    DeliveryTables,
 )
 from jamsim.traffic.schedule import SlotSchedule
 
@@ -137,27 +134,42 @@ def _snapshot(links: object) -> object:
     return tuple(sorted(links.items(), key=repr)) if isinstance(links, dict) else links
 
 
+class SlotTrafficSource(Protocol):
+    """What produces a run's per-slot batches: started with its two sinks, stopped once."""
+
+    def stop(self) -> None: ...
+
+
+TrafficSourceFactory = Callable[
+    [Simulation, TrafficConfig, int, float,
+     Callable[[BlockBatch], None], Callable[[AssuranceBatch], None]],
+    SlotTrafficSource,
+]
+
+
 class TrafficRecording:
     """A simulated run's traffic written to ``blocks.parquet`` / ``assurances.parquet``.
 
     Batches go to crash-safe part files every ``flush_every`` slots, so memory stays
-    flat however long the run; :meth:`close` merges the parts.
+    flat however long the run; :meth:`close` merges the parts. ``source`` makes
+    the batches: the ``model`` fidelity's overlay (:class:`SimulatedTraffic`) by
+    default, the ``quic`` fidelity's streams
+    (:class:`jamsim.sim.quic.slot_traffic.QuicTrafficRecording`).
     """
 
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
-                 out_dir: Path, *, flush_every: int = 20) -> None:
-        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
-                                     flush_every=flush_every)
-        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
-                                         flush_every=flush_every)
-        self.traffic: SimulatedTraffic | None = SimulatedTraffic(
-            sim, config, seed, until, self.blocks.append, self.assurances.append)
+                 out_dir: Path, *, flush_every: int = 20,
+                 source: TrafficSourceFactory | None = None) -> None:
+        self.tables = DeliveryTables(out_dir, flush_every=flush_every)
+        start: TrafficSourceFactory = SimulatedTraffic if source is None else source
+        self.traffic: SlotTrafficSource | None = start(
+            sim, config, seed, until, self.tables.blocks.append, self.tables.assurances.append)
 
     def close(self) -> None:
-        """Merge the tables and drop the simulation (idempotent)."""
+        """Stop the source (it hands over its open slots), merge the tables and drop
+        the simulation (idempotent)."""
         traffic = self.traffic
         if traffic is not None:
             traffic.stop()
         self.traffic = None
-        self.blocks.close()
-        self.assurances.close()
+        self.tables.close()

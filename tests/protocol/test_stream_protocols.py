@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jamsim.protocol.assurance_streams import CE141Client
+from jamsim.protocol.errors import ProtocolUsageError
 from jamsim.protocol.framing import encode_message
 from jamsim.protocol.limits import MAX_BLOCK_SIZE
 from jamsim.protocol.messages import (
     Announcement,
+    Assurance,
     Block,
     BlockRequest,
     Final,
@@ -30,8 +34,10 @@ from jamsim.protocol.stream_protocols import (
     StreamFailed,
     UP0Stream,
     UpStreamRegistry,
+    request_data,
     split_kind,
 )
+from jamsim.protocol.streams import StreamKind
 
 GENESIS = b"\0" * 32
 
@@ -249,3 +255,29 @@ def test_a_block_of_the_maximum_size_fits_and_one_byte_more_is_refused() -> None
     out = too_big.receive((MAX_BLOCK_SIZE + 1).to_bytes(4, "little"))
     assert out[0] == ResetStream(ResetCode.PROTOCOL_ERROR, out[0].reason)  # type: ignore[union-attr]
     assert isinstance(out[1], StreamFailed) and out[1].misbehaved
+
+
+def _initiators() -> list[CE128Client | CE141Client | UP0Stream]:
+    return [UP0Stream(Handshake(Final(GENESIS, 0)), initiator=True),
+            CE128Client(BlockRequest(GENESIS, RequestDirection.ASCENDING_EXCLUSIVE, 1)),
+            CE141Client(Assurance(b"\x0a" * 32, b"\x01", b"\x02" * 64))]
+
+
+def test_initiators_refuse_a_second_open_and_data_before_open() -> None:
+    """The open-once and data-before-open rules every initiating machine shares."""
+    for machine, protocol in zip(_initiators(), ("UP 0", "CE 128", "CE 141"), strict=True):
+        with pytest.raises(ProtocolUsageError, match=f"open\\(\\) the {protocol} stream"):
+            machine.receive(b"\x00")
+        machine.open()
+        with pytest.raises(ProtocolUsageError, match="already"):
+            machine.open()
+        machine.cancel()
+        assert machine.receive(b"\x00", end_stream=True) == []  # done: ignored
+
+
+def test_a_ce_request_is_kind_byte_message_and_fin() -> None:
+    request = BlockRequest(GENESIS, RequestDirection.ASCENDING_EXCLUSIVE, 3)
+    [sent] = CE128Client(request).open()
+    assert sent == request_data(StreamKind.BLOCK_REQUEST, request.encode())
+    assert sent == SendData(bytes((StreamKind.BLOCK_REQUEST,)) + encode_message(request.encode()),
+                            end_stream=True)

@@ -8,7 +8,6 @@ command cannot start.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -37,12 +36,7 @@ from jamsim.testnet.base import TestnetError as BackendError
 from jamsim.testnet.base import (
     TestnetSpec as Spec,
 )
-from jamsim.testnet.local import (
-    LocalProcessBackend,
-    down_run_dir,
-    read_state_file,
-    write_state_file,
-)
+from jamsim.testnet.local import LocalProcessBackend, down_run_dir
 
 STANDIN = (sys.executable, "-m", "tests.testnet.test_local_standin")
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,24 +186,6 @@ def test_waiting_for_control_names_a_node_that_exited(tmp_path: Path) -> None:
     assert time.monotonic() - start < LocalProcessBackend.control_wait
     assert not (spec.run_dir / "state.json").exists()
 
-
-def test_state_file_is_replaced_whole(tmp_path: Path) -> None:
-    write_state_file(tmp_path, {"backend": "local", "pids": {"0": 1}})
-    write_state_file(tmp_path, {"backend": "local", "pids": {}})
-    assert json.loads((tmp_path / "state.json").read_text()) == {"backend": "local", "pids": {}}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-
-
-
-def test_state_file_reader_every_backend_shares(tmp_path: Path) -> None:
-    """No file: nothing started here. A damaged one names itself in the error."""
-    assert read_state_file(tmp_path) is None
-    write_state_file(tmp_path, {"backend": "docker", "project": "p"})
-    assert read_state_file(tmp_path) == {"backend": "docker", "project": "p"}
-    for damaged in ("{half", "[1, 2]"):
-        (tmp_path / "state.json").write_text(damaged)
-        with pytest.raises(BackendError, match=r"state\.json: unreadable state file"):
-            read_state_file(tmp_path)
 
 def test_real_nodes_16_mesh_partition_heal_kill_restart(tmp_path: Path) -> None:
     n = 16

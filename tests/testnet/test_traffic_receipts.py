@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from jamsim.testnet.base import TestnetSpec as Spec
-from jamsim.testnet.local import traffic_options, with_traffic_start
+from jamsim.testnet.shared import traffic_options, with_traffic_start
 from jamsim.testnet.traffic import TrafficReceipts
 from jamsim.traffic.config import TrafficConfig
 from jamsim.traffic.schedule import SlotSchedule

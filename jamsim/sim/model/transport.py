@@ -313,21 +313,19 @@ class ModelTransport:
 
     def _server_gone(self, event: Event) -> None:
         self.b_phase = S_CLOSED
-        if self.b_live:
-            self._set_live(False, False)
-        node = self._node_ok(False)
-        if node is not None:
-            node.ends.pop(self.b_cid, None)
-            self.sim.feed(node, event)
-        self._done()
+        self._end_gone(False, self.b_live, self.b_cid, event)
 
     def _client_gone(self, event: Event) -> None:
         self.a_phase = C_CLOSED
-        if self.a_live:
-            self._set_live(True, False)
-        node = self._node_ok(True)
+        self._end_gone(True, self.a_live, self.a_cid, event)
+
+    def _end_gone(self, client: bool, live: bool, cid: int, event: Event) -> None:
+        """One end closed: it no longer counts as live, its node hears ``event``."""
+        if live:
+            self._set_live(client, False)
+        node = self._node_ok(client)
         if node is not None:
-            node.ends.pop(self.a_cid, None)
+            node.ends.pop(cid, None)
             self.sim.feed(node, event)
         self._done()
 

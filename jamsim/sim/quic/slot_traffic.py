@@ -47,20 +47,16 @@ from jamsim.traffic.chain import KEEP_SLOTS, BlockStore
 from jamsim.traffic.config import TrafficConfig, default_core_count
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
-    ASSURANCE_SCHEMA,
-    ASSURANCES_FILE,
-    BLOCK_SCHEMA,
-    BLOCKS_FILE,
     NEVER,
     AssuranceBatch,
     AssuranceDelivery,
     BlockBatch,
     BlockDelivery,
-    DeliveryWriter,
     assurances_batch,
     blocks_batch,
 )
 from jamsim.traffic.schedule import SlotSchedule
+from jamsim.traffic.simulated import TrafficRecording
 
 if TYPE_CHECKING:
     from jamsim.sim.quic.transport import QuicTransport, _End
@@ -349,25 +345,11 @@ def _nothing(_request: BlockRequest) -> Sequence[Block] | None:
     return None
 
 
-class QuicTrafficRecording:
-    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``
-    (the counterpart of :class:`jamsim.traffic.simulated.TrafficRecording`)."""
+class QuicTrafficRecording(TrafficRecording):
+    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``:
+    :class:`jamsim.traffic.simulated.TrafficRecording` fed by :class:`QuicSlotTraffic`."""
 
-    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int | str, until: float,
+    def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
                  out_dir: Path, *, flush_every: int = 20) -> None:
-        self.blocks = DeliveryWriter(out_dir / BLOCKS_FILE, BLOCK_SCHEMA,
-                                     flush_every=flush_every)
-        self.assurances = DeliveryWriter(out_dir / ASSURANCES_FILE, ASSURANCE_SCHEMA,
-                                         flush_every=flush_every)
-        self.traffic: QuicSlotTraffic | None = QuicSlotTraffic(
-            sim, config, seed, until, self.blocks.append, self.assurances.append)
-
-    def close(self) -> None:
-        """Hand over the open slots, merge the tables, let go of the simulation
-        (idempotent)."""
-        traffic = self.traffic
-        if traffic is not None:
-            traffic.stop()
-        self.traffic = None
-        self.blocks.close()
-        self.assurances.close()
+        super().__init__(sim, config, seed, until, out_dir, flush_every=flush_every,
+                         source=QuicSlotTraffic)
