@@ -223,15 +223,11 @@ def run_on_testnet(
     backend.build()
     kept: list[EventRecord] = []
     sink = on_record if on_record is not None else kept.append
-    handed = 0
 
     def drain() -> None:
-        # collect() is every row so far; hand on only the ones not seen yet
-        nonlocal handed
-        rows = backend.collect()
-        for row in rows[handed:]:
+        # rows since the last drain, forgotten by the collector: bounded memory
+        for row in backend.take_records():
             sink(row)
-        handed = len(rows)
 
     with backend:
         start = time.monotonic()

@@ -112,8 +112,16 @@ class TelemetryCollector:
 
     @property
     def records(self) -> list[EventRecord]:
-        """Rows collected so far (a copy, in arrival order)."""
+        """Rows collected and not yet taken (a copy, in arrival order)."""
         return list(self._records)
+
+    def take(self) -> list[EventRecord]:
+        """Rows collected since the last ``take``, in arrival order, forgotten here.
+
+        A harness that streams rows to disk takes them at every sample, so the
+        collector's memory stays bounded however long the run is."""
+        rows, self._records = self._records, []
+        return rows
 
     async def stop(self) -> None:
         if self._server is not None:

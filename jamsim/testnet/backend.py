@@ -84,6 +84,12 @@ class CollectorThread:
 
         return asyncio.run_coroutine_threadsafe(get(), self._loop).result(5)
 
+    def take(self) -> list[EventRecord]:
+        async def take() -> list[EventRecord]:
+            return self.collector.take()
+
+        return asyncio.run_coroutine_threadsafe(take(), self._loop).result(5)
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.collector.stop(), self._loop).result(5)
@@ -283,6 +289,12 @@ class NodeBackend(ABC):
 
     def collect(self) -> list[EventRecord]:
         return self._collector.records() if self._collector is not None else []
+
+    def take_records(self) -> list[EventRecord]:
+        """Telemetry rows received since the last call, forgotten by the collector
+        (:meth:`collect` no longer returns them): the streaming path, whose memory
+        does not grow with the run."""
+        return self._collector.take() if self._collector is not None else []
 
     # ------------------------------------------------------------------ cleanup
 

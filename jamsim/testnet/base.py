@@ -180,7 +180,11 @@ class TestnetBackend(Protocol):
         """The node's stdout/stderr so far."""
 
     def collect(self) -> list[EventRecord]:
-        """Telemetry rows received so far from all nodes."""
+        """Telemetry rows received so far from all nodes (and not yet taken)."""
+
+    def take_records(self) -> list[EventRecord]:
+        """Rows received since the last call; the backend forgets them, so a
+        harness that streams them to disk keeps its memory bounded."""
 
     def down(self) -> None:
         """Stop everything this backend (or a previous crashed run in ``run_dir``) started.

@@ -183,3 +183,33 @@ def test_client_reconnects_and_realigns_ids_with_a_dropped_event() -> None:
         ("dropped", 0),
         ("connected_out", 3),
     ]
+
+
+def test_take_hands_each_row_once_and_forgets_it() -> None:
+    """The streaming path: every row is taken exactly once, in arrival order, and
+    the collector keeps none it has handed on (its memory stays bounded)."""
+
+    async def scenario() -> tuple[list[list[EventRecord]], list[EventRecord], list[EventRecord]]:
+        seen: list[EventRecord] = []
+        async with TelemetryCollector(INDEX, START, on_record=seen.append) as collector:
+            client = TelemetryClient("127.0.0.1", collector.port, NodeInfo(KEYS[0], ADDR),
+                                     clock=lambda: START + 1.0)
+            client.start()
+            takes: list[list[EventRecord]] = []
+            for round_ in range(3):
+                for i in range(4):
+                    event_id = round_ * 4 + i
+                    client.emit_action(EmitTelemetry(
+                        TelemetryKind.CONNECTING_OUT, event_id, KEYS[1], event_id + 1,
+                        Direction.OUTBOUND, ADDR))
+                ok = await collector.wait_until(lambda: len(collector.records) >= 4, 10)
+                assert ok, (collector.records, client.sent, client.dropped)
+                takes.append(collector.take())
+                assert collector.records == []  # forgotten once taken
+            await client.close()
+            return takes, seen, collector.take()
+
+    takes, seen, rest = run(scenario())
+    assert [len(t) for t in takes] == [4, 4, 4] and rest == []
+    assert [row for t in takes for row in t] == seen  # each row once, in arrival order
+    assert [r.event_id for t in takes for r in t] == list(range(12))
