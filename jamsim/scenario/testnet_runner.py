@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jamsim.core.errors import UsageError
+from jamsim.core.types import NodeLifecycle
 from jamsim.links import LinkSpec
 from jamsim.scenario.resolve import assign_regions, latency_spec, loss_spec, resolve_groups
 from jamsim.scenario.schema import GilbertElliott, LatencyDistribution, Scenario
@@ -248,6 +249,8 @@ def run_on_testnet(
                     op = pending.pop(0)[1]
                     backend.apply(op)
                     rules.apply(op)
+                    for row in lifecycle_rows(op, backend, now):
+                        sink(row)
                 if now >= next_sample:
                     statuses = backend.status()
                     on_sample(harness_sample(now, statuses, expected, rules, stale_since))
@@ -292,3 +295,26 @@ def _nodes_of(backend: object) -> list[tuple[int, bytes, str, int]]:
     return [(int(entry["index"]), bytes.fromhex(entry["public_key"]),
              str(entry.get("region", "default")), 0)
             for entry in document["validators"]]
+
+
+_LIFECYCLE: dict[type, NodeLifecycle] = {
+    Kill: NodeLifecycle.NODE_CRASHED, Pause: NodeLifecycle.NODE_PAUSED,
+    Unpause: NodeLifecycle.NODE_RESUMED, Restart: NodeLifecycle.NODE_RESTARTED,
+}
+
+
+def lifecycle_rows(op: TimelineOp, backend: object, harness_now: float) -> list[EventRecord]:
+    """The event row the harness writes for a process op it just applied.
+
+    A killed process cannot report its own death, so the harness writes what it
+    did (:class:`jamsim.core.types.NodeLifecycle`), as the simulator does, on the
+    clock of the nodes' telemetry rows (the backend's ``telemetry_time``; the
+    harness clock where a backend has none), so the analysis closes the node's
+    sessions at the kill."""
+    if not isinstance(op, Kill | Pause | Unpause | Restart):
+        return []
+    kind = _LIFECYCLE[type(op)]
+    clock = getattr(backend, "telemetry_time", None)
+    at = clock() if clock is not None else None
+    return [EventRecord(time=harness_now if at is None else at, node=op.node, peer=-1,
+                        event=kind.label, kind=int(kind))]

@@ -65,7 +65,9 @@ class CollectorThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.collector = TelemetryCollector(key_to_index, time.time(), host=host, port=port)
+        self.started_at = time.time()
+        """Unix time the rows' ``time`` counts from."""
+        self.collector = TelemetryCollector(key_to_index, self.started_at, host=host, port=port)
         try:
             asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(5)
         except OSError as exc:
@@ -289,6 +291,13 @@ class NodeBackend(ABC):
 
     def collect(self) -> list[EventRecord]:
         return self._collector.records() if self._collector is not None else []
+
+    def telemetry_time(self) -> float | None:
+        """Now on the clock of the telemetry rows (seconds since the collector
+        started), so the harness can add rows of its own beside the nodes'."""
+        if self._collector is None:
+            return None
+        return time.time() - self._collector.started_at
 
     def take_records(self) -> list[EventRecord]:
         """Telemetry rows received since the last call, forgotten by the collector

@@ -50,3 +50,24 @@ def test_a_taken_collector_port_rules_a_range_out() -> None:
             pytest.skip("that port is in use on this host already")
         taken.listen()
         assert free_base_port(3) != candidate
+
+
+def test_process_ops_become_lifecycle_rows_on_the_telemetry_clock() -> None:
+    """A kill the harness applies is written as the simulator writes it, at the
+    telemetry rows' clock when the backend has one, else at the harness's."""
+    from jamsim.scenario.testnet_runner import lifecycle_rows
+    from jamsim.testnet.base import Heal, Kill, Pause, Restart, Unpause
+
+    class WithClock:
+        def telemetry_time(self) -> float:
+            return 12.5
+
+    expected = {Kill(3): "node_crashed", Pause(3): "node_paused", Unpause(3): "node_resumed",
+                Restart(3): "node_restarted"}
+    for op, name in expected.items():
+        (row,) = lifecycle_rows(op, WithClock(), harness_now=12.0)
+        assert (row.time, row.node, row.peer, row.event) == (12.5, 3, -1, name)
+        assert 240 <= row.kind <= 243
+    (row,) = lifecycle_rows(Kill(1), object(), harness_now=7.0)
+    assert row.time == 7.0 and row.node == 1
+    assert lifecycle_rows(Heal(), WithClock(), harness_now=1.0) == []
