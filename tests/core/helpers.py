@@ -32,3 +32,24 @@ def loopback(node_keys: list[bytes], policy: ConnectionPolicy, start: bool = Tru
         change = ValidatorSetChanged(current=endpoints(node_keys))
         lb.start((k, change) for k in node_keys)
     return lb
+
+
+def apply_fault_op(lb: Loopback, op: str, n: int, link_up: list[bool]) -> bool:
+    """Apply one step of a hypothesis fault script to ``lb``: ``deliver`` the
+    ``n``-th pending delivery, fire due ``timer``s, ``cut`` a live transport, or
+    flip the ``link`` (``link_up[0]``, read by the loopback's ``reachable``).
+    Returns False for an op it does not know, so a test can add its own."""
+    if op == "deliver":
+        if lb.pending:
+            lb.deliver(n % len(lb.pending))
+    elif op == "timer":
+        lb.fire_timers()
+    elif op == "cut":
+        live = [t for t in lb.transports if not t.closed]
+        if live:
+            lb.cut(live[n % len(live)])
+    elif op == "link":
+        link_up[0] = not link_up[0]
+    else:
+        return False
+    return True

@@ -18,6 +18,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint
 from jamsim.identity import PeerAddress
 from jamsim.testing.loopback import Loopback
+from tests.core.helpers import apply_fault_op
 
 keys = st.binary(min_size=32, max_size=32)
 steps = st.lists(
@@ -43,16 +44,7 @@ def _run(policy: ConnectionPolicy, a: bytes, b: bytes, a_slot: str, b_slot: str,
                   reachable=lambda x, y: link_up[0])
     lb.start([(a, _set_event(a, b, a_slot, b_slot)), (b, _set_event(a, b, b_slot, a_slot))])
     for op, n in script:
-        if op == "deliver" and lb.pending:
-            lb.deliver(n % len(lb.pending))
-        elif op == "timer":
-            lb.fire_timers()
-        elif op == "cut":
-            live = [t for t in lb.transports if not t.closed]
-            if live:
-                lb.cut(live[n % len(live)])
-        elif op == "link":
-            link_up[0] = not link_up[0]
+        apply_fault_op(lb, op, n, link_up)
     link_up[0] = True  # faults stop
     lb.settle()
     return lb

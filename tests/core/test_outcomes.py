@@ -20,7 +20,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import ConnectionStatus, PeerEndpoint, Side, TelemetryKind
 from jamsim.identity import PeerAddress
 from jamsim.testing.loopback import Loopback
-from tests.core.helpers import endpoints, ordered_pair
+from tests.core.helpers import apply_fault_op, endpoints, ordered_pair
 
 K = TelemetryKind
 STARTS = {K.CONNECTING_OUT: (K.CONNECTED_OUT, K.CONNECT_OUT_FAILED),
@@ -106,17 +106,9 @@ def test_every_connecting_event_gets_exactly_one_outcome(
     lb.start([(a, ValidatorSetChanged(current=both)), (b, ValidatorSetChanged(current=both))])
     for op, n in script:
         node = (a, b)[n % 2]
-        if op == "deliver" and lb.pending:
-            lb.deliver(n % len(lb.pending))
-        elif op == "timer":
-            lb.fire_timers()
-        elif op == "cut":
-            live = [t for t in lb.transports if not t.closed]
-            if live:
-                lb.cut(live[n % len(live)])
-        elif op == "link":
-            link_up[0] = not link_up[0]
-        elif op == "leave":  # the other peer left the validator set
+        if apply_fault_op(lb, op, n, link_up):
+            continue
+        if op == "leave":  # the other peer left the validator set
             lb.handle(node, ValidatorSetChanged(current=tuple(e for e in both if e.key == node)))
         elif op == "rejoin":
             lb.handle(node, ValidatorSetChanged(current=both))

@@ -17,7 +17,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint
 from jamsim.identity import PeerAddress
 from jamsim.testing.loopback import Delivery, Loopback
-from tests.core.helpers import endpoints, ordered_pair
+from tests.core.helpers import apply_fault_op, endpoints, ordered_pair
 
 POLICY = ConnectionPolicy.preset("jamnp-s")
 ADDR = PeerAddress("127.0.0.1", 9)
@@ -81,17 +81,9 @@ def test_managers_still_agree_on_one_connection_with_silence_reports(
             PeerEndpoint(b, PeerAddress("127.0.0.1", 2)))
     lb.start([(a, ValidatorSetChanged(current=both)), (b, ValidatorSetChanged(current=both))])
     for op, n in script:
-        if op == "deliver" and lb.pending:
-            lb.deliver(n % len(lb.pending))
-        elif op == "timer":
-            lb.fire_timers()
-        elif op == "cut":
-            live = [t for t in lb.transports if not t.closed]
-            if live:
-                lb.cut(live[n % len(live)])
-        elif op == "link":
-            link_up[0] = not link_up[0]
-        elif op == "silent":  # both ends stop hearing each other on one connection
+        if apply_fault_op(lb, op, n, link_up):
+            continue
+        if op == "silent":  # both ends stop hearing each other on one connection
             live = [t for t in lb.transports if not t.closed and t.acceptor_id is not None]
             if live:
                 t = live[n % len(live)]
