@@ -20,6 +20,7 @@ all build their traffic from the same config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -134,6 +135,18 @@ class TrafficConfig:
         cores = self.core_count if self.core_count is not None else \
             default_core_count(validator_count)
         return assurance_size(cores)
+
+    def jam_parameters(self, validator_count: int) -> dict[str, int]:
+        """The JAM protocol parameters this traffic implies, by JIP-3 field name.
+
+        What a node announces in its telemetry node information must match what
+        it sends: the core count its assurances' bitfields are sized for, and the
+        slot period of its clock (whole seconds on the wire: a sub-second test
+        slot is announced as 1 s).
+        """
+        cores = self.core_count if self.core_count is not None else \
+            default_core_count(validator_count)
+        return {"core_count": cores, "slot_period": max(1, math.ceil(self.slot))}
 
     @property
     def announcement_bytes(self) -> int:
