@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from jamsim.core.errors import UsageError
+from jamsim.protocol.messages import HASH_SIZE, Header
 
 __all__ = [
     "ASSURANCE_FIXED_BYTES",
     "BLOCK_REQUEST_BYTES",
     "FINAL_BYTES",
+    "HEADER_BYTES",
     "ExtraMessage",
     "Fanout",
     "TrafficConfig",
@@ -42,6 +44,9 @@ ED25519_SIGNATURE_BYTES: Final = 64
 ASSURANCE_FIXED_BYTES: Final = ANCHOR_HASH_BYTES + ED25519_SIGNATURE_BYTES
 BLOCK_REQUEST_BYTES: Final = 32 + 1 + 4
 FINAL_BYTES: Final = 32 + 4
+HEADER_BYTES: Final = len(Header(bytes(HASH_SIZE), 0).encode())
+"""A GP header without epoch, tickets or offenders markers (297 bytes): what the
+synthetic chain's headers are on the wire, so every runtime announces the same size."""
 MESSAGE_LENGTH_PREFIX: Final = 4
 """Every JAMNP-S message is preceded by a u32 length."""
 
@@ -105,7 +110,7 @@ class TrafficConfig:
     slot: float = 6.0
     assurance_lead: float = 2.0
     block_size: int = 100_000
-    header_size: int = 400
+    header_size: int = HEADER_BYTES
     core_count: int | None = None
     assurance_size: int | None = None
     extra: tuple[ExtraMessage, ...] = field(default_factory=tuple)
