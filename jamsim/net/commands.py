@@ -109,7 +109,8 @@ async def run_node(
         from jamsim.telemetry.collector import TelemetryClient
         from jamsim.telemetry.jip3 import JamParameters, NodeInfo
 
-        params = JamParameters.for_network(len(vset), **(jam_params or {}))
+        implied = traffic.config.jam_parameters(len(vset)) if traffic is not None else {}
+        params = JamParameters.for_network(len(vset), **{**implied, **(jam_params or {})})
         client = TelemetryClient(
             telemetry[0], telemetry[1], NodeInfo(info.key, info.address, genesis, params)
         )
@@ -205,7 +206,9 @@ def node_command(
         typer.Option(
             help="JAM parameter for the telemetry node information, name=value "
             "(repeatable; e.g. epoch_length=600). validator_count is the keys file's "
-            "validator count and core_count one per three validators unless given."
+            "validator count, core_count and slot_period those of the slot traffic "
+            "(--traffic-cores, --traffic-slot; else one core per three validators, "
+            "6 s) unless given."
         ),
     ] = None,
     traffic_start: Annotated[

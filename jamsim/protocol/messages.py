@@ -46,6 +46,7 @@ __all__ = [
     "EMPTY_EXTRINSIC_HASH",
     "FULL_CONTEXT",
     "FULL_CORE_COUNT",
+    "GRAY_PAPER_VERSION",
     "HASH_SIZE",
     "Announcement",
     "Assurance",
@@ -76,6 +77,11 @@ MAX_OFFENDERS = 1 << 12
 disputes in one block; this only refuses absurd lengths)."""
 FULL_CORE_COUNT = 341
 """C in the GP full configuration (1023 validators, 3 per core)."""
+GRAY_PAPER_VERSION = "0.7.2"
+"""The Gray Paper version whose header and block layout these codecs follow.
+
+Nodes announce it in JIP-3 node information, so a telemetry backend can tell
+which layout the blocks they move have; change it together with the layouts."""
 MAX_LEAVES = 1 << 16
 """Bound on handshake leaves: generous for forks, small enough to refuse abuse."""
 

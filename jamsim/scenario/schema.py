@@ -45,6 +45,7 @@ from jamsim.scenario.units import (
     parse_duration,
     parse_fraction,
 )
+from jamsim.traffic.config import HEADER_BYTES
 
 __all__ = ["JSON_SCHEMA_DRAFT", "LOCATED", "Scenario", "json_schema", "located"]
 
@@ -396,8 +397,8 @@ class Traffic(_Model):
     assurance_lead: Duration = Field(
         2.0, description="assurances are sent this long before each slot (JAMNP-S: ~2s)")
     block_size: int = Field(100_000, ge=0, description="bytes of a block (CE 128 response)")
-    header_size: int = Field(400, ge=0, description="bytes of a block header "
-                                                     "(UP 0 announcement)")
+    header_size: int = Field(HEADER_BYTES, ge=0, description="bytes of a block header "
+                             "(UP 0 announcement); default: the synthetic chain's real header")
     assurance_size: int | None = Field(
         None, ge=0, description="bytes of an assurance; unset: 32 + cores/8 + 64 "
                                 "(JAMNP-S CE 141 layout)")

@@ -31,6 +31,7 @@ from jamsim.core.types import Side, TelemetryKind
 from jamsim.identity import PeerAddress
 from jamsim.protocol.codec import Reader, decode_all, encode_string, u8, u16, u32, u64
 from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
+from jamsim.protocol.messages import GRAY_PAPER_VERSION
 from jamsim.telemetry.records import EventRecord
 
 __all__ = [
@@ -239,7 +240,7 @@ class NodeInfo:
     flags: int = 0
     implementation_name: str = "jamsim"
     implementation_version: str = _JAMSIM_VERSION
-    gp_version: str = "0.7.2"
+    gp_version: str = GRAY_PAPER_VERSION
     note: str = ""
 
     def __post_init__(self) -> None:

@@ -20,15 +20,18 @@ all build their traffic from the same config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from jamsim.core.errors import UsageError
+from jamsim.protocol.messages import HASH_SIZE, Header
 
 __all__ = [
     "ASSURANCE_FIXED_BYTES",
     "BLOCK_REQUEST_BYTES",
     "FINAL_BYTES",
+    "HEADER_BYTES",
     "ExtraMessage",
     "Fanout",
     "TrafficConfig",
@@ -41,6 +44,9 @@ ED25519_SIGNATURE_BYTES: Final = 64
 ASSURANCE_FIXED_BYTES: Final = ANCHOR_HASH_BYTES + ED25519_SIGNATURE_BYTES
 BLOCK_REQUEST_BYTES: Final = 32 + 1 + 4
 FINAL_BYTES: Final = 32 + 4
+HEADER_BYTES: Final = len(Header(bytes(HASH_SIZE), 0).encode())
+"""A GP header without epoch, tickets or offenders markers (297 bytes): what the
+synthetic chain's headers are on the wire, so every runtime announces the same size."""
 MESSAGE_LENGTH_PREFIX: Final = 4
 """Every JAMNP-S message is preceded by a u32 length."""
 
@@ -104,7 +110,7 @@ class TrafficConfig:
     slot: float = 6.0
     assurance_lead: float = 2.0
     block_size: int = 100_000
-    header_size: int = 400
+    header_size: int = HEADER_BYTES
     core_count: int | None = None
     assurance_size: int | None = None
     extra: tuple[ExtraMessage, ...] = field(default_factory=tuple)
@@ -134,6 +140,18 @@ class TrafficConfig:
         cores = self.core_count if self.core_count is not None else \
             default_core_count(validator_count)
         return assurance_size(cores)
+
+    def jam_parameters(self, validator_count: int) -> dict[str, int]:
+        """The JAM protocol parameters this traffic implies, by JIP-3 field name.
+
+        What a node announces in its telemetry node information must match what
+        it sends: the core count its assurances' bitfields are sized for, and the
+        slot period of its clock (whole seconds on the wire: a sub-second test
+        slot is announced as 1 s).
+        """
+        cores = self.core_count if self.core_count is not None else \
+            default_core_count(validator_count)
+        return {"core_count": cores, "slot_period": max(1, math.ceil(self.slot))}
 
     @property
     def announcement_bytes(self) -> int:

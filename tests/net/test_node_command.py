@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from jamsim.net.control import ControlError, control_request
+from jamsim.protocol.messages import GRAY_PAPER_VERSION
+from jamsim.testnet.backend import CollectorThread
 from jamsim.testnet.keys import generate_keys, write_keys
 from tests.net.test_node import free_ports
 
@@ -116,3 +118,38 @@ def test_jam_param_overrides_parse_and_bad_ones_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 2 and "unknown JAM parameter(s): cores" in run.stderr
+
+
+def test_node_information_carries_the_run_parameters(tmp_path: Path) -> None:
+    """A node started with slot traffic announces the run's V, C and slot period, and
+    the Gray Paper version its codecs follow, not the tiny-network defaults."""
+    (udp,) = free_ports(1)
+    doc = generate_keys(7, seed=5, base_port=udp)
+    keys = tmp_path / "keys.json"
+    write_keys(keys, doc)
+    key = bytes.fromhex(doc["validators"][0]["public_key"])
+    collector = CollectorThread({key: 0})
+    log = tmp_path / "node.log"
+    host, port = collector.address
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "--keys", str(keys), "--index", "0",
+         "--telemetry", f"{host}:{port}", "--jam-param", "epoch_length=600",
+         "--traffic-start", repr(time.time()), "--traffic-slot", "2.5",
+         "--traffic-cores", "5"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and key not in collector.collector.node_infos:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.05)  # polling interval of a bounded wait
+        info = collector.collector.node_infos.get(key)
+        assert info is not None, log.read_text(errors="replace")
+        params = info.params
+        assert (params.validator_count, params.core_count, params.slot_period) == (7, 5, 3)
+        assert params.epoch_length == 600  # an explicit --jam-param still wins
+        assert info.gp_version == GRAY_PAPER_VERSION
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        collector.stop()

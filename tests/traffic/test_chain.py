@@ -22,6 +22,7 @@ from jamsim.protocol.stream_protocols import (
     split_kind,
 )
 from jamsim.traffic.chain import BlockStore, SyntheticChain, seeded_author
+from jamsim.traffic.config import TrafficConfig
 
 
 def test_same_seed_same_blocks_other_seed_other_hashes() -> None:
@@ -47,6 +48,17 @@ def test_block_has_the_configured_size_and_links_to_its_parent(
     assert block.hash() == chain.hash_at(slot)
     assert block.header.slot == slot
     assert decode_block(block.encode()) == block
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 3), st.integers(1, 1000), st.integers(0, 5000))
+def test_default_announcement_size_is_what_real_nodes_announce(
+    seed: int, slot: int, size: int
+) -> None:
+    """The model and the quic fidelity size UP 0 announcements from ``header_size``;
+    real nodes send the chain's real header: by default the two agree."""
+    header = SyntheticChain(seed, 12, block_size=size).block(slot).header
+    assert TrafficConfig().announcement_bytes == len(header.encode()) + 36
 
 
 def test_author_comes_from_the_given_function() -> None:
