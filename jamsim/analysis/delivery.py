@@ -177,15 +177,18 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     spec = getattr(expectation, kind)
     bound = float(spec.below if kind == "block_propagation_p99" else spec.at_least)
     if delivery is None:
+        if scenario.traffic == "none":
+            return Verdict.unmeasured(kind, bound, "traffic: none: delivery not measured; "
+                                                   "remove the expectation or enable traffic")
         return Verdict(kind, False, None, bound,
-                       "this run recorded no deliveries (traffic: none, or a runtime "
-                       "without slot traffic)")
+                       "this run recorded no deliveries although its traffic is on")
     after = resolve_after(spec.after, scenario)
     window = delivery.from_slot_at(after)
     if kind == "assurances_delivered":
         assured = window.assured_in_time
         if not len(assured):
-            return Verdict(kind, False, None, bound, f"no assurances sent after t={after:g}s")
+            return Verdict.unmeasured(kind, bound, _empty_window("no assurances were sent",
+                                                                 after))
         value = float(assured.mean())
         return Verdict(kind, value >= bound, value, bound,
                        f"{int(assured.sum())}/{len(assured)} assurances reached the author "
@@ -193,7 +196,7 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     prop = window.propagation.to_numpy()
     slots = int(window.blocks["slot"].nunique())
     if not len(prop):
-        return Verdict(kind, False, None, bound, f"no slot started after t={after:g}s")
+        return Verdict.unmeasured(kind, bound, _empty_window("no slot started", after))
     if kind == "blocks_reached":
         value = float(np.mean(prop < delivery.slot))
         return Verdict(kind, value >= bound, value, bound,
@@ -204,6 +207,11 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     shown = f"{value:.3f}s" if math.isfinite(value) else "never (over 1% never got it)"
     return Verdict(kind, value <= bound, value, bound,
                    f"p99 block propagation over {slots} slots from t={after:g}s = {shown}")
+
+
+def _empty_window(what: str, after: float) -> str:
+    return (f"{what} at or after t={after:g}s, so nothing to measure; move `after` "
+            "earlier or lengthen the run")
 
 
 def summary_rows(delivery_metrics: dict[str, Any] | None) -> list[tuple[str, str]]:

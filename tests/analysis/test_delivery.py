@@ -15,6 +15,7 @@ from jamsim.analysis.delivery import (
     summarise,
     summary_rows,
 )
+from jamsim.scenario.expectations import Outcome, Verdict, run_passed
 from jamsim.scenario.loader import parse_scenario
 
 NAN = math.nan
@@ -89,8 +90,37 @@ def test_delivery_expectations(expect: str, passed: bool, measured: float) -> No
     assert verdict.measured == pytest.approx(measured)
 
 
-def test_without_tables_the_expectation_fails_and_says_why() -> None:
+def test_traffic_none_leaves_delivery_not_measured_and_says_why() -> None:
     scenario = parse_scenario("name: x\ntraffic: none\nexpect:\n"
                               "  - blocks_reached: {at_least: 1%}\n", "t.yaml", [])
     verdict = evaluate_delivery(scenario.expect[0], scenario, None)
-    assert not verdict.passed and "no deliveries" in verdict.detail
+    assert verdict.outcome is Outcome.NOT_MEASURED
+    assert not verdict.passed and not verdict.failed
+    assert verdict.warning == ("expectation blocks_reached not measured: traffic: none: "
+                               "delivery not measured; remove the expectation or enable "
+                               "traffic")
+
+
+def test_missing_tables_with_traffic_on_fail() -> None:
+    scenario = parse_scenario("name: x\nexpect:\n  - blocks_reached: {at_least: 1%}\n",
+                              "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, None)
+    assert verdict.failed and "traffic is on" in verdict.detail
+
+
+@pytest.mark.parametrize("expect", ["blocks_reached: {at_least: 1%, after: 30s}",
+                                    "block_propagation_p99: {below: 1s, after: 30s}",
+                                    "assurances_delivered: {at_least: 1%, after: 30s}"])
+def test_a_window_without_slots_is_not_measured(expect: str) -> None:
+    scenario = parse_scenario(f"name: x\nexpect:\n  - {expect}\n", "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, tables())
+    assert verdict.outcome is Outcome.NOT_MEASURED, verdict.detail
+    assert "at or after t=30s" in verdict.detail
+
+
+def test_a_verdict_not_measured_cannot_pass() -> None:
+    with pytest.raises(ValueError, match="cannot have passed"):
+        Verdict("blocks_reached", True, None, 0.5, "x", not_measured=True)
+    assert run_passed([Verdict.unmeasured("blocks_reached", 0.5, "why")])
+    assert not run_passed([Verdict.unmeasured("blocks_reached", 0.5, "why"),
+                           Verdict("full_mesh", False, None, 1.0, "never")])
