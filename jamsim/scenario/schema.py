@@ -377,6 +377,16 @@ class ExtraTraffic(_Model):
         1, description="peers per sender (drawn per slot from the seed), grid or all")
     offset: Duration = Field(1.0, description="when in the slot it is sent")
 
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: int) -> int:
+        from jamsim.traffic.config import RESERVED_CE_KINDS
+
+        if value in RESERVED_CE_KINDS:
+            raise ValueError(f"kind {value} is the slot traffic's own "
+                             f"{RESERVED_CE_KINDS[value]}; pick another CE kind")
+        return value
+
     @field_validator("fanout")
     @classmethod
     def _fanout(cls, value: int | str) -> int | str:
@@ -411,10 +421,15 @@ class Traffic(_Model):
         if self.assurance_lead >= self.slot:
             raise located(f"assurance_lead {self.assurance_lead:g}s must be shorter than "
                           f"the slot ({self.slot:g}s)", "assurance_lead")
+        kinds: set[int] = set()
         for i, extra in enumerate(self.extra):
             if extra.offset >= self.slot:
                 raise located(f"offset {extra.offset:g}s must be shorter than the slot "
                               f"({self.slot:g}s)", "extra", i, "offset")
+            if extra.kind in kinds:
+                raise located(f"kind {extra.kind} is given twice; each extra message "
+                              "needs its own kind", "extra", i, "kind")
+            kinds.add(extra.kind)
         return self
 
 
