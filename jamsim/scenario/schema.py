@@ -483,6 +483,10 @@ class Expectation(_Model):
     assurances_delivered: Reached | None = Field(
         None, description="fraction of assurances that reached the slot's author before "
                           "the slot began, slots from `after`")
+    messages_delivered: Reached | None = Field(
+        None, description="fraction of the extra CE messages (traffic: extra) that reached "
+                          "their receiver within the slot they were sent in, slots from "
+                          "`after`")
     max_stale_links: int | None = Field(
         None, ge=0, description="no sample shows more stale links (held across a cut path "
                                 "or to a crashed/paused peer)")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from jamsim.analysis.report import render_report
@@ -13,7 +14,7 @@ from jamsim.analysis.run import load_run
 from jamsim.cli import app
 from jamsim.scenario.runner import run_scenario
 from jamsim.telemetry.writer import read_table
-from jamsim.traffic.records import ASSURANCE_SCHEMA, BLOCK_SCHEMA
+from jamsim.traffic.records import ASSURANCE_SCHEMA, BLOCK_SCHEMA, MESSAGE_SCHEMA
 
 SCENARIO = """\
 name: traffic-cut
@@ -90,3 +91,27 @@ def test_traffic_none_delivery_expectation_is_not_measured(tmp_path: Path) -> No
                                       "--quiet"])
     assert missed.exit_code == 1, missed.output
     assert "FAIL blocks_reached" in missed.output
+
+
+def test_run_with_extra_messages_writes_the_table_and_figures(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.split("expect:")[0]
+                    + "traffic:\n  extra: [{kind: 200, size: 512, fanout: 2, offset: 1s}]\n"
+                    + "expect:\n  - messages_delivered: {at_least: 99%, after: heal}\n"
+                    + "  - messages_delivered: {at_least: 99%}\n")
+    result = run_scenario(path, out_dir=tmp_path / "run", plots=False)
+    table = read_table(result.out_dir / "messages.parquet", MESSAGE_SCHEMA).to_pandas()
+    assert sorted(set(table["slot"])) == list(range(10)) and len(table) == 10 * 9 * 2
+    assert set(table["kind"]) == {200}
+    assert (table["sent_at"] == table["slot"] * 6.0 + 1.0).all()
+    cut = table[table["slot"].isin([4, 5])]  # sent at 25 s and 31 s, inside the cut
+    crossing = (cut["sender"] < 3) != (cut["receiver"] < 3)
+    assert crossing.any() and cut.loc[crossing, "delivered_at"].isna().all()
+    assert cut.loc[~crossing, "delivered_at"].notna().all()
+    delivery = result.summary["metrics"]["delivery"]
+    assert delivery["messages"] == 180
+    assert delivery["messages_delivered"] == pytest.approx(
+        float(table["delivered_at"].notna().mean()))
+    assert delivery["message_latency_p50_s"] == pytest.approx(0.02)
+    assert delivery["after"]["heal @ 35s"]["messages_delivered"] == 1.0
+    assert [v["outcome"] for v in result.summary["expectations"]] == ["pass", "fail"]
