@@ -101,6 +101,35 @@ class ExtraMessage:
         if self.offset < 0:
             raise UsageError("extra message offset must be >= 0")
 
+    @classmethod
+    def parse(cls, text: str) -> ExtraMessage:
+        """``KIND:SIZE:FANOUT:OFFSET`` (fan-out a count, ``grid`` or ``all``; offset in
+        seconds), the ``jamsim node --traffic-extra`` form (:meth:`option`)."""
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise UsageError(f"an extra message is KIND:SIZE:FANOUT:OFFSET, got {text!r}")
+        kind, size, fanout, offset = parts
+        spread: Fanout
+        if fanout == "grid":
+            spread = "grid"
+        elif fanout == "all":
+            spread = "all"
+        else:
+            try:
+                spread = int(fanout)
+            except ValueError:
+                raise UsageError(f"extra message fanout {fanout!r}: an integer, grid or all"
+                                 ) from None
+        try:
+            return cls(kind=int(kind), size=int(size), fanout=spread, offset=float(offset))
+        except ValueError:
+            raise UsageError(f"an extra message is KIND:SIZE:FANOUT:OFFSET with numbers, "
+                             f"got {text!r}") from None
+
+    def option(self) -> str:
+        """This message as :meth:`parse` reads it."""
+        return f"{self.kind}:{self.size}:{self.fanout}:{self.offset!r}"
+
     def payload(self, slot: int) -> bytes:
         """The message content for ``slot``: the slot as u32 LE, zero-filled to ``size``
         (truncated when ``size`` is under four bytes)."""
