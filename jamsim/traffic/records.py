@@ -33,9 +33,10 @@ one row per scheduled (slot, kind, sender, receiver):
 ``kind``           int64    its CE stream kind (128-255)
 ``sender``         int64    validator index
 ``receiver``       int64    validator index
-``sent_at``        float64  when it was sent; NaN if the sender was down (or,
-                            on real nodes and ``quic``, had no live connection
-                            to the receiver)
+``sent_at``        float64  when its sender sent its messages of that kind
+                            in that slot; NaN if the sender was down (a live
+                            sender without a connection to the receiver has
+                            a time here and NaN below)
 ``delivered_at``   float64  when the receiver had the whole message; NaN if
                             never. Delivered *within the slot* means
                             ``delivered_at < (slot + 1) * slot length``

@@ -106,7 +106,8 @@ class QuicSlotTraffic:
         self.on_messages = on_messages
         self.extra_kinds = config.extra_kinds()
         self._extra_steps = sorted((e.offset, i) for i, e in enumerate(config.extra))
-        # (slot, kind, sender, receiver) -> time: sent by a live sender / received whole
+        # when a live sender sent, by (slot, kind, sender); when a message arrived
+        # whole, by (slot, kind, sender, receiver)
         self._extra_sent: dict[tuple[int, int, int], float] = {}
         self._extra_got: dict[tuple[int, int, int, int], float] = {}
         keys = current_keys(sim)
