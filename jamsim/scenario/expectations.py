@@ -121,6 +121,12 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario, run: Run) -> Ver
     if expectation.full_mesh is not None:
         spec = expectation.full_mesh
         after = resolve_after(spec.after, scenario)
+        c = run.connectivity
+        if len(c) and not (c["time"] >= after).any():
+            return Verdict.unmeasured(kind, spec.within,
+                                      f"no connectivity sample at or after t={after:g}s, so "
+                                      "nothing to measure; move `after` earlier or lengthen "
+                                      "the run")
         measured = metrics.time_to_full_mesh(run, after)
         took = None if math.isnan(measured) else measured
         passed = took is not None and took <= spec.within
