@@ -12,9 +12,13 @@ Each case runs in its own subprocess so ``ru_maxrss`` (peak RSS) is per case.
   and ``cut``: 10 simulated minutes with traffic, one region of 25% of the set cut
   off from 60 s to 480 s and 5% of the validators crashing and restarting, jamnp-s;
   reports the delivery metrics next to the wall time.
+* ``--extra``: with ``--traffic``, also ``bootstrap-extra`` per size: traffic on
+  plus one extra CE message per validator and slot (kind 200, 1024 bytes, to its
+  grid neighbours, at the slot start, so the bootstrap, which ends at its first
+  full mesh a fraction of a second in, evaluates slot 0's: ~63k messages at V=1023).
 
 Usage: ``python benchmarks/bench_sim.py [--sizes 6,78,341,1023] [--churn 120,341]``;
-``python benchmarks/bench_sim.py --traffic [--sizes 1023] [--cut 1023]``.
+``python benchmarks/bench_sim.py --traffic [--sizes 1023] [--cut 1023] [--extra]``.
 Telemetry records are not built (``on_event=None``): the benchmark measures the
 simulator, not a record sink. The ``quic`` fidelity has its own benchmark,
 ``benchmarks/bench_sim_quic.py``.
@@ -42,8 +46,8 @@ from jamsim.identity import ValidatorSet
 from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
-from jamsim.traffic.config import TrafficConfig
-from jamsim.traffic.records import AssuranceBatch, BlockBatch
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
+from jamsim.traffic.records import AssuranceBatch, BlockBatch, MessageBatch
 from jamsim.traffic.simulated import SimulatedTraffic
 
 
@@ -57,6 +61,7 @@ class _Batches:
     def __init__(self) -> None:
         self.blocks: list[BlockBatch] = []
         self.assurances: list[AssuranceBatch] = []
+        self.messages: list[MessageBatch] = []
 
     def delivery(self, slot: float) -> Delivery:
         import pandas as pd
@@ -69,18 +74,22 @@ class _Batches:
         return Delivery(blocks, assurances, slot)
 
 
-def _with_traffic(sim: Simulation, until: float) -> _Batches:
+EXTRA = ExtraMessage(kind=200, size=1024, fanout="grid", offset=0.0)
+
+
+def _with_traffic(sim: Simulation, until: float, extra: bool = False) -> _Batches:
     batches = _Batches()
-    SimulatedTraffic(sim, TrafficConfig(), seed=1, until=until,
-                     on_block=batches.blocks.append, on_assurances=batches.assurances.append)
+    SimulatedTraffic(sim, TrafficConfig(extra=(EXTRA,) if extra else ()), seed=1, until=until,
+                     on_block=batches.blocks.append, on_assurances=batches.assurances.append,
+                     on_messages=batches.messages.append if extra else None)
     return batches
 
 
-def bootstrap(v: int, traffic: bool = False) -> dict[str, Any]:
+def bootstrap(v: int, traffic: bool = False, extra: bool = False) -> dict[str, Any]:
     validators = ValidatorSet.dev(v, seed=1)
     sim = Simulation(validators, NetworkConfig(default=LinkSpec(LatencySpec(0.05))),
                      seed=1, on_event=None, sample_interval=0.05, traffic=traffic)
-    batches = _with_traffic(sim, 60.0) if traffic else None
+    batches = _with_traffic(sim, 60.0, extra) if traffic else None
     steps_before = sim.network.sent
     start = time.perf_counter()
     while not sim.samples or not sim.samples[-1].full_mesh:
@@ -91,6 +100,7 @@ def bootstrap(v: int, traffic: bool = False) -> dict[str, Any]:
     return {
         "case": "bootstrap", "fidelity": "model", "engine": native_status().state, "validators": v,
         "traffic": traffic,
+        "extra_messages": sum(len(m.kind) for m in batches.messages) if batches else 0,
         "slots_evaluated": len(batches.blocks) if batches is not None else 0,
         "connections": v * (v - 1) // 2,
         "full_mesh": bool(sim.samples[-1].full_mesh),
@@ -185,6 +195,8 @@ def _child(case: str, v: int) -> None:
             result = bootstrap(v)
         elif case == "bootstrap-traffic":
             result = bootstrap(v, traffic=True)
+        elif case == "bootstrap-extra":
+            result = bootstrap(v, traffic=True, extra=True)
         elif case == "cut":
             result = cut(v)
         else:
@@ -201,6 +213,8 @@ def main() -> None:
                         help="slot traffic: bootstrap off vs on per size, then --cut")
     parser.add_argument("--cut", default="1023",
                         help="with --traffic: sizes of the 10-minute region cut + churn run")
+    parser.add_argument("--extra", action="store_true",
+                        help="with --traffic: also bootstrap with one extra CE message")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "V"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -209,6 +223,8 @@ def main() -> None:
     if args.traffic:
         sizes = [int(s) for s in args.sizes.split(",") if s]
         cases = [c for v in sizes for c in (("bootstrap", v), ("bootstrap-traffic", v))]
+        if args.extra:
+            cases += [("bootstrap-extra", v) for v in sizes]
         cases += [("cut", int(s)) for s in args.cut.split(",") if s]
     else:
         cases = [("bootstrap", int(s)) for s in args.sizes.split(",") if s]

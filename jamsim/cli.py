@@ -1,9 +1,10 @@
 """The ``jamsim`` command line.
 
 Thin on purpose: it parses arguments, draws progress and tables with rich, and
-calls :func:`jamsim.scenario.runner.run_scenario`. Exit codes: 0 all expectations
-passed, 1 an expectation failed, 2 the scenario or the command line is wrong,
-130 interrupted (the results folder is kept, marked incomplete).
+calls :func:`jamsim.scenario.runner.run_scenario`. Exit codes: 0 no expectation
+failed (an expectation the run cannot measure is printed NOT MEASURED with a
+warning, and does not fail it), 1 an expectation failed, 2 the scenario or the
+command line is wrong, 130 interrupted (the results folder is kept, marked incomplete).
 
 Fast to start: importing this module loads typer and rich only. The commands
 defined in other packages (``testnet``, ``keys``, ``node``, ``report``) are
@@ -246,9 +247,13 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_row("max duplicate pairs", str(metrics["max_duplicates"]))
     _add_delivery_rows(table, metrics.get("delivery"))
     console.print(table)
+    marks = {"pass": "[green]PASS[/]", "fail": "[red]FAIL[/]",
+             "not measured": "[yellow]NOT MEASURED[/]"}
     for verdict in summary["expectations"]:
-        mark = "[green]PASS[/]" if verdict["passed"] else "[red]FAIL[/]"
-        console.print(f"{mark} {verdict['expectation']}: {verdict['detail']}")
+        outcome = verdict.get("outcome") or ("pass" if verdict["passed"] else "fail")
+        console.print(f"{marks[outcome]} {verdict['expectation']}: {verdict['detail']}")
+    for warning in summary.get("warnings", []):
+        err_console.print(f"[yellow]warning[/]: {escape(warning)}")
     console.print(f"results: [bold]{out_dir}[/]")
 
 

@@ -191,4 +191,6 @@ def _slot(rows: list[str], label: str) -> int:
 
 def _passed(summary: dict[str, Any]) -> str:
     verdicts = summary.get("expectations") or []
-    return f"{sum(1 for v in verdicts if v.get('passed'))}/{len(verdicts)}"
+    unmeasured = sum(1 for v in verdicts if v.get("outcome") == "not measured")
+    shown = f"{sum(1 for v in verdicts if v.get('passed'))}/{len(verdicts)}"
+    return shown + (f" ({unmeasured} not measured)" if unmeasured else "")

@@ -1,4 +1,5 @@
-"""Delivery metrics from ``blocks.parquet`` and ``assurances.parquet``.
+"""Delivery metrics from ``blocks.parquet``, ``assurances.parquet`` and, for runs
+with extra CE messages, ``messages.parquet``.
 
 What a run *delivered*, whatever the managers believed: per slot, how long the
 block took to reach each validator of the set (p50 / p99 across validators,
@@ -9,8 +10,14 @@ Denominators are every validator of the set, dead or cut off ones included: a
 crashed validator that misses a block is a validator without the block. The
 author's own assurance is left out of the assurance fraction (it needs no link).
 
-The scenario expectations ``block_propagation_p99``, ``blocks_reached`` and
-``assurances_delivered`` are evaluated here (:func:`evaluate_delivery`) over
+Extra CE messages (``traffic: extra``): which fraction of the scheduled ones
+(a down sender's included) reached their receiver within the slot they were
+sent in, and the p50 / p99 latency from sending to receipt over the messages
+sent (never = infinite, as for blocks).
+
+The scenario expectations ``block_propagation_p99``, ``blocks_reached``,
+``assurances_delivered`` and ``messages_delivered`` are evaluated here
+(:func:`evaluate_delivery`) over
 (slot, validator) pairs of the slots that start at or after ``after``, with the
 same nearest-rank percentile as every other expectation.
 """
@@ -32,6 +39,8 @@ from jamsim.traffic.records import (
     ASSURANCES_FILE,
     BLOCK_SCHEMA,
     BLOCKS_FILE,
+    MESSAGE_SCHEMA,
+    MESSAGES_FILE,
 )
 
 if TYPE_CHECKING:
@@ -41,27 +50,49 @@ if TYPE_CHECKING:
 __all__ = ["DELIVERY_EXPECTATIONS", "Delivery", "delivery_metrics", "evaluate_delivery",
            "load_delivery", "slot_table", "summarise"]
 
-DELIVERY_EXPECTATIONS = ("block_propagation_p99", "blocks_reached", "assurances_delivered")
+DELIVERY_EXPECTATIONS = ("block_propagation_p99", "blocks_reached", "assurances_delivered",
+                         "messages_delivered")
 
 
 @dataclass
 class Delivery:
     """A run's delivery tables; ``slot`` is the slot length, ``lead`` how long before
-    a slot its assurances are sent (seconds)."""
+    a slot its assurances are sent (seconds); ``messages`` the extra CE messages,
+    ``None`` for a run without them."""
 
     blocks: pd.DataFrame
     assurances: pd.DataFrame
     slot: float
     lead: float = 2.0
+    messages: pd.DataFrame | None = None
 
     def from_slot_at(self, after: float) -> Delivery:
-        """Blocks of the slots that start at or after ``after`` seconds, and the
-        assurances sent at or after it."""
+        """Blocks (and extra messages) of the slots that start at or after ``after``
+        seconds, and the assurances sent at or after it."""
         first_block = math.ceil(after / self.slot - 1e-9)
         first_assured = math.ceil((after + self.lead) / self.slot - 1e-9)
+        m = self.messages
         return Delivery(self.blocks[self.blocks["slot"] >= first_block],
                         self.assurances[self.assurances["slot"] >= first_assured],
-                        self.slot, self.lead)
+                        self.slot, self.lead,
+                        None if m is None else m[m["slot"] >= first_block])
+
+    @property
+    def message_in_slot(self) -> pd.Series:
+        """Per extra message row: received before the end of the slot it was sent in."""
+        m = self.messages
+        if m is None:
+            return pd.Series(dtype=bool)
+        return m["delivered_at"] < (m["slot"] + 1) * self.slot
+
+    @property
+    def message_latency(self) -> pd.Series:
+        """Seconds from sending to receipt of each extra message sent; inf if never."""
+        m = self.messages
+        if m is None:
+            return pd.Series(dtype=float)
+        sent = m[m["sent_at"].notna()]
+        return (sent["delivered_at"] - sent["sent_at"]).fillna(math.inf)
 
     @property
     def propagation(self) -> pd.Series:
@@ -94,7 +125,10 @@ def load_delivery(run_dir: str | Path) -> Delivery | None:
     slot, lead = _slot_timing(out)
     blocks = read_table(blocks_path, BLOCK_SCHEMA).to_pandas()
     assurances = read_table(out / ASSURANCES_FILE, ASSURANCE_SCHEMA).to_pandas()
-    return Delivery(blocks, assurances, slot, lead)
+    messages = None
+    if (out / MESSAGES_FILE).exists() or (out / "messages.parts").is_dir():
+        messages = read_table(out / MESSAGES_FILE, MESSAGE_SCHEMA).to_pandas()
+    return Delivery(blocks, assurances, slot, lead, messages)
 
 
 def _slot_timing(out: Path) -> tuple[float, float]:
@@ -114,7 +148,8 @@ def _nearest_rank(values: np.ndarray, q: float) -> float:
 
 def slot_table(delivery: Delivery) -> pd.DataFrame:
     """One row per slot: start, author, p50_s, p99_s, reached (fraction within the
-    slot), assured (fraction of non-author assurances in time; NaN if none sent)."""
+    slot), assured (fraction of non-author assurances in time; NaN if none sent),
+    and with extra CE messages ``messages`` (fraction delivered within the slot)."""
     b = delivery.blocks.assign(prop=delivery.propagation.to_numpy())
     rows: list[dict[str, Any]] = []
     for slot, group in b.groupby("slot", sort=True):
@@ -132,6 +167,9 @@ def slot_table(delivery: Delivery) -> pd.DataFrame:
     in_time = (rows_a["delivered_at"] < rows_a["slot"] * delivery.slot).groupby(
         rows_a["slot"]).mean()
     table["assured"] = table["slot"].map(in_time).astype(float)
+    if delivery.messages is not None:
+        on_time = delivery.message_in_slot.groupby(delivery.messages["slot"]).mean()
+        table["messages"] = table["slot"].map(on_time).astype(float)
     return table
 
 
@@ -141,19 +179,32 @@ def _finite(value: float) -> float | None:
 
 
 def summarise(delivery: Delivery) -> dict[str, Any]:
-    """p50 / p99 propagation over (slot, validator) pairs, fractions reached and assured.
+    """p50 / p99 propagation over (slot, validator) pairs, fractions reached and assured;
+    with extra CE messages their count, fraction delivered in the slot, p50 / p99 latency.
 
     Infinite percentiles (more than that share never got the block) are ``None``.
     """
     prop = delivery.propagation.to_numpy()
     assured = delivery.assured_in_time
-    return {
+    out: dict[str, Any] = {
         "slots": int(delivery.blocks["slot"].nunique()),
         "block_propagation_p50_s": _finite(_nearest_rank(prop, 0.5)) if len(prop) else None,
         "block_propagation_p99_s": _finite(_nearest_rank(prop, 0.99)) if len(prop) else None,
         "blocks_reached": float(np.mean(prop < delivery.slot)) if len(prop) else None,
         "assurances_delivered": float(assured.mean()) if len(assured) else None,
     }
+    if delivery.messages is not None:
+        in_slot = delivery.message_in_slot
+        latency = delivery.message_latency.to_numpy()
+        out |= {
+            "messages": len(in_slot),
+            "messages_delivered": float(in_slot.mean()) if len(in_slot) else None,
+            "message_latency_p50_s":
+                _finite(_nearest_rank(latency, 0.5)) if len(latency) else None,
+            "message_latency_p99_s":
+                _finite(_nearest_rank(latency, 0.99)) if len(latency) else None,
+        }
+    return out
 
 
 def delivery_metrics(delivery: Delivery, timeline: list[tuple[float, str]]) -> dict[str, Any]:
@@ -176,24 +227,44 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     kind = expectation.kind
     spec = getattr(expectation, kind)
     bound = float(spec.below if kind == "block_propagation_p99" else spec.at_least)
+    if kind == "messages_delivered" and scenario.traffic != "none" \
+            and not scenario.traffic.extra:
+        return Verdict.unmeasured(kind, bound, "no extra CE messages configured: messages "
+                                               "not measured; remove the expectation or add "
+                                               "traffic: extra")
     if delivery is None:
+        if scenario.traffic == "none":
+            return Verdict.unmeasured(kind, bound, "traffic: none: delivery not measured; "
+                                                   "remove the expectation or enable traffic")
         return Verdict(kind, False, None, bound,
-                       "this run recorded no deliveries (traffic: none, or a runtime "
-                       "without slot traffic)")
+                       "this run recorded no deliveries although its traffic is on")
     after = resolve_after(spec.after, scenario)
     window = delivery.from_slot_at(after)
     if kind == "assurances_delivered":
         assured = window.assured_in_time
         if not len(assured):
-            return Verdict(kind, False, None, bound, f"no assurances sent after t={after:g}s")
+            return Verdict.unmeasured(kind, bound, _empty_window("no assurances were sent",
+                                                                 after))
         value = float(assured.mean())
         return Verdict(kind, value >= bound, value, bound,
                        f"{int(assured.sum())}/{len(assured)} assurances reached the author "
                        f"before the slot, slots from t={after:g}s")
+    if kind == "messages_delivered":
+        in_slot = window.message_in_slot
+        if window.messages is None:
+            return Verdict(kind, False, None, bound,
+                           "this run recorded no extra messages although it has extras")
+        if not len(in_slot):
+            return Verdict.unmeasured(kind, bound, _empty_window("no extra message was sent",
+                                                                 after))
+        value = float(in_slot.mean())
+        return Verdict(kind, value >= bound, value, bound,
+                       f"{int(in_slot.sum())}/{len(in_slot)} extra messages reached their "
+                       f"receiver within the slot, slots from t={after:g}s")
     prop = window.propagation.to_numpy()
     slots = int(window.blocks["slot"].nunique())
     if not len(prop):
-        return Verdict(kind, False, None, bound, f"no slot started after t={after:g}s")
+        return Verdict.unmeasured(kind, bound, _empty_window("no slot started", after))
     if kind == "blocks_reached":
         value = float(np.mean(prop < delivery.slot))
         return Verdict(kind, value >= bound, value, bound,
@@ -204,6 +275,11 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     shown = f"{value:.3f}s" if math.isfinite(value) else "never (over 1% never got it)"
     return Verdict(kind, value <= bound, value, bound,
                    f"p99 block propagation over {slots} slots from t={after:g}s = {shown}")
+
+
+def _empty_window(what: str, after: float) -> str:
+    return (f"{what} at or after t={after:g}s, so nothing to measure; move `after` "
+            "earlier or lengthen the run")
 
 
 def summary_rows(delivery_metrics: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -217,16 +293,21 @@ def summary_rows(delivery_metrics: dict[str, Any] | None) -> list[tuple[str, str
     def share(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
-    def rows(first: str, second: str, m: dict[str, Any]) -> list[tuple[str, str]]:
-        return [
+    def rows(first: str, second: str, third: str, m: dict[str, Any]) -> list[tuple[str, str]]:
+        out = [
             (first, f"{seconds(m['block_propagation_p50_s'])} / "
                     f"{seconds(m['block_propagation_p99_s'])}"),
             (second, f"{share(m['blocks_reached'])} / {share(m['assurances_delivered'])}"),
         ]
+        if "messages_delivered" in m:
+            out.append((third, f"{share(m['messages_delivered'])} "
+                               f"({seconds(m['message_latency_p50_s'])} / "
+                               f"{seconds(m['message_latency_p99_s'])})"))
+        return out
 
     out = rows("block propagation p50 / p99 (s)", "blocks in slot / assurances on time",
-               delivery_metrics)
+               "extra messages in slot (p50 / p99 s)", delivery_metrics)
     for label, m in delivery_metrics["after"].items():
         out += rows(f"  after {label}: p50 / p99 (s)", f"  after {label}: in slot / on time",
-                    m)
+                    f"  after {label}: extra messages in slot (p50 / p99 s)", m)
     return out

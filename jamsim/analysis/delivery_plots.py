@@ -47,6 +47,9 @@ def plot_delivery(delivery: Delivery, timeline: list[tuple[float, str]],
                     label="validators with the block in the slot")
         bottom.step(table["start"], table["assured"], where="post",
                     label="assurances to the author in time")
+        if "messages" in table:
+            bottom.step(table["start"], table["messages"], where="post",
+                        label="extra CE messages in the slot")
     else:
         no_data(top, "no slots")
         no_data(bottom, "no slots")

@@ -44,7 +44,7 @@ table{border-collapse:collapse;font-size:13px;margin:0.5em 0}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4}td.label,th.label{text-align:left}
 tr:nth-child(even) td{background:#fafafa}
-.pass{color:#17702a}.fail{color:#b00}
+.pass{color:#17702a}.fail{color:#b00}.unmeasured{color:#9a6700}
 .badge{display:inline-block;border-radius:4px;padding:1px 8px;margin-right:6px;font-size:13px;
 background:#e8eef8;color:#1a3d7c}
 .badge.complete{background:#e3f4e6;color:#17702a}.badge.incomplete{background:#fbe3e3;color:#b00}
@@ -159,8 +159,9 @@ def _expectations(run: Run) -> str:
         return ""
     items = []
     for v in verdicts:
-        ok = bool(v.get("passed"))
-        items.append(f'<li class="{"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"} '
+        outcome = str(v.get("outcome") or ("pass" if v.get("passed") else "fail"))
+        css = {"pass": "pass", "fail": "fail"}.get(outcome, "unmeasured")
+        items.append(f'<li class="{css}">{html.escape(outcome.upper())} '
                      f'{html.escape(str(v.get("expectation")))}: '
                      f'{html.escape(str(v.get("detail", "")))}</li>')
     return "<h3>Expectations</h3><ul>" + "".join(items) + "</ul>"

@@ -20,7 +20,7 @@ from jamsim.core.errors import UsageError
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.net.node import Node
 from jamsim.protocol.messages import FULL_CORE_COUNT
-from jamsim.traffic.config import TrafficConfig, default_core_count
+from jamsim.traffic.config import ExtraMessage, TrafficConfig, default_core_count
 from jamsim.traffic.schedule import SlotSchedule
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ async def run_node(
         impairment=impairment,
         rng_seed=index,
         core_count=core_count,
+        extra_kinds=schedule.config.extra_kinds() if schedule is not None else None,
     )
     driver = None
     if traffic is not None and schedule is not None:
@@ -232,6 +233,12 @@ def node_command(
     traffic_cores: Annotated[
         int | None, typer.Option(help="Core count (assurance bitfield size); default V // 3.")
     ] = None,
+    traffic_extra: Annotated[
+        list[str] | None,
+        typer.Option(help="An extra CE message every slot, KIND:SIZE:FANOUT:OFFSET, e.g. "
+                     "200:1024:grid:1.0 (repeatable; each its own kind, not 128 or 141). "
+                     "The node also accepts streams of these kinds."),
+    ] = None,
 ) -> None:
     """Run one JAMNP-S node until SIGINT/SIGTERM, then shut down cleanly.
 
@@ -248,7 +255,8 @@ def node_command(
         if traffic_start is not None:
             traffic = NodeTrafficOptions(traffic_start, traffic_seed, TrafficConfig(
                 slot=traffic_slot, assurance_lead=traffic_lead, block_size=traffic_block_size,
-                first_slot=traffic_first_slot, core_count=traffic_cores))
+                first_slot=traffic_first_slot, core_count=traffic_cores,
+                extra=tuple(ExtraMessage.parse(e) for e in traffic_extra or ())))
         asyncio.run(
             run_node(keys, index, port, tel, pol, control_port, control_host, resolve_hosts,
                      params, traffic)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aioquic.quic import events
@@ -27,6 +27,7 @@ from jamsim.protocol.assurance_streams import (
     CE141Server,
 )
 from jamsim.protocol.errors import PeerProtocolError
+from jamsim.protocol.extra_streams import ExtraAction, ExtraClient, ExtraReceived, ExtraServer
 from jamsim.protocol.limits import (
     MAX_CE128_REQUEST,
     MAX_STREAMS_PER_CONNECTION,
@@ -53,8 +54,13 @@ from jamsim.protocol.streams import StreamKind
 from jamsim.quic.tls_workaround import peer_certificate
 from jamsim.quic.verify import PeerVerificationError, PeerVerifier
 
-StreamMachine = UP0Stream | CE128Client | CE128Server | CE141Client | CE141Server
+StreamMachine = (UP0Stream | CE128Client | CE128Server | CE141Client | CE141Server
+                 | ExtraClient | ExtraServer)
 AssuranceHandler = Callable[[bytes, Assurance], None]
+ExtraHandler = Callable[[bytes, int, bytes], None]
+"""``(peer key, kind, payload)`` of an extra CE message received whole."""
+ExtraDone = Callable[[bool], None]
+"""Called once when an extra CE exchange we opened ends: True when it completed."""
 RequestDone = Callable[[tuple[Block, ...] | None, str], None]
 """Callback of :meth:`JamConnection.request_with`: ``(blocks, "")`` on success,
 ``(None, reason)`` when the request failed (reset, misbehaviour, connection lost)."""
@@ -82,7 +88,8 @@ class ConnOutcome:
 
 
 class JamConnection:
-    """Per-QUIC-connection state: verification, UP 0 and CE 128 streams."""
+    """Per-QUIC-connection state: verification, UP 0, CE 128, CE 141 and the
+    experiments' extra CE streams (only the kinds in ``extra_kinds`` are accepted)."""
 
     def __init__(
         self,
@@ -99,6 +106,8 @@ class JamConnection:
         clock: Callable[[], float] = lambda: 0.0,
         on_assurance: AssuranceHandler | None = None,
         core_count: int = FULL_CORE_COUNT,
+        extra_kinds: Mapping[int, int] | None = None,
+        on_extra: ExtraHandler | None = None,
     ) -> None:
         self.quic = quic
         self.conn_id = conn_id
@@ -133,6 +142,10 @@ class JamConnection:
         self.assurances_sent = 0
         self.assurances_done = 0
         self._callbacks: dict[int, RequestDone] = {}
+        # Extra CE kinds we accept (kind -> largest message), from the traffic config.
+        self._extra_kinds: dict[int, int] = dict(extra_kinds or {})
+        self._on_extra = on_extra
+        self._extra_done: dict[int, ExtraDone] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -260,6 +273,17 @@ class JamConnection:
         self._apply(sid, client.open(), ConnOutcome())
         return sid
 
+    def send_extra(self, kind: int, payload: bytes, done: ExtraDone | None = None) -> int:
+        """An extra CE ``kind`` exchange carrying ``payload``; ``done`` hears how it
+        ended. Returns the stream id."""
+        sid = self.quic.get_next_available_stream_id()
+        client = ExtraClient(kind, payload)
+        self._machines[sid] = client
+        if done is not None:
+            self._extra_done[sid] = done
+        self._apply(sid, client.open(), ConnOutcome())
+        return sid
+
     def send_raw_stream(self, data: bytes, end_stream: bool = True) -> int:
         """Tests only: write arbitrary bytes on a new stream (malformed peers)."""
         sid = self.quic.get_next_available_stream_id()
@@ -317,6 +341,11 @@ class JamConnection:
             ce141 = CE141Server(self._core_count)
             self._machines[sid] = ce141
             return ce141
+        if kind in self._extra_kinds:
+            extra = ExtraServer(kind, self._extra_kinds[kind])
+            self._machines[sid] = extra
+            self._request_opened[sid] = self._clock()
+            return extra
         self._reset(sid, ResetCode.REJECTED)
         out.misbehaved.append(f"unknown stream kind {kind}")
         return None
@@ -361,12 +390,16 @@ class JamConnection:
             self.quic.stop_stream(sid, code)
 
     def _apply(
-        self, sid: int, actions: list[StreamAction] | list[Ce141Action], out: ConnOutcome
+        self, sid: int, actions: list[StreamAction] | list[Ce141Action] | list[ExtraAction],
+        out: ConnOutcome,
     ) -> None:
         for action in actions:
             if isinstance(action, AssuranceReceived):
                 if self._on_assurance is not None and self.peer_key is not None:
                     self._on_assurance(self.peer_key, action.assurance)
+            elif isinstance(action, ExtraReceived):
+                if self._on_extra is not None and self.peer_key is not None:
+                    self._on_extra(self.peer_key, action.kind, action.payload)
             elif isinstance(action, SendData):
                 if sid not in self._dead:  # never write to a stream we reset
                     self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
@@ -388,6 +421,9 @@ class JamConnection:
                 done = self._callbacks.pop(sid, None)
                 if done is not None:
                     done(action.blocks, "")
+                extra_done = self._extra_done.pop(sid, None)
+                if extra_done is not None:
+                    extra_done(True)
             elif isinstance(action, StreamFailed):
                 self._machines.pop(sid, None)
                 self._request_opened.pop(sid, None)
@@ -399,6 +435,9 @@ class JamConnection:
                 failed = self._callbacks.pop(sid, None)
                 if failed is not None:
                     failed(None, action.reason)
+                extra_failed = self._extra_done.pop(sid, None)
+                if extra_failed is not None:
+                    extra_failed(False)
                 if action.misbehaved:
                     out.misbehaved.append(action.reason)
 
@@ -410,3 +449,6 @@ class JamConnection:
         callbacks, self._callbacks = self._callbacks, {}
         for done in callbacks.values():
             done(None, reason)
+        extras, self._extra_done = self._extra_done, {}
+        for extra_done in extras.values():
+            extra_done(False)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
@@ -112,6 +112,7 @@ class Node:
         rng_seed: int = 0,
         quic_overrides: Callable[[Any], None] | None = None,
         core_count: int = FULL_CORE_COUNT,
+        extra_kinds: Mapping[int, int] | None = None,
     ) -> None:
         self.identity = identity
         self.key = identity.public_key
@@ -153,6 +154,10 @@ class Node:
         self.announcement_listeners: list[Callable[[bytes, Announcement], None]] = []
         self.assurance_listeners: list[Callable[[bytes, Assurance], None]] = []
         self.assurances_received = 0
+        # Extra CE kinds of the run's traffic config (kind -> largest message); a
+        # stream of any other unknown kind is refused as before.
+        self.extra_kinds: dict[int, int] = dict(extra_kinds or {})
+        self.extra_listeners: list[Callable[[bytes, int, bytes], None]] = []
         self.traffic: Any | None = None  # a jamsim.net.traffic.NodeTraffic, if one drives us
         self._conns: dict[int, JamConnection] = {}
         self._by_cid: dict[bytes, JamConnection] = {}
@@ -322,6 +327,20 @@ class Node:
         self._transmit(conn)
         return True
 
+    def send_extra(self, peer: bytes, kind: int, payload: bytes) -> bool:
+        """An extra CE ``kind`` message to ``peer`` on its live connection; False when
+        there is none."""
+        conn = self._live_conn(peer)
+        if conn is None:
+            return False
+        conn.send_extra(kind, payload)
+        self._transmit(conn)
+        return True
+
+    def _on_extra(self, peer: bytes, kind: int, payload: bytes) -> None:
+        for listener in self.extra_listeners:
+            listener(peer, kind, payload)
+
     def _handshake(self) -> Handshake:
         return Handshake(self.best, self.leaves)
 
@@ -431,6 +450,8 @@ class Node:
             clock=self._now,
             on_assurance=self._on_assurance,
             core_count=self.core_count,
+            extra_kinds=self.extra_kinds,
+            on_extra=self._on_extra,
         )
 
     # ============================================================== datagrams

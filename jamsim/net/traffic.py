@@ -12,7 +12,10 @@ real, on the node's live connections:
   announcer if that fails, then announces it to its own grid neighbours;
 * ``assurance_lead`` before each slot it sends one CE 141 assurance, anchored on
   the parent of that slot's block, to every other current validator;
-* CE 128 requests are served from the node's :class:`BlockStore` only.
+* CE 128 requests are served from the node's :class:`BlockStore` only;
+* each extra CE message of the config (``offset`` into every slot) goes to its
+  targets on a stream of its kind (:mod:`jamsim.protocol.extra_streams`); the
+  node accepts the extra kinds of its config and logs each one received whole.
 
 Slot 0 is the chain's genesis, known to every node: it is never authored or
 sent. Every node derives the same blocks from the seed, so a block is recognised
@@ -44,6 +47,7 @@ from jamsim.protocol.messages import (
     bitfield_size,
 )
 from jamsim.traffic.chain import KEEP_SLOTS, BlockStore, SyntheticChain
+from jamsim.traffic.config import slot_of_payload
 from jamsim.traffic.schedule import SlotSchedule
 
 if TYPE_CHECKING:
@@ -78,21 +82,31 @@ class TrafficLog:
     ``assured[slot]``: when it sent its assurance for ``slot``.
     ``assurances[(slot, assurer)]``: when an assurance for a slot this node
     authors arrived (the only copy the delivery tables measure).
+    ``extra_sent[(slot, kind)]``: when it sent its extra messages of ``kind``.
+    ``extras[(slot, kind, sender)]``: when one from ``sender`` arrived whole.
     """
 
     blocks: dict[int, tuple[float, int]] = field(default_factory=dict)
     assured: dict[int, float] = field(default_factory=dict)
     assurances: dict[tuple[int, int], float] = field(default_factory=dict)
+    extra_sent: dict[tuple[int, int], float] = field(default_factory=dict)
+    extras: dict[tuple[int, int, int], float] = field(default_factory=dict)
 
     def window(self, since: int) -> dict[str, list[list[float]]]:
-        """JSON-ready rows of slots ``>= since``."""
-        return {
+        """JSON-ready rows of slots ``>= since`` (the extra rows only when there are)."""
+        out = {
             "blocks": [[s, t, via] for s, (t, via) in sorted(self.blocks.items()) if s >= since],
             "assured": [[s, t] for s, t in sorted(self.assured.items()) if s >= since],
             "assurances": [
                 [s, j, t] for (s, j), t in sorted(self.assurances.items()) if s >= since
             ],
         }
+        if self.extra_sent or self.extras:
+            out["extra_sent"] = [[s, k, t] for (s, k), t in sorted(self.extra_sent.items())
+                                 if s >= since]
+            out["extras"] = [[s, k, j, t] for (s, k, j), t in sorted(self.extras.items())
+                             if s >= since]
+        return out
 
 
 class NodeTraffic:
@@ -130,6 +144,9 @@ class NodeTraffic:
         self._timer: asyncio.TimerHandle | None = None
         self._next_slot = 1
         self._next_assurance_slot = 1
+        # extras in send order within a slot: (offset, index into config.extra)
+        self._extra_steps = sorted((e.offset, i) for i, e in enumerate(schedule.config.extra))
+        self._next_extra = (1, 0)  # (slot, step)
         keys = [v.key for v in node.validator_set]
         self._keys = keys
         self._index_of = {k: i for i, k in enumerate(keys)}
@@ -138,6 +155,7 @@ class NodeTraffic:
         node.best = self.chain.genesis_final
         node.announcement_listeners.append(self._on_announcement)
         node.assurance_listeners.append(self._on_assurance)
+        node.extra_listeners.append(self._on_extra)
         node.traffic = self
 
     # ------------------------------------------------------------------ clock
@@ -154,6 +172,9 @@ class NodeTraffic:
         self._next_assurance_slot = first
         while self.schedule.assurance_time(self._next_assurance_slot) < now:
             self._next_assurance_slot += 1
+        self._next_extra = (first, 0)
+        while self._extra_steps and self._extra_time(self._next_extra) < now:
+            self._advance_extra()
         self._arm()
 
     def stop(self) -> None:
@@ -167,6 +188,8 @@ class NodeTraffic:
     def _arm(self) -> None:
         s = self.schedule
         due = min(s.slot_start(self._next_slot), s.assurance_time(self._next_assurance_slot))
+        if self._extra_steps:
+            due = min(due, self._extra_time(self._next_extra))
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(max(0.0, due - self.run_time()), self._tick)
 
@@ -186,6 +209,11 @@ class NodeTraffic:
                 self._author(self._next_slot)
             self._next_slot += 1
             self.store.prune(self._next_slot - KEEP_SLOTS)
+        while self._extra_steps and self._extra_time(self._next_extra) <= now:
+            slot, step = self._next_extra
+            if now < s.slot_end(slot):
+                self._send_extra(slot, self._extra_steps[step][1])
+            self._advance_extra()
         self._arm()
 
     # ------------------------------------------------------------------ blocks
@@ -274,6 +302,33 @@ class NodeTraffic:
         if slot is None or assurer is None or self.schedule.author(slot) != self.index:
             return
         self.log.assurances.setdefault((slot, assurer), self._clock())
+
+    # -------------------------------------------------------------- extra CE
+
+    def _extra_time(self, at: tuple[int, int]) -> float:
+        slot, step = at
+        return self.schedule.slot_start(slot) + self._extra_steps[step][0]
+
+    def _advance_extra(self) -> None:
+        slot, step = self._next_extra
+        self._next_extra = (slot + 1, 0) if step + 1 == len(self._extra_steps) \
+            else (slot, step + 1)
+
+    def _send_extra(self, slot: int, index: int) -> None:
+        extra = self.schedule.config.extra[index]
+        payload = extra.payload(slot)
+        self.log.extra_sent[(slot, extra.kind)] = self._clock()
+        for dst in self.schedule.extra_targets(slot, self.index, index):
+            self.node.send_extra(self._keys[dst], extra.kind, payload)
+
+    def _on_extra(self, peer: bytes, kind: int, payload: bytes) -> None:
+        sender = self._index_of.get(peer)
+        if sender is None:
+            return
+        slot = slot_of_payload(payload)
+        if slot is None:
+            slot = self.schedule.slot_at(self.run_time())
+        self.log.extras.setdefault((slot, kind, sender), self._clock())
 
     # ------------------------------------------------------------------ report
 

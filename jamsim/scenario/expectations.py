@@ -5,12 +5,19 @@ Works from the tables every runtime writes, opened as a
 :mod:`jamsim.analysis.metrics`, the functions the summary and the report use, so a
 verdict and the numbers beside it cannot disagree. Each verdict carries the
 measured number next to the bound, so a failure says by how much.
+
+A verdict has three outcomes: pass, fail, or *not measured* when the run has
+nothing to measure the expectation with (``traffic: none`` and a delivery
+expectation, or an ``after`` no slot starts at or after). Not measured is not a
+pass, yet it does not fail the run either: the run did what it was told, the
+expectation asked a question it cannot answer. It carries a warning that says so.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from jamsim.scenario.schema import Expectation, Scenario
@@ -18,19 +25,60 @@ from jamsim.scenario.schema import Expectation, Scenario
 if TYPE_CHECKING:
     from jamsim.analysis.run import Run
 
-__all__ = ["Verdict", "evaluate", "percentile", "resolve_after"]
+__all__ = ["Outcome", "Verdict", "evaluate", "percentile", "resolve_after", "run_passed"]
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_MEASURED = "not measured"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """One expectation's verdict; ``not_measured`` verdicts are never ``passed``."""
+
     expectation: str
     passed: bool
     measured: float | None
     bound: float | None
     detail: str
+    not_measured: bool = False
+
+    def __post_init__(self) -> None:
+        if self.not_measured and self.passed:
+            raise ValueError("a verdict that was not measured cannot have passed")
+
+    @classmethod
+    def unmeasured(cls, expectation: str, bound: float | None, why: str) -> Verdict:
+        """The run cannot measure ``expectation``; ``why`` says so and what to do."""
+        return cls(expectation, False, None, bound, why, not_measured=True)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.not_measured:
+            return Outcome.NOT_MEASURED
+        return Outcome.PASS if self.passed else Outcome.FAIL
+
+    @property
+    def failed(self) -> bool:
+        """Measured and missed its bound: only this fails a run."""
+        return self.outcome is Outcome.FAIL
+
+    @property
+    def warning(self) -> str | None:
+        """What to tell the user about a verdict the run could not measure."""
+        if not self.not_measured:
+            return None
+        return f"expectation {self.expectation} not measured: {self.detail}"
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "outcome": self.outcome.value}
+
+
+def run_passed(verdicts: list[Verdict]) -> bool:
+    """A run passes when no verdict failed; not measured ones neither pass nor fail it."""
+    return not any(v.failed for v in verdicts)
 
 
 def resolve_after(after: str | float, scenario: Scenario) -> float:
@@ -73,6 +121,12 @@ def _evaluate_one(expectation: Expectation, scenario: Scenario, run: Run) -> Ver
     if expectation.full_mesh is not None:
         spec = expectation.full_mesh
         after = resolve_after(spec.after, scenario)
+        c = run.connectivity
+        if len(c) and not (c["time"] >= after).any():
+            return Verdict.unmeasured(kind, spec.within,
+                                      f"no connectivity sample at or after t={after:g}s, so "
+                                      "nothing to measure; move `after` earlier or lengthen "
+                                      "the run")
         measured = metrics.time_to_full_mesh(run, after)
         took = None if math.isnan(measured) else measured
         passed = took is not None and took <= spec.within

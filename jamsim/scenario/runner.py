@@ -31,7 +31,7 @@ import yaml
 
 from jamsim import native_status
 from jamsim.core.errors import UsageError
-from jamsim.scenario.expectations import Verdict, evaluate
+from jamsim.scenario.expectations import Verdict, evaluate, run_passed
 from jamsim.scenario.loader import Override, load_scenario, parse_scenario
 from jamsim.scenario.recording import (
     RunInterrupted,
@@ -70,7 +70,8 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+        """No expectation failed (not measured ones do not fail a run)."""
+        return run_passed(self.verdicts)
 
 
 def _results_dir(scenario: Scenario, out_dir: Path | None, root: Path) -> Path:
@@ -299,7 +300,8 @@ def _recorded_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                 verdicts = evaluate(scenario, run) if complete else []
                 summary["metrics"] = run_metrics(run)
                 summary["expectations"] = [v.as_dict() for v in verdicts]
-                summary["passed"] = complete and all(v.passed for v in verdicts)
+                summary["passed"] = complete and run_passed(verdicts)
+                summary["warnings"] = [w for w in (v.warning for v in verdicts) if w]
                 if complete and plots:
                     summary["plots"] = [p.name for p in _write_plots(out, run)]
             except Exception as exc:  # the folder still gets its (incomplete) summary
@@ -368,5 +370,6 @@ def _summary_base(scenario: Scenario, *, complete: bool, error: str | None,
         "timeline": timeline,
         "metrics": {},
         "expectations": [],
+        "warnings": [],
         "passed": False,
     }

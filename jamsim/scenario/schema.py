@@ -378,6 +378,16 @@ class ExtraTraffic(_Model):
         1, description="peers per sender (drawn per slot from the seed), grid or all")
     offset: Duration = Field(1.0, description="when in the slot it is sent")
 
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: int) -> int:
+        from jamsim.traffic.config import RESERVED_CE_KINDS
+
+        if value in RESERVED_CE_KINDS:
+            raise ValueError(f"kind {value} is the slot traffic's own "
+                             f"{RESERVED_CE_KINDS[value]}; pick another CE kind")
+        return value
+
     @field_validator("fanout")
     @classmethod
     def _fanout(cls, value: int | str) -> int | str:
@@ -412,10 +422,15 @@ class Traffic(_Model):
         if self.assurance_lead >= self.slot:
             raise located(f"assurance_lead {self.assurance_lead:g}s must be shorter than "
                           f"the slot ({self.slot:g}s)", "assurance_lead")
+        kinds: set[int] = set()
         for i, extra in enumerate(self.extra):
             if extra.offset >= self.slot:
                 raise located(f"offset {extra.offset:g}s must be shorter than the slot "
                               f"({self.slot:g}s)", "extra", i, "offset")
+            if extra.kind in kinds:
+                raise located(f"kind {extra.kind} is given twice; each extra message "
+                              "needs its own kind", "extra", i, "kind")
+            kinds.add(extra.kind)
         return self
 
 
@@ -469,6 +484,10 @@ class Expectation(_Model):
     assurances_delivered: Reached | None = Field(
         None, description="fraction of assurances that reached the slot's author before "
                           "the slot began, slots from `after`")
+    messages_delivered: Reached | None = Field(
+        None, description="fraction of the extra CE messages (traffic: extra) that reached "
+                          "their receiver within the slot they were sent in, slots from "
+                          "`after`")
     max_stale_links: int | None = Field(
         None, ge=0, description="no sample shows more stale links (held across a cut path "
                                 "or to a crashed/paused peer)")

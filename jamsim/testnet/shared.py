@@ -109,4 +109,6 @@ def traffic_options(spec: TestnetSpec) -> list[str]:
     ]
     if t.core_count is not None:
         options += ["--traffic-cores", str(t.core_count)]
+    for extra in t.extra:
+        options += ["--traffic-extra", extra.option()]
     return options

@@ -10,6 +10,11 @@ per-slot :class:`~jamsim.traffic.records.BlockBatch` /
 so ``blocks.parquet`` and ``assurances.parquet`` compare row for row across
 runtimes. Times become seconds since slot 0 started (the run start).
 
+With extra CE messages each node also reports when it sent each kind's
+messages of a slot and when each one it received arrived whole;
+:meth:`TrafficReceipts.messages` lays them on the schedule's rows, the same
+``messages.parquet`` rows the other carriers write.
+
 ``hops`` is not measured by a node (it only knows whom it fetched from); it is
 the length of the ``via`` chain back to the author, which is exactly the overlay's
 definition.
@@ -30,8 +35,11 @@ from jamsim.traffic.records import (
     BlockBatch,
     BlockDelivery,
     DeliveryTables,
+    MessageBatch,
+    MessageDelivery,
     assurances_batch,
     blocks_batch,
+    messages_batch,
 )
 from jamsim.traffic.schedule import SlotSchedule
 
@@ -48,6 +56,8 @@ class TrafficReceipts:
         self._blocks: list[dict[int, tuple[float, int]]] = [{} for _ in range(n)]
         self._assured: list[dict[int, float]] = [{} for _ in range(n)]
         self._assurances: list[dict[tuple[int, int], float]] = [{} for _ in range(n)]
+        self._extra_sent: list[dict[tuple[int, int], float]] = [{} for _ in range(n)]
+        self._extras: list[dict[tuple[int, int, int], float]] = [{} for _ in range(n)]
 
     def update(self, node: int, status: Mapping[str, Any] | None) -> None:
         """Merge one node's ``traffic`` status body (first report of a row wins)."""
@@ -59,6 +69,10 @@ class TrafficReceipts:
             self._assured[node].setdefault(int(slot), float(t))
         for slot, assurer, t in status.get("assurances", ()):
             self._assurances[node].setdefault((int(slot), int(assurer)), float(t))
+        for slot, kind, t in status.get("extra_sent", ()):
+            self._extra_sent[node].setdefault((int(slot), int(kind)), float(t))
+        for slot, kind, sender, t in status.get("extras", ()):
+            self._extras[node].setdefault((int(slot), int(kind), int(sender)), float(t))
 
     def _rel(self, t: float | None) -> float:
         return math.nan if t is None else t - self.start_unix
@@ -86,6 +100,17 @@ class TrafficReceipts:
         ]
         return assurances_batch(slot, author, rows)
 
+    def messages(self, slot: int) -> MessageBatch:
+        """Every scheduled extra message of ``slot``, sent and received when."""
+        rows = []
+        for index, extra in enumerate(self.schedule.config.extra):
+            for j in range(self.schedule.validator_count):
+                sent = self._rel(self._extra_sent[j].get((slot, extra.kind)))
+                for dst in self.schedule.extra_targets(slot, j, index):
+                    got = self._rel(self._extras[dst].get((slot, extra.kind, j)))
+                    rows.append(MessageDelivery(slot, extra.kind, j, dst, sent, got))
+        return messages_batch(slot, rows)
+
     def slots(self, duration: float) -> range:
         """Slots measured in a run of ``duration`` s: authored (slot 0 is genesis) and
         ended before the run did, so a late block is not mistaken for a lost one."""
@@ -99,9 +124,13 @@ class TrafficReceipts:
 
 
 def write_delivery_tables(receipts: TrafficReceipts, run_dir: Path, duration: float) -> None:
-    """Write ``blocks.parquet`` and ``assurances.parquet`` into ``run_dir``."""
-    tables = DeliveryTables(run_dir)
+    """Write ``blocks.parquet`` and ``assurances.parquet`` (and ``messages.parquet``
+    when the run sends extra CE messages) into ``run_dir``."""
+    extras = bool(receipts.schedule.config.extra)
+    tables = DeliveryTables(run_dir, messages=extras)
     for block_batch, assurance_batch in receipts.batches(duration):
         tables.blocks.append(block_batch)
         tables.assurances.append(assurance_batch)
+        if extras:
+            tables.append_messages(receipts.messages(block_batch.slot))
     tables.close()

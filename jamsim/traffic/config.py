@@ -11,6 +11,12 @@ Sizes follow the JAMNP-S text (``simple.md``) where it fixes them:
   bytes.
 * UP 0 announcement = header ++ final (hash 32 ++ slot 4).
 
+Extra CE messages (:class:`ExtraMessage`) are for experiments: a kind the
+harness does not already use (not CE 128 or CE 141, and each extra its own kind,
+so a receiver knows what a stream is from its kind byte alone), a size, a
+fan-out. Their first four bytes carry the slot (u32 little-endian) so a receiver
+can tell which slot a late message belongs to; the rest is filler.
+
 Header and block sizes are not fixed by the protocol (they depend on what the
 block carries), so they are fields: ``block_size`` is the scenario's main knob.
 
@@ -32,11 +38,13 @@ __all__ = [
     "BLOCK_REQUEST_BYTES",
     "FINAL_BYTES",
     "HEADER_BYTES",
+    "RESERVED_CE_KINDS",
     "ExtraMessage",
     "Fanout",
     "TrafficConfig",
     "assurance_size",
     "default_core_count",
+    "slot_of_payload",
 ]
 
 ANCHOR_HASH_BYTES: Final = 32
@@ -49,6 +57,10 @@ HEADER_BYTES: Final = len(Header(bytes(HASH_SIZE), 0).encode())
 synthetic chain's headers are on the wire, so every runtime announces the same size."""
 MESSAGE_LENGTH_PREFIX: Final = 4
 """Every JAMNP-S message is preceded by a u32 length."""
+RESERVED_CE_KINDS: Final = {128: "CE 128 block request", 141: "CE 141 assurance distribution"}
+"""CE kinds the slot traffic already sends: an extra message may not take them."""
+SLOT_TAG_BYTES: Final = 4
+"""An extra message starts with its slot as a u32 LE (when it is that long)."""
 
 Fanout = int | Literal["grid", "all"]
 
@@ -83,6 +95,9 @@ class ExtraMessage:
     def __post_init__(self) -> None:
         if not 128 <= self.kind <= 255:
             raise UsageError(f"extra message kind {self.kind} is not a CE kind (128-255)")
+        if self.kind in RESERVED_CE_KINDS:
+            raise UsageError(f"extra message kind {self.kind} is the slot traffic's own "
+                             f"{RESERVED_CE_KINDS[self.kind]}; pick another CE kind")
         if self.size < 0:
             raise UsageError("extra message size must be >= 0")
         if isinstance(self.fanout, int) and self.fanout < 0:
@@ -91,6 +106,48 @@ class ExtraMessage:
             raise UsageError(f"extra message fanout {self.fanout!r}: an integer, grid or all")
         if self.offset < 0:
             raise UsageError("extra message offset must be >= 0")
+
+    @classmethod
+    def parse(cls, text: str) -> ExtraMessage:
+        """``KIND:SIZE:FANOUT:OFFSET`` (fan-out a count, ``grid`` or ``all``; offset in
+        seconds), the ``jamsim node --traffic-extra`` form (:meth:`option`)."""
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise UsageError(f"an extra message is KIND:SIZE:FANOUT:OFFSET, got {text!r}")
+        kind, size, fanout, offset = parts
+        spread: Fanout
+        if fanout == "grid":
+            spread = "grid"
+        elif fanout == "all":
+            spread = "all"
+        else:
+            try:
+                spread = int(fanout)
+            except ValueError:
+                raise UsageError(f"extra message fanout {fanout!r}: an integer, grid or all"
+                                 ) from None
+        try:
+            return cls(kind=int(kind), size=int(size), fanout=spread, offset=float(offset))
+        except ValueError:
+            raise UsageError(f"an extra message is KIND:SIZE:FANOUT:OFFSET with numbers, "
+                             f"got {text!r}") from None
+
+    def option(self) -> str:
+        """This message as :meth:`parse` reads it."""
+        return f"{self.kind}:{self.size}:{self.fanout}:{self.offset!r}"
+
+    def payload(self, slot: int) -> bytes:
+        """The message content for ``slot``: the slot as u32 LE, zero-filled to ``size``
+        (truncated when ``size`` is under four bytes)."""
+        return (slot % (1 << 32)).to_bytes(SLOT_TAG_BYTES, "little").ljust(
+            self.size, b"\0")[:self.size]
+
+
+def slot_of_payload(payload: bytes) -> int | None:
+    """The slot an extra message's content names, or ``None`` when it is too short."""
+    if len(payload) < SLOT_TAG_BYTES:
+        return None
+    return int.from_bytes(payload[:SLOT_TAG_BYTES], "little")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +186,17 @@ class TrafficConfig:
             raise UsageError("assurance size must be >= 0")
         if self.first_slot < 0:
             raise UsageError("first_slot must be >= 0")
+        kinds = [extra.kind for extra in self.extra]
         for extra in self.extra:
             if extra.offset >= self.slot:
                 raise UsageError("extra message offset must be shorter than a slot")
+            if kinds.count(extra.kind) > 1:
+                raise UsageError(f"extra message kind {extra.kind} is given twice; "
+                                 "each extra message needs its own kind")
+
+    def extra_kinds(self) -> dict[int, int]:
+        """Kind -> size of each extra message: what a receiver accepts, and its cap."""
+        return {extra.kind: extra.size for extra in self.extra}
 
     def assurance_bytes(self, validator_count: int) -> int:
         """Size of one assurance for a set of ``validator_count`` validators."""

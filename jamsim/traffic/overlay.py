@@ -23,6 +23,12 @@ slot). Every live validator sends one to the author; it arrives after
 ``lat + ser(assurance)`` if the link is usable, and counts when that is before the
 slot start.
 
+**Extra CE messages** (``config.extra``, evaluated at their send time,
+``offset`` into the slot). Each live sender's message to each of its targets
+arrives after ``lat + ser(size)`` if the receiver is alive and the link usable
+then, like an assurance; it counts as delivered within its slot when that is
+before the slot ends.
+
 What it does not model: links changing state inside the evaluation (usability is
 read once, at the evaluation instant, for the whole slot), packet loss and
 retransmission (a usable link delivers), queueing behind other traffic on the
@@ -42,7 +48,14 @@ from typing import Protocol
 
 import numpy as np
 
-from jamsim.traffic.records import NEVER, AssuranceBatch, BlockBatch, FloatArray, IntArray
+from jamsim.traffic.records import (
+    NEVER,
+    AssuranceBatch,
+    BlockBatch,
+    FloatArray,
+    IntArray,
+    MessageBatch,
+)
 from jamsim.traffic.schedule import SlotSchedule
 
 __all__ = ["DeliveryNetwork", "SlotOverlay"]
@@ -174,3 +187,31 @@ class SlotOverlay:
                 delivered[j] = at + net.latency(j, author) + \
                     _ser(size, net.bandwidth_bps(j, author))
         return AssuranceBatch(slot, author, np.arange(n, dtype=np.int64), sent, delivered)
+
+    def messages(self, slot: int, extra_index: int) -> MessageBatch:
+        """``config.extra[extra_index]`` of ``slot``: every scheduled (sender, receiver)
+        row, sent when (NaN: sender down), delivered when (NaN: never)."""
+        s = self.schedule
+        extra = s.config.extra[extra_index]
+        at = s.slot_start(slot) + extra.offset
+        net = self.network
+        senders: list[int] = []
+        receivers: list[int] = []
+        sent: list[float] = []
+        delivered: list[float] = []
+        for j in range(s.validator_count):
+            up = net.alive(j)
+            for dst in s.extra_targets(slot, j, extra_index):
+                senders.append(j)
+                receivers.append(dst)
+                sent.append(at if up else math.nan)
+                if up and net.alive(dst) and net.link_usable(j, dst):
+                    delivered.append(at + net.latency(j, dst)
+                                     + _ser(extra.size, net.bandwidth_bps(j, dst)))
+                else:
+                    delivered.append(math.nan)
+        return MessageBatch(slot, np.full(len(senders), extra.kind, dtype=np.int64),
+                            np.array(senders, dtype=np.int64),
+                            np.array(receivers, dtype=np.int64),
+                            np.array(sent, dtype=np.float64),
+                            np.array(delivered, dtype=np.float64))

@@ -1,4 +1,5 @@
-"""Delivery tables every runtime writes: ``blocks.parquet`` and ``assurances.parquet``.
+"""Delivery tables every runtime writes: ``blocks.parquet``, ``assurances.parquet``
+and, with extra CE messages, ``messages.parquet``.
 
 ``blocks.parquet``, one row per (slot, validator of the current set):
 
@@ -22,6 +23,23 @@
 ``sent_at``        float64  when it was sent; NaN if the assurer was down
 ``delivered_at``   float64  when the author had it; NaN if never. Delivered *in
                             time* means ``delivered_at < slot start``
+=================  =======  =================================================
+
+``messages.parquet``, only for runs with extra CE messages (``traffic: extra``),
+one row per scheduled (slot, kind, sender, receiver):
+
+=================  =======  =================================================
+``slot``           int64    the slot the message was sent in
+``kind``           int64    its CE stream kind (128-255)
+``sender``         int64    validator index
+``receiver``       int64    validator index
+``sent_at``        float64  when its sender sent its messages of that kind
+                            in that slot; NaN if the sender was down (a live
+                            sender without a connection to the receiver has
+                            a time here and NaN below)
+``delivered_at``   float64  when the receiver had the whole message; NaN if
+                            never. Delivered *within the slot* means
+                            ``delivered_at < (slot + 1) * slot length``
 =================  =======  =================================================
 
 Why one row per assurer rather than a per-slot count: the table stays exact (which
@@ -56,18 +74,24 @@ __all__ = [
     "ASSURANCE_SCHEMA",
     "BLOCKS_FILE",
     "BLOCK_SCHEMA",
+    "MESSAGES_FILE",
+    "MESSAGE_SCHEMA",
     "AssuranceBatch",
     "AssuranceDelivery",
     "BlockBatch",
     "BlockDelivery",
     "DeliveryTables",
     "DeliveryWriter",
+    "MessageBatch",
+    "MessageDelivery",
     "assurances_batch",
     "blocks_batch",
+    "messages_batch",
 ]
 
 BLOCKS_FILE: Final = "blocks.parquet"
 ASSURANCES_FILE: Final = "assurances.parquet"
+MESSAGES_FILE: Final = "messages.parquet"
 NEVER: Final = -1
 """``hops`` / ``via`` of a node that never got the block."""
 
@@ -83,6 +107,15 @@ ASSURANCE_SCHEMA = pa.schema([
     ("slot", pa.int64()),
     ("author", pa.int64()),
     ("assurer", pa.int64()),
+    ("sent_at", pa.float64()),
+    ("delivered_at", pa.float64()),
+])
+
+MESSAGE_SCHEMA = pa.schema([
+    ("slot", pa.int64()),
+    ("kind", pa.int64()),
+    ("sender", pa.int64()),
+    ("receiver", pa.int64()),
     ("sent_at", pa.float64()),
     ("delivered_at", pa.float64()),
 ])
@@ -110,6 +143,18 @@ class AssuranceDelivery:
     slot: int
     author: int
     assurer: int
+    sent_at: float
+    delivered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivery:
+    """One row of ``messages.parquet`` (see the module docstring)."""
+
+    slot: int
+    kind: int
+    sender: int
+    receiver: int
     sent_at: float
     delivered_at: float
 
@@ -160,6 +205,40 @@ class AssuranceBatch:
         ], schema=ASSURANCE_SCHEMA)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class MessageBatch:
+    """Extra CE messages of one slot as columns (one kind or several)."""
+
+    slot: int
+    kind: IntArray
+    sender: IntArray
+    receiver: IntArray
+    sent_at: FloatArray
+    delivered_at: FloatArray
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_arrays([
+            pa.array(np.full(len(self.kind), self.slot, dtype=np.int64)),
+            pa.array(self.kind, type=pa.int64()),
+            pa.array(self.sender, type=pa.int64()),
+            pa.array(self.receiver, type=pa.int64()),
+            pa.array(self.sent_at, type=pa.float64()),
+            pa.array(self.delivered_at, type=pa.float64()),
+        ], schema=MESSAGE_SCHEMA)
+
+
+def messages_batch(slot: int, rows: Sequence[MessageDelivery]) -> MessageBatch:
+    """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
+    return MessageBatch(
+        slot,
+        np.array([r.kind for r in rows], dtype=np.int64),
+        np.array([r.sender for r in rows], dtype=np.int64),
+        np.array([r.receiver for r in rows], dtype=np.int64),
+        np.array([r.sent_at for r in rows], dtype=np.float64),
+        np.array([r.delivered_at for r in rows], dtype=np.float64),
+    )
+
+
 def blocks_batch(slot: int, author: int, rows: Sequence[BlockDelivery]) -> BlockBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
     return BlockBatch(
@@ -182,7 +261,7 @@ def assurances_batch(slot: int, author: int,
     )
 
 
-Batch = BlockBatch | AssuranceBatch
+Batch = BlockBatch | AssuranceBatch | MessageBatch
 
 
 class DeliveryWriter(TableWriter[Batch]):
@@ -202,18 +281,31 @@ class DeliveryWriter(TableWriter[Batch]):
 
 
 class DeliveryTables:
-    """A run's two delivery tables, ``blocks.parquet`` and ``assurances.parquet`` in
-    ``out_dir``, written side by side: every traffic source (the ``model`` overlay,
-    the ``quic`` fidelity's streams, a testnet's receipts) appends its per-slot
-    batches here, so all of them produce the same files."""
+    """A run's delivery tables, ``blocks.parquet`` and ``assurances.parquet`` in
+    ``out_dir`` (and ``messages.parquet`` when ``messages`` is true: the run sends
+    extra CE messages), written side by side: every traffic source (the ``model``
+    overlay, the ``quic`` fidelity's streams, a testnet's receipts) appends its
+    per-slot batches here, so all of them produce the same files."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, flush_every: int = 20) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], *, flush_every: int = 20,
+                 messages: bool = False) -> None:
         self.blocks = DeliveryWriter(os.path.join(out_dir, BLOCKS_FILE), BLOCK_SCHEMA,
                                      flush_every=flush_every)
         self.assurances = DeliveryWriter(os.path.join(out_dir, ASSURANCES_FILE),
                                          ASSURANCE_SCHEMA, flush_every=flush_every)
+        self.messages: DeliveryWriter | None = (
+            DeliveryWriter(os.path.join(out_dir, MESSAGES_FILE), MESSAGE_SCHEMA,
+                           flush_every=flush_every) if messages else None)
+
+    def append_messages(self, batch: MessageBatch) -> None:
+        """Add extra messages (a run without them has no table to add them to)."""
+        if self.messages is None:
+            raise ValueError("these delivery tables were opened without messages.parquet")
+        self.messages.append(batch)
 
     def close(self) -> None:
-        """Merge both tables' parts into their final files."""
+        """Merge the tables' parts into their final files."""
         self.blocks.close()
         self.assurances.close()
+        if self.messages is not None:
+            self.messages.close()

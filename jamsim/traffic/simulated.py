@@ -4,7 +4,10 @@
 assurance time and one at its start; each evaluates the whole slot with
 :class:`jamsim.traffic.overlay.SlotOverlay` over :class:`SimulationNetwork` and
 hands the batch to the sinks (the runner writes them to ``blocks.parquet`` and
-``assurances.parquet``). Only the next callback is ever pending.
+``assurances.parquet``). Only the next callback is ever pending. Extra CE
+messages (``config.extra``, off by default) have a chain of their own: one
+callback at each extra's send time, handing ``on_messages`` its batch; without
+extras nothing of it is scheduled.
 
 Indices in the batches are positions in the *current* validator set; after an
 epoch rotation the overlay is rebuilt for the new set.
@@ -23,6 +26,7 @@ from jamsim.traffic.records import (
     AssuranceBatch,
     BlockBatch,
     DeliveryTables,
+    MessageBatch,
 )
 from jamsim.traffic.schedule import SlotSchedule
 
@@ -72,8 +76,12 @@ class SimulatedTraffic:
 
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
                  on_block: Callable[[BlockBatch], None],
-                 on_assurances: Callable[[AssuranceBatch], None]) -> None:
+                 on_assurances: Callable[[AssuranceBatch], None], *,
+                 on_messages: Callable[[MessageBatch], None] | None = None) -> None:
         self.sim = sim
+        self.on_messages = on_messages
+        # extras in send order within a slot: (offset, index into config.extra)
+        self._extra_steps = sorted((e.offset, i) for i, e in enumerate(config.extra))
         self.config = config
         self.seed = seed
         self.until = until
@@ -87,6 +95,8 @@ class SimulatedTraffic:
         slots = self.schedule.slots(until)
         if len(slots):
             self._arm(slots.start, assurance=True)
+            if self._extra_steps and on_messages is not None:
+                self._arm_extra(slots.start, 0)
 
     def stop(self) -> None:
         """Evaluate no further slot (a callback already scheduled does nothing)."""
@@ -112,6 +122,22 @@ class SimulatedTraffic:
             self.on_block(overlay.block(slot))
             self.slots_evaluated += 1
             self._arm(slot + 1, assurance=True)
+
+    def _arm_extra(self, slot: int, step: int) -> None:
+        if step == len(self._extra_steps):
+            slot, step = slot + 1, 0
+        s = self.schedule
+        if s.slot_start(slot) >= self.until:
+            return
+        offset, index = self._extra_steps[step]
+        self.sim.at(s.slot_start(slot) + offset,
+                    lambda: self._fire_extra(slot, step, index))
+
+    def _fire_extra(self, slot: int, step: int, index: int) -> None:
+        if self.until < 0 or self.on_messages is None:
+            return
+        self.on_messages(self._current_overlay().messages(slot, index))
+        self._arm_extra(slot, step + 1)
 
     def _current_overlay(self) -> SlotOverlay:
         """The overlay for the current set and links (rebuilt when either changed)."""
@@ -140,15 +166,19 @@ class SlotTrafficSource(Protocol):
     def stop(self) -> None: ...
 
 
-TrafficSourceFactory = Callable[
-    [Simulation, TrafficConfig, int, float,
-     Callable[[BlockBatch], None], Callable[[AssuranceBatch], None]],
-    SlotTrafficSource,
-]
+class TrafficSourceFactory(Protocol):
+    """Starts a run's traffic source with its sinks (``on_messages`` only with extras)."""
+
+    def __call__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
+                 on_block: Callable[[BlockBatch], None],
+                 on_assurances: Callable[[AssuranceBatch], None], *,
+                 on_messages: Callable[[MessageBatch], None] | None = None,
+                 ) -> SlotTrafficSource: ...
 
 
 class TrafficRecording:
-    """A simulated run's traffic written to ``blocks.parquet`` / ``assurances.parquet``.
+    """A simulated run's traffic written to ``blocks.parquet`` / ``assurances.parquet``
+    (and ``messages.parquet`` when it sends extra CE messages).
 
     Batches go to crash-safe part files every ``flush_every`` slots, so memory stays
     flat however long the run; :meth:`close` merges the parts. ``source`` makes
@@ -160,10 +190,12 @@ class TrafficRecording:
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
                  out_dir: Path, *, flush_every: int = 20,
                  source: TrafficSourceFactory | None = None) -> None:
-        self.tables = DeliveryTables(out_dir, flush_every=flush_every)
+        extras = bool(config.extra)
+        self.tables = DeliveryTables(out_dir, flush_every=flush_every, messages=extras)
         start: TrafficSourceFactory = SimulatedTraffic if source is None else source
         self.traffic: SlotTrafficSource | None = start(
-            sim, config, seed, until, self.tables.blocks.append, self.tables.assurances.append)
+            sim, config, seed, until, self.tables.blocks.append, self.tables.assurances.append,
+            on_messages=self.tables.append_messages if extras else None)
 
     def close(self) -> None:
         """Stop the source (it hands over its open slots), merge the tables and drop

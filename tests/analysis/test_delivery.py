@@ -15,6 +15,7 @@ from jamsim.analysis.delivery import (
     summarise,
     summary_rows,
 )
+from jamsim.scenario.expectations import Outcome, Verdict, run_passed
 from jamsim.scenario.loader import parse_scenario
 
 NAN = math.nan
@@ -89,8 +90,89 @@ def test_delivery_expectations(expect: str, passed: bool, measured: float) -> No
     assert verdict.measured == pytest.approx(measured)
 
 
-def test_without_tables_the_expectation_fails_and_says_why() -> None:
+def test_traffic_none_leaves_delivery_not_measured_and_says_why() -> None:
     scenario = parse_scenario("name: x\ntraffic: none\nexpect:\n"
                               "  - blocks_reached: {at_least: 1%}\n", "t.yaml", [])
     verdict = evaluate_delivery(scenario.expect[0], scenario, None)
-    assert not verdict.passed and "no deliveries" in verdict.detail
+    assert verdict.outcome is Outcome.NOT_MEASURED
+    assert not verdict.passed and not verdict.failed
+    assert verdict.warning == ("expectation blocks_reached not measured: traffic: none: "
+                               "delivery not measured; remove the expectation or enable "
+                               "traffic")
+
+
+def test_missing_tables_with_traffic_on_fail() -> None:
+    scenario = parse_scenario("name: x\nexpect:\n  - blocks_reached: {at_least: 1%}\n",
+                              "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, None)
+    assert verdict.failed and "traffic is on" in verdict.detail
+
+
+@pytest.mark.parametrize("expect", ["blocks_reached: {at_least: 1%, after: 30s}",
+                                    "block_propagation_p99: {below: 1s, after: 30s}",
+                                    "assurances_delivered: {at_least: 1%, after: 30s}"])
+def test_a_window_without_slots_is_not_measured(expect: str) -> None:
+    scenario = parse_scenario(f"name: x\nexpect:\n  - {expect}\n", "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, tables())
+    assert verdict.outcome is Outcome.NOT_MEASURED, verdict.detail
+    assert "at or after t=30s" in verdict.detail
+
+
+def test_a_verdict_not_measured_cannot_pass() -> None:
+    with pytest.raises(ValueError, match="cannot have passed"):
+        Verdict("blocks_reached", True, None, 0.5, "x", not_measured=True)
+    assert run_passed([Verdict.unmeasured("blocks_reached", 0.5, "why")])
+    assert not run_passed([Verdict.unmeasured("blocks_reached", 0.5, "why"),
+                           Verdict("full_mesh", False, None, 1.0, "never")])
+
+
+def with_messages() -> Delivery:
+    """Extra kind 200 in slots 1 and 2 (6 s slots), 4 rows each: slot 1: 0.1 s, 0.3 s,
+    never, and a down sender; slot 2: 0.2 s, 0.2 s, 0.4 s and one arriving 13 s later
+    (after its slot ended)."""
+    d = tables()
+    d.messages = pd.DataFrame({
+        "slot": [1] * 4 + [2] * 4,
+        "kind": [200] * 8,
+        "sender": [0, 1, 2, 3] * 2,
+        "receiver": [1, 2, 3, 0] * 2,
+        "sent_at": [7.0, 7.0, 7.0, NAN, 13.0, 13.0, 13.0, 13.0],
+        "delivered_at": [7.1, 7.3, NAN, NAN, 13.2, 13.2, 13.4, 26.0],
+    })
+    return d
+
+
+def test_extra_message_figures() -> None:
+    d = with_messages()
+    overall = summarise(d)
+    assert overall["messages"] == 8
+    assert overall["messages_delivered"] == pytest.approx(5 / 8)
+    # latencies of the 7 sent: 0.1 0.2 0.2 0.3 0.4 13 inf
+    assert overall["message_latency_p50_s"] == pytest.approx(0.3)
+    assert overall["message_latency_p99_s"] is None
+    after = delivery_metrics(d, [(12.0, "heal")])["after"]["heal @ 12s"]
+    assert after["messages"] == 4 and after["messages_delivered"] == pytest.approx(3 / 4)
+    assert after["message_latency_p99_s"] == pytest.approx(13.0)
+    assert slot_table(d)["messages"].tolist()[:2] == [0.5, 0.75]
+    rows = dict(summary_rows(delivery_metrics(d, [])))
+    assert rows["extra messages in slot (p50 / p99 s)"] == "62.5% (0.30 / never)"
+    assert "messages" not in summarise(tables())  # runs without extras: no such keys
+
+
+@pytest.mark.parametrize(("expect", "passed", "measured"), [
+    ("messages_delivered: {at_least: 62%}", True, 5 / 8),
+    ("messages_delivered: {at_least: 80%, after: 12s}", False, 3 / 4),
+])
+def test_messages_delivered_expectation(expect: str, passed: bool, measured: float) -> None:
+    scenario = parse_scenario(
+        "name: x\ntraffic: {extra: [{kind: 200}]}\n"
+        f"expect:\n  - {expect}\n", "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, with_messages())
+    assert verdict.passed is passed and verdict.measured == pytest.approx(measured)
+
+
+def test_messages_delivered_without_extras_is_not_measured() -> None:
+    scenario = parse_scenario("name: x\nexpect:\n  - messages_delivered: {at_least: 1%}\n",
+                              "t.yaml", [])
+    verdict = evaluate_delivery(scenario.expect[0], scenario, tables())
+    assert verdict.outcome is Outcome.NOT_MEASURED and "traffic: extra" in verdict.detail

@@ -12,7 +12,7 @@ import time
 from jamsim.identity import ValidatorSet
 from jamsim.net.node import Node
 from jamsim.net.traffic import NodeTraffic
-from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
 from jamsim.traffic.schedule import SlotSchedule
 from tests.net.test_node import GENESIS, _wait, make_set
 
@@ -128,3 +128,81 @@ def test_a_node_woken_late_sends_nothing_stale() -> None:
     # slot 5's assurances (due at 2.3 s) are skipped, its slot started at 2.5 s;
     # slot 6's are not due before 2.8 s
     assert traffic.log.assured == {}
+
+
+EXTRA = ExtraMessage(kind=200, size=4000, fanout="all", offset=0.25)
+
+
+def test_extra_messages_reach_every_peer_and_are_logged_as_receipts() -> None:
+    """Kind 200, 4000 bytes, to all, 0.25 s into each 0.5 s slot: every node logs when
+    it sent and when each peer's message arrived whole, within the slot; the status
+    reply carries both for the harness."""
+    schedule = SlotSchedule(V, 3, TrafficConfig(slot=0.5, assurance_lead=0.2,
+                                                 block_size=2000, first_slot=1,
+                                                 extra=(EXTRA,)))
+
+    async def main() -> tuple[list[NodeTraffic], list[Node]]:
+        vs, ids = make_set(V)
+        nodes = [Node(ids[i], vs, GENESIS, port=vs[i].address.port, core_count=2,
+                      extra_kinds=schedule.config.extra_kinds()) for i in range(V)]
+        start = time.time() + 1.0
+        traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
+        for n in nodes:
+            await n.start()
+        for t in traffic:
+            t.start()
+        try:
+            await _wait(lambda: all(len(n.connected_peers()) == V - 1 for n in nodes))
+            await asyncio.sleep(max(0.0, start + 5 * 0.5 + 0.3 - time.time()))
+        finally:
+            for t in traffic:
+                t.stop()
+            for n in nodes:
+                await n.stop()
+        return traffic, nodes
+
+    traffic, nodes = asyncio.run(main())
+    for slot in range(2, 5):
+        sent_at = traffic[0].start_unix + schedule.slot_start(slot) + 0.25
+        for i, t in enumerate(traffic):
+            assert t.log.extra_sent[(slot, 200)] >= sent_at - 0.05
+            got = {j: at for (s, k, j), at in t.log.extras.items() if s == slot and k == 200}
+            assert set(got) == set(range(V)) - {i}, (slot, i)
+            assert all(sent_at <= at < sent_at + 0.25 for at in got.values()), (slot, i)
+    status = traffic[0].status()
+    assert [2, 200, 1] in [row[:3] for row in status["extras"]]
+    assert any(row[:2] == [2, 200] for row in status["extra_sent"])
+    assert not any(n.misbehaviours for n in nodes)
+
+
+def test_an_extra_kind_not_in_the_config_is_refused() -> None:
+    """A node whose config lists no extras resets a kind-200 stream as an unknown kind;
+    the sender's log has it sent, the receiver's nothing received."""
+    schedule = SlotSchedule(2, 3, TrafficConfig(slot=0.5, assurance_lead=0.2,
+                                                 block_size=2000, first_slot=1,
+                                                 extra=(EXTRA,)))
+
+    async def main() -> tuple[list[NodeTraffic], list[Node]]:
+        vs, ids = make_set(2)
+        nodes = [Node(ids[0], vs, GENESIS, port=vs[0].address.port, core_count=2,
+                      extra_kinds=schedule.config.extra_kinds()),
+                 Node(ids[1], vs, GENESIS, port=vs[1].address.port, core_count=2)]
+        start = time.time() + 1.0
+        traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
+        for n in nodes:
+            await n.start()
+        for t in traffic:
+            t.start()
+        try:
+            await _wait(lambda: all(len(n.connected_peers()) == 1 for n in nodes))
+            await _wait(lambda: bool(nodes[1].misbehaviours))
+        finally:
+            for t in traffic:
+                t.stop()
+            for n in nodes:
+                await n.stop()
+        return traffic, nodes
+
+    traffic, nodes = asyncio.run(main())
+    assert "unknown stream kind 200" in nodes[1].misbehaviours
+    assert not traffic[1].log.extras and traffic[0].log.extra_sent

@@ -8,7 +8,7 @@ import pandas as pd
 
 from jamsim.analysis.metrics import longest_stale
 from jamsim.analysis.run import Run, run_from_tables
-from jamsim.scenario.expectations import evaluate
+from jamsim.scenario.expectations import Outcome, evaluate
 from jamsim.scenario.loader import parse_scenario
 from jamsim.scenario.runner import run_scenario
 from jamsim.telemetry.records import EVENT_COLUMNS, ConnectivitySample
@@ -46,6 +46,15 @@ def test_full_mesh_needs_every_pair_usable() -> None:
     assert _verdicts("  - full_mesh: {within: 5s, after: partition}\n"
                      "  - full_mesh: {within: 11s, after: partition}\n") == \
         [(False, 11.0, 5.0), (True, 11.0, 11.0)]
+
+
+def test_full_mesh_after_the_last_sample_is_not_measured() -> None:
+    scenario = parse_scenario(
+        "name: x\nduration: 40s\nvalidators: {count: 4}\n"
+        "expect:\n  - full_mesh: {within: 5s, after: 35s}\n")
+    (verdict,) = evaluate(scenario, _run(SAMPLES))  # the last sample is at t=30
+    assert verdict.outcome is Outcome.NOT_MEASURED and not verdict.failed
+    assert "no connectivity sample at or after t=35s" in verdict.detail
 
 
 def test_max_stale_links_measures_the_worst_sample() -> None:

@@ -42,6 +42,9 @@ def test_fields_resolve_into_the_config() -> None:
     ("traffic:\n  extra:\n    - {offset: 9s}\n", 4, "traffic.extra[0].offset"),
     ("traffic:\n  blok: 1\n", 3, "traffic.blok"),
     ("traffic:\n  extra:\n    - {kind: 5}\n", 4, "traffic.extra[0].kind"),
+    ("traffic:\n  extra:\n    - {kind: 141}\n", 4, "traffic.extra[0].kind"),
+    ("traffic:\n  extra:\n    - {kind: 200}\n    - {kind: 200, size: 9}\n", 5,
+     "traffic.extra[1].kind"),
 ])
 def test_errors_name_file_line_and_field(text: str, line: int, field: str) -> None:
     with pytest.raises(ScenarioError) as info:
@@ -53,8 +56,10 @@ def test_delivery_expectations_parse() -> None:
     scenario = load("name: x\ntimeline:\n  - {at: 10s, heal: all}\nexpect:\n"
                     "  - block_propagation_p99: {below: 2s, after: heal}\n"
                     "  - blocks_reached: {at_least: 99%, after: heal}\n"
-                    "  - assurances_delivered: {at_least: 95%}\n")
+                    "  - assurances_delivered: {at_least: 95%}\n"
+                    "  - messages_delivered: {at_least: 90%, after: heal}\n")
     kinds = [e.kind for e in scenario.expect]
-    assert kinds == ["block_propagation_p99", "blocks_reached", "assurances_delivered"]
+    assert kinds == ["block_propagation_p99", "blocks_reached", "assurances_delivered",
+                     "messages_delivered"]
     reached = scenario.expect[1].blocks_reached
     assert reached is not None and reached.at_least == pytest.approx(0.99)

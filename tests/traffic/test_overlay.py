@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from jamsim.traffic.config import TrafficConfig
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
 from jamsim.traffic.overlay import SlotOverlay
-from jamsim.traffic.schedule import SlotSchedule
+from jamsim.traffic.schedule import SlotSchedule, grid_neighbours
 from tests.traffic.fake_network import FakeNetwork
 
 L = 0.01  # one-way latency
@@ -125,3 +125,39 @@ def test_usable_checks_stay_near_one_per_node() -> None:
     assert (batch.hops[np.arange(1023) != batch.author] >= 1).all()
     assert set(batch.hops.tolist()) == {0, 1, 2}
     assert net.usable_calls < 3 * 1023
+
+
+def test_extra_messages_on_the_grid_by_hand() -> None:
+    """Extra kind 200, 1000 bytes, to the grid, 1.5 s into the slot, 8 Mbit/s links:
+    each of the 4 grid neighbours gets it after L + 1 ms; a dead receiver and a cut
+    pair get nothing; a dead sender sends nothing."""
+    extra = ExtraMessage(kind=200, size=1000, fanout="grid", offset=1.5)
+    net = FakeNetwork(lat=L, bw=8e6, dead={8})
+    net.partition({0, 1, 2}, {3, 4, 5, 6, 7, 8})
+    schedule = SlotSchedule(9, seed=5, config=TrafficConfig(extra=(extra,)))
+    batch = SlotOverlay(schedule, net).messages(7, 0)
+    at = schedule.slot_start(7) + 1.5
+    assert batch.slot == 7 and set(batch.kind.tolist()) == {200}
+    rows = {(int(s), int(r)): (float(t), float(d)) for s, r, t, d in zip(
+        batch.sender, batch.receiver, batch.sent_at, batch.delivered_at, strict=True)}
+    assert rows.keys() == {(s, r) for s in range(9) for r in grid_neighbours(s, 9)}
+    on_time = at + L + 1000 * 8 / 8e6
+    for (s, r), (sent, delivered) in rows.items():
+        assert math.isnan(sent) == (s == 8)
+        cut = (s < 3) != (r < 3)
+        if s == 8 or r == 8 or cut:
+            assert math.isnan(delivered), (s, r)
+        else:
+            assert delivered == pytest.approx(on_time), (s, r)
+    assert rows[(4, 3)][1] == pytest.approx(at + 0.011) == rows[(1, 0)][1]
+    assert math.isnan(rows[(1, 4)][1]) and math.isnan(rows[(7, 8)][1])
+
+
+def test_extra_fanout_count_draws_distinct_peers() -> None:
+    extra = ExtraMessage(kind=250, size=10, fanout=3, offset=0.0)
+    schedule = SlotSchedule(9, seed=5, config=TrafficConfig(extra=(extra,)))
+    batch = SlotOverlay(schedule, FakeNetwork(lat=L)).messages(2, 0)
+    for s in range(9):
+        targets = batch.receiver[batch.sender == s].tolist()
+        assert len(set(targets)) == 3 and s not in targets
+    assert np.allclose(batch.delivered_at, schedule.slot_start(2) + L)

@@ -13,6 +13,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
 from jamsim.traffic.overlay import SlotOverlay
 from jamsim.traffic.schedule import SlotSchedule
 from tests.traffic.fake_network import FakeNetwork
@@ -82,6 +83,27 @@ def test_assurances_need_a_usable_link_to_a_live_author(case: tuple[int, int, Fa
         if j == author and j not in net.dead:
             assert delivered == at
         elif j in net.dead or author in net.dead or not net.link_usable(j, author):
+            assert math.isnan(delivered)
+        else:
+            assert math.isclose(delivered, at + L)
+
+
+@given(cases(), st.sampled_from([1, 3, "grid", "all"]))
+@settings(max_examples=50, deadline=None)
+def test_extras_need_a_live_sender_receiver_and_usable_link(
+        case: tuple[int, int, FakeNetwork], fanout: int | str) -> None:
+    v, slot, net = case
+    extra = ExtraMessage(kind=222, size=0, fanout=fanout, offset=0.5)  # type: ignore[arg-type]
+    schedule = SlotSchedule(v, seed=9, config=TrafficConfig(extra=(extra,)))
+    batch = SlotOverlay(schedule, net).messages(slot, 0)
+    at = schedule.slot_start(slot) + 0.5
+    expected = [(j, r) for j in range(v) for r in schedule.extra_targets(slot, j, 0)]
+    assert list(zip(batch.sender.tolist(), batch.receiver.tolist(), strict=True)) == expected
+    for j, r, sent, delivered in zip(batch.sender.tolist(), batch.receiver.tolist(),
+                                     batch.sent_at.tolist(), batch.delivered_at.tolist(),
+                                     strict=True):
+        assert math.isnan(sent) == (j in net.dead)
+        if j in net.dead or r in net.dead or not net.link_usable(j, r):
             assert math.isnan(delivered)
         else:
             assert math.isclose(delivered, at + L)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from jamsim.core.errors import UsageError
 from jamsim.identity import ValidatorSet
-from jamsim.traffic.config import ExtraMessage, TrafficConfig, assurance_size
+from jamsim.traffic.config import ExtraMessage, TrafficConfig, assurance_size, slot_of_payload
 from jamsim.traffic.schedule import MessageKind, SlotSchedule, grid_neighbours
 
 counts = st.integers(min_value=1, max_value=1100)
@@ -117,7 +117,8 @@ def test_messages_of_a_slot(v: int, seed: int, slot: int) -> None:
 
 
 def test_extra_fanout_grid_and_all() -> None:
-    cfg = TrafficConfig(extra=(ExtraMessage(fanout="grid"), ExtraMessage(fanout="all")))
+    cfg = TrafficConfig(extra=(ExtraMessage(fanout="grid"),
+                               ExtraMessage(kind=254, fanout="all")))
     s = SlotSchedule(9, 1, cfg)
     assert s.extra_targets(2, 4, 0) == s.grid_neighbours(4)
     assert s.extra_targets(2, 4, 1) == [0, 1, 2, 3, 5, 6, 7, 8]
@@ -133,6 +134,7 @@ def test_first_slot_silences_earlier_slots() -> None:
 @pytest.mark.parametrize("kwargs", [
     {"slot": 0}, {"assurance_lead": 6.0}, {"block_size": -1}, {"core_count": 0},
     {"extra": (ExtraMessage(offset=7.0),)},
+    {"extra": (ExtraMessage(kind=200), ExtraMessage(kind=200, size=5))},
 ])
 def test_bad_config_is_a_usage_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(UsageError):
@@ -142,7 +144,19 @@ def test_bad_config_is_a_usage_error(kwargs: dict[str, object]) -> None:
 def test_bad_extra_and_index() -> None:
     with pytest.raises(UsageError):
         ExtraMessage(kind=5)
+    for taken in (128, 141):
+        with pytest.raises(UsageError, match="slot traffic's own"):
+            ExtraMessage(kind=taken)
     with pytest.raises(UsageError):
         SlotSchedule(4, 0).messages(0, 4)
     with pytest.raises(UsageError):
         SlotSchedule(0, 0)
+
+
+@pytest.mark.parametrize(("size", "slot", "payload", "back"), [
+    (10, 7, b"\x07\0\0\0" + bytes(6), 7), (4, 0x01020304, b"\x04\x03\x02\x01", 0x01020304),
+    (2, 7, b"\x07\0", None), (0, 7, b"", None)])
+def test_extra_payload_names_its_slot(size: int, slot: int, payload: bytes,
+                                      back: int | None) -> None:
+    got = ExtraMessage(kind=200, size=size).payload(slot)
+    assert got == payload and slot_of_payload(got) == back

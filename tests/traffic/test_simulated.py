@@ -20,8 +20,8 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorInfo, ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation
-from jamsim.traffic.config import TrafficConfig
-from jamsim.traffic.records import AssuranceBatch, BlockBatch
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
+from jamsim.traffic.records import AssuranceBatch, BlockBatch, MessageBatch
 from jamsim.traffic.simulated import SimulatedTraffic, SimulationNetwork
 
 L = 0.01
@@ -149,3 +149,38 @@ def test_a_link_change_is_seen_from_the_next_slot() -> None:
         hop = HOP if t0 < 20.0 else hop_after
         one = [n for n in range(9) if n != b.author and in_line(n, b.author)]
         assert np.allclose(b.received_at[one], t0 + hop), b.slot
+
+
+def test_extra_messages_follow_the_cut_at_their_send_time() -> None:
+    """Extra kind 200 to all, 3.5 s into each slot: the partition at 20 s is in force
+    for slot 3's extras (sent 21.5 s) though slot 3 started before it; after the heal
+    at 40 s (and reconnection) everything is delivered again after one latency."""
+    sim = Simulation(ValidatorSet.dev(9, seed=2), NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, traffic=True)
+    messages: list[MessageBatch] = []
+    config = TrafficConfig(extra=(ExtraMessage(kind=200, size=64, fanout="all", offset=3.5),))
+    SimulatedTraffic(sim, config, seed=3, until=60.0, on_block=lambda _: None,
+                     on_assurances=lambda _: None, on_messages=messages.append)
+    sim.at(20.0, lambda: sim.partition([[0, 1, 2], [3, 4, 5, 6, 7, 8]]))
+    sim.at(40.0, sim.heal)
+    sim.run(60.0)
+    assert [m.slot for m in messages] == list(range(10))
+    for m in messages:
+        at = 6.0 * m.slot + 3.5
+        assert len(m.sender) == 72 and np.all(m.sent_at == at)
+        crossing = (m.sender < 3) != (m.receiver < 3)
+        if 20.0 < at < 40.0:
+            assert np.isnan(m.delivered_at[crossing]).all(), m.slot
+            assert np.allclose(m.delivered_at[~crossing], at + L), m.slot
+        elif m.slot >= 1 and not 40.0 < at < 45.0:
+            assert np.allclose(m.delivered_at, at + L), m.slot
+
+
+def test_no_extras_schedule_no_extra_callbacks() -> None:
+    sim = Simulation(ValidatorSet.dev(9, seed=2), NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, traffic=True)
+    traffic = SimulatedTraffic(sim, TrafficConfig(), seed=3, until=30.0,
+                               on_block=lambda _: None, on_assurances=lambda _: None,
+                               on_messages=lambda _: pytest.fail("no extras configured"))
+    assert traffic._extra_steps == []
+    sim.run(30.0)

@@ -13,14 +13,18 @@ Behaviour mirrors the real node's driver (:mod:`jamsim.net.traffic`): slot 0 is
 genesis, blocks come from the same synthetic chain, a fetch falls back to the
 next announcer after ``fetch_timeout`` or a failure, assurances are anchored on
 the parent of their slot's block. Only a live process (not crashed, not paused)
-acts on a slot tick.
+acts on a slot tick. Extra CE messages (``config.extra``) go out ``offset``
+into each slot on a stream of their kind (:mod:`jamsim.protocol.extra_streams`),
+from each live sender to each of its targets it holds a live connection to; a
+receiver records one when the whole message has arrived.
 
 :class:`QuicSlotTraffic` takes the constructor arguments of
 :class:`jamsim.traffic.simulated.SimulatedTraffic` and hands its sinks the same
 per-slot :class:`~jamsim.traffic.records.BlockBatch` /
-:class:`~jamsim.traffic.records.AssuranceBatch`, at the end of each slot (a block
-arriving after its slot ended is not counted, as the analysis counts only
-what arrives within the slot); :meth:`QuicSlotTraffic.finish` hands over the
+:class:`~jamsim.traffic.records.AssuranceBatch` (and
+:class:`~jamsim.traffic.records.MessageBatch`), at the end of each slot (a block
+or extra message arriving after its slot ended is not counted, as the analysis
+counts only what arrives within the slot); :meth:`QuicSlotTraffic.finish` hands over the
 slots still open when the run stops.
 """
 
@@ -44,7 +48,7 @@ from jamsim.protocol.messages import (
 )
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.traffic.chain import KEEP_SLOTS, BlockStore
-from jamsim.traffic.config import TrafficConfig, default_core_count
+from jamsim.traffic.config import TrafficConfig, default_core_count, slot_of_payload
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
     NEVER,
@@ -52,8 +56,11 @@ from jamsim.traffic.records import (
     AssuranceDelivery,
     BlockBatch,
     BlockDelivery,
+    MessageBatch,
+    MessageDelivery,
     assurances_batch,
     blocks_batch,
+    messages_batch,
 )
 from jamsim.traffic.schedule import SlotSchedule
 from jamsim.traffic.simulated import TrafficRecording
@@ -84,6 +91,7 @@ class QuicSlotTraffic:
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int | str, until: float,
                  on_block: Callable[[BlockBatch], None],
                  on_assurances: Callable[[AssuranceBatch], None], *,
+                 on_messages: Callable[[MessageBatch], None] | None = None,
                  fetch_timeout: float | None = None) -> None:
         from jamsim.net.traffic import chain_for
         from jamsim.traffic.simulated import current_keys
@@ -95,6 +103,13 @@ class QuicSlotTraffic:
         self.until = until
         self.on_block = on_block
         self.on_assurances = on_assurances
+        self.on_messages = on_messages
+        self.extra_kinds = config.extra_kinds()
+        self._extra_steps = sorted((e.offset, i) for i, e in enumerate(config.extra))
+        # when a live sender sent, by (slot, kind, sender); when a message arrived
+        # whole, by (slot, kind, sender, receiver)
+        self._extra_sent: dict[tuple[int, int, int], float] = {}
+        self._extra_got: dict[tuple[int, int, int, int], float] = {}
         keys = current_keys(sim)
         self.keys: tuple[bytes, ...] = keys
         self.schedule = SlotSchedule(max(1, len(keys)), seed, config)
@@ -118,6 +133,8 @@ class QuicSlotTraffic:
         self._emitted = self._first
         if self._first < self._last:
             self._arm(self._first, assurance=True)
+            if self._extra_steps and on_messages is not None:
+                self._arm_extra(self._first, 0)
 
     # ------------------------------------------------------------ transport hooks
 
@@ -132,6 +149,9 @@ class QuicSlotTraffic:
 
     def on_assurance(self, sim_index: int) -> Callable[[bytes, Assurance], None]:
         return lambda peer, a: self._assurance_in(sim_index, peer, a)
+
+    def on_extra(self, sim_index: int) -> Callable[[bytes, int, bytes], None]:
+        return lambda peer, kind, payload: self._extra_in(sim_index, peer, kind, payload)
 
     # ------------------------------------------------------------------ clock
 
@@ -300,6 +320,46 @@ class QuicSlotTraffic:
             return
         self._delivered.setdefault((slot, assurer), self.sim.now)
 
+    # ------------------------------------------------------------- extra CE
+
+    def _arm_extra(self, slot: int, step: int) -> None:
+        if step == len(self._extra_steps):
+            slot, step = slot + 1, 0
+        if slot >= self._last:
+            return
+        offset, index = self._extra_steps[step]
+        self.sim.at(self.schedule.slot_start(slot) + offset,
+                    lambda: self._send_extra(slot, step, index))
+
+    def _send_extra(self, slot: int, step: int, index: int) -> None:
+        if self._last < 0:
+            return
+        extra = self.schedule.config.extra[index]
+        payload = extra.payload(slot)
+        now = self.sim.now
+        for pos in range(len(self.keys)):
+            node = self._acting(pos)
+            if node is None:
+                continue
+            self._extra_sent[(slot, extra.kind, pos)] = now
+            for dst in self.schedule.extra_targets(slot, pos, index):
+                found = self._end(node, self.keys[dst])
+                if found is not None:
+                    found[2].send_extra(extra.kind, payload)
+                    self.messages_sent += 1
+                    found[0]._transmit(found[1])
+        self._arm_extra(slot, step + 1)
+
+    def _extra_in(self, sim_index: int, peer: bytes, kind: int, payload: bytes) -> None:
+        pos = self._by_sim.get(sim_index)
+        sender = self._position.get(peer)
+        if pos is None or sender is None:
+            return
+        slot = slot_of_payload(payload)
+        if slot is None:
+            slot = self.schedule.slot_at(self.sim.now)
+        self._extra_got.setdefault((slot, kind, sender, pos), self.sim.now)
+
     # ------------------------------------------------------------------ tables
 
     def _emit_until(self, slot: int) -> None:
@@ -339,6 +399,22 @@ class QuicSlotTraffic:
             for j in range(n)
         ]
         self.on_assurances(assurances_batch(slot, author, arows))
+        if self.on_messages is not None and self._extra_steps:
+            self.on_messages(self._extra_rows(slot))
+
+    def _extra_rows(self, slot: int) -> MessageBatch:
+        """Every scheduled extra message of ``slot``: sent when, received when (NaN:
+        not within the slot); the slot's bookkeeping is dropped."""
+        rows: list[MessageDelivery] = []
+        for index, extra in enumerate(self.schedule.config.extra):
+            for pos in range(len(self.keys)):
+                sent = self._extra_sent.pop((slot, extra.kind, pos), math.nan)
+                for dst in self.schedule.extra_targets(slot, pos, index):
+                    got = self._extra_got.pop((slot, extra.kind, pos, dst), math.nan)
+                    rows.append(MessageDelivery(slot, extra.kind, pos, dst, sent, got))
+        for key in [k for k in self._extra_got if k[0] <= slot]:  # late or unscheduled
+            del self._extra_got[key]
+        return messages_batch(slot, rows)
 
 
 def _nothing(_request: BlockRequest) -> Sequence[Block] | None:
@@ -346,7 +422,8 @@ def _nothing(_request: BlockRequest) -> Sequence[Block] | None:
 
 
 class QuicTrafficRecording(TrafficRecording):
-    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``:
+    """A ``quic`` run's traffic written to ``blocks.parquet`` / ``assurances.parquet``
+    (and ``messages.parquet`` with extras):
     :class:`jamsim.traffic.simulated.TrafficRecording` fed by :class:`QuicSlotTraffic`."""
 
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,

@@ -334,6 +334,8 @@ class QuicTransport:
             max_message_size=MAX_MESSAGE_SIZE,
             on_assurance=traffic.on_assurance(end.index),
             core_count=traffic.core_count,
+            extra_kinds=traffic.extra_kinds,
+            on_extra=traffic.on_extra(end.index),
         )
 
     # ---------------------------------------------------------------- set-up

@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import ValidatorSet
 from jamsim.sim.network import LatencySpec, LinkSpec, NetworkConfig
 from jamsim.sim.quic.keyring import DevKeyring
 from jamsim.sim.quic.slot_traffic import QuicSlotTraffic
 from jamsim.sim.simulation import Simulation
-from jamsim.traffic.config import TrafficConfig
-from jamsim.traffic.records import AssuranceBatch, BlockBatch
+from jamsim.traffic.config import ExtraMessage, TrafficConfig
+from jamsim.traffic.records import AssuranceBatch, BlockBatch, MessageBatch
 
 L = 0.01
 SET_SEED = 2
@@ -106,3 +108,36 @@ def test_jamsim_run_in_the_quic_fidelity_writes_the_delivery_tables(tmp_path: Pa
     # slots 1..5 (slot 0 is genesis), one row per validator, every block everywhere
     assert sorted(set(blocks.slot)) == [1, 2, 3, 4, 5] and len(blocks) == 5 * 4
     assert blocks.received_at.notna().all()
+
+
+def test_extra_messages_ride_real_streams_of_their_kind() -> None:
+    """Kind 200, 3000 bytes to every other validator 0.5 s into each slot: all arrive
+    one latency plus a little pacing later while the set is whole; across the cut
+    (from 4.5 s) none does, within each side all do."""
+    sim = Simulation(ValidatorSet.dev(9, seed=SET_SEED),
+                     NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, fidelity="quic",
+                     on_event=None, identities=DevKeyring([SET_SEED], 9))
+    config = TrafficConfig(slot=1.0, assurance_lead=0.3, block_size=20_000, first_slot=2,
+                           extra=(ExtraMessage(kind=200, size=3000, fanout="all",
+                                               offset=0.5),))
+    messages: list[MessageBatch] = []
+    traffic = QuicSlotTraffic(sim, config, 4, 8.0, lambda _: None, lambda _: None,
+                              on_messages=messages.append)
+    sim.at(4.7, lambda: sim.partition([[0, 1, 2, 3, 4, 5], [6, 7, 8]]))
+    sim.run(8.0)
+    traffic.finish()
+    assert [m.slot for m in messages] == list(range(2, 8))
+    low = {0, 1, 2, 3, 4, 5}
+    for m in messages:
+        at = m.slot + 0.5
+        assert len(m.kind) == 72 and set(m.kind.tolist()) == {200}
+        assert (m.sent_at == at).all()
+        delay = m.delivered_at - at
+        crossing = np.array([(s in low) != (r in low) for s, r in
+                             zip(m.sender.tolist(), m.receiver.tolist(), strict=True)])
+        if m.slot <= 4:
+            assert ((delay > L - 1e-9) & (delay < L + 0.1)).all(), m.slot
+        else:
+            assert np.isnan(delay[crossing]).all(), m.slot
+            assert ((delay[~crossing] > L - 1e-9) & (delay[~crossing] < L + 0.1)).all(), m.slot
