@@ -31,6 +31,7 @@ from jamsim.core.events import (
     InboundFailed,
     InboundHandshake,
     PeerMisbehaved,
+    ReceiveDrops,
     Shutdown,
     ValidatorSetChanged,
 )
@@ -39,6 +40,7 @@ from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
 from jamsim.identity import PeerAddress, ValidatorIdentity, ValidatorSet, parse_alpn
 from jamsim.net.connection import BlockSource, JamConnection
+from jamsim.net.socket_drops import ReceiveDropCounter
 from jamsim.net.status import STATUS_INTERVAL, StatusReporter, peer_status
 from jamsim.protocol.limits import CE_REQUEST_TIMEOUT, MAX_BLOCK_SIZE
 from jamsim.protocol.messages import (
@@ -67,6 +69,11 @@ DatagramFilter = Callable[[str, bytes, Addr], bytes | None]
 _HOST_CID_LENGTH = 8
 _CLOSE_NORMAL = 0
 _UNANSWERED = (TlsState.CLIENT_HANDSHAKE_START, TlsState.CLIENT_EXPECT_SERVER_HELLO)
+DROP_WATCH_INTERVAL = 1.0
+"""Seconds between two reads of the socket's receive-buffer drops: a fifth of
+the preset's connect timeout, so the adaptive dial limit hears of an overloaded
+host well within the timeout of the dials it sent, for one read of a /proc
+table (about a hundred lines on a 128-node host) per second."""
 
 
 def _no_blocks(_request: BlockRequest) -> Sequence[Block] | None:
@@ -161,6 +168,8 @@ class Node:
         self._manager_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        self._drop_watch: asyncio.TimerHandle | None = None
+        self._drops: ReceiveDropCounter | None = None
         self._status: StatusReporter | None = None
         self.status_interval = STATUS_INTERVAL
         self._changed = asyncio.Event()
@@ -193,6 +202,10 @@ class Node:
         self.set_validators(self.validator_set)
         self._arm_keepalive()
         self._arm_sweep()
+        drops = ReceiveDropCounter(transport.get_extra_info("socket"))
+        if drops.available:
+            self._drops = drops
+            self._arm_drop_watch()
 
     def set_validators(self, current: ValidatorSet, previous: Sequence[PeerEndpoint] = ()) -> None:
         """Init task step: a new validator set for the manager and the verifier."""
@@ -213,7 +226,7 @@ class Node:
         for conn in list(self._conns.values()):
             conn.close(_CLOSE_NORMAL, "shutdown")
             self._transmit(conn)
-        for handle in (self._manager_timer, self._keepalive, self._sweep):
+        for handle in (self._manager_timer, self._keepalive, self._sweep, self._drop_watch):
             if handle is not None:
                 handle.cancel()
         for conn in self._conns.values():
@@ -240,6 +253,7 @@ class Node:
             "connected_count": len(live),
             "quic_connections": len(self._conns),
             "dial_limit": self.manager.dial_limit,
+            "receive_drops": self._drops.total if self._drops is not None else 0,
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "internal_errors": dict(self.internal_errors),
@@ -646,6 +660,21 @@ class Node:
                     self.misbehaviours["request timeout"] += 1
                     self._transmit(conn)
         self._arm_sweep()
+
+    # ========================================================= overload signal
+
+    def _arm_drop_watch(self) -> None:
+        if self._loop is None or self._stopped:
+            return
+        self._drop_watch = self._loop.call_later(DROP_WATCH_INTERVAL, self._watch_drops)
+
+    def _watch_drops(self) -> None:
+        """Report datagrams the socket dropped for want of buffer space: this
+        node cannot keep up, however its dials end (``ReceiveDrops``)."""
+        self._drop_watch = None
+        if self._drops is not None and (new := self._drops.new_drops()):
+            self._manager_event(ReceiveDrops(new))
+        self._arm_drop_watch()
 
     # ============================================================== keep-alive
 
