@@ -170,6 +170,11 @@ class Node:
         self._sweep: asyncio.TimerHandle | None = None
         self._drop_watch: asyncio.TimerHandle | None = None
         self._drops: ReceiveDropCounter | None = None
+        # Connection ids of dropped connections -> until when datagrams to them
+        # are stale (in expiry order); how many such datagrams were dropped.
+        self._stale: dict[bytes, float] = {}
+        self._stale_memory = max(self.policy.connect_timeout, self.policy.idle_timeout or 0.0)
+        self.stale_datagrams = 0
         self._status: StatusReporter | None = None
         self.status_interval = STATUS_INTERVAL
         self._changed = asyncio.Event()
@@ -254,6 +259,7 @@ class Node:
             "quic_connections": len(self._conns),
             "dial_limit": self.manager.dial_limit,
             "receive_drops": self._drops.total if self._drops is not None else 0,
+            "stale_datagrams": self.stale_datagrams,
             "rejections": dict(self.rejections),
             "misbehaviours": dict(self.misbehaviours),
             "internal_errors": dict(self.internal_errors),
@@ -482,13 +488,33 @@ class Node:
         if conn is None:
             if header.packet_type is not QuicPacketType.INITIAL:
                 return None
+            if header.destination_cid in self._stale:
+                # For a connection we dropped: a retransmitted Initial of a dial
+                # we closed, or the answer to a dial we abandoned (a server's
+                # Initial to our old id). Either would become a new inbound
+                # connection that can only fail, at a connection's set-up cost.
+                self.stale_datagrams += 1
+                return None
             quic = self._new_quic(is_client=False, odcid=header.destination_cid)
             cid = self.manager.allocate_connection_id()
             conn = self._make_conn(quic, cid, PeerAddress(addr[0], addr[1]), outbound=False)
             self._register(conn)
             self._by_cid[header.destination_cid] = conn
             self.manager.handle(InboundConnecting(cid, conn.address), self._now())
+            assert self._loop is not None
+            self._loop.call_at(self._now() + self.policy.connect_timeout,
+                               self._accept_timeout, conn)
         return conn
+
+    def _accept_timeout(self, conn: JamConnection) -> None:
+        """Give up an inbound handshake that has not finished within the connect
+        timeout: its dialler, which started before us, has given up already.
+        Kept until the idle timeout, it would retransmit its flight to nobody."""
+        if self._conns.get(conn.conn_id) is conn and conn.peer_key is None:
+            conn.close(_CLOSE_NORMAL, "handshake timeout")
+            self._transmit(conn)
+            self._forget(conn)
+            self._manager_event(InboundFailed(conn.conn_id, "handshake timeout"))
 
     @contextlib.contextmanager
     def _guard(self, conn: JamConnection) -> Iterator[None]:
@@ -602,9 +628,14 @@ class Node:
         self.manager.handle(event, self._now())
 
     def _forget(self, conn: JamConnection) -> None:
+        """Drop a connection; its connection ids stay known as stale for a while
+        (:meth:`_route`)."""
         self._conns.pop(conn.conn_id, None)
+        until = self._now() + self._stale_memory if self._loop is not None else 0.0
         for cid in [c for c, v in self._by_cid.items() if v is conn]:
             del self._by_cid[cid]
+            self._stale.pop(cid, None)  # re-inserted last: the dict stays in expiry order
+            self._stale[cid] = until
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
@@ -652,8 +683,12 @@ class Node:
         )
 
     def _sweep_requests(self) -> None:
-        """Reset served CE streams whose request did not finish within the timeout."""
+        """Reset served CE streams whose request did not finish within the
+        timeout; forget stale connection ids that have expired."""
         now = self._now()
+        stale = self._stale
+        while stale and stale[next(iter(stale))] <= now:
+            del stale[next(iter(stale))]
         for conn in list(self._conns.values()):
             with self._guard(conn):
                 if conn.expire_requests(now, self.request_timeout):
