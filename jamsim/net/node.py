@@ -501,20 +501,7 @@ class Node:
             self._register(conn)
             self._by_cid[header.destination_cid] = conn
             self.manager.handle(InboundConnecting(cid, conn.address), self._now())
-            assert self._loop is not None
-            self._loop.call_at(self._now() + self.policy.connect_timeout,
-                               self._accept_timeout, conn)
         return conn
-
-    def _accept_timeout(self, conn: JamConnection) -> None:
-        """Give up an inbound handshake that has not finished within the connect
-        timeout: its dialler, which started before us, has given up already.
-        Kept until the idle timeout, it would retransmit its flight to nobody."""
-        if self._conns.get(conn.conn_id) is conn and conn.peer_key is None:
-            conn.close(_CLOSE_NORMAL, "handshake timeout")
-            self._transmit(conn)
-            self._forget(conn)
-            self._manager_event(InboundFailed(conn.conn_id, "handshake timeout"))
 
     @contextlib.contextmanager
     def _guard(self, conn: JamConnection) -> Iterator[None]:

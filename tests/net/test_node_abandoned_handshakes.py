@@ -1,10 +1,10 @@
-"""An abandoned handshake costs nothing after its connect timeout, at either end.
+"""A dial abandoned at its connect timeout costs its dialler nothing afterwards.
 
-The acceptor gives up an inbound handshake that has not finished within the
-connect timeout (its dialler, which started earlier, has given up already),
-instead of retransmitting its flight until the idle timeout; the dialler drops
-datagrams that still arrive for the dial it abandoned instead of taking the
-acceptor's Initial for a new inbound connection.
+The acceptor may still retransmit its handshake flight to the dialler's old
+connection id (until its idle timeout: it cannot tell an abandoned dial from a
+dialler whose Finished is late). The dialler drops those datagrams instead of
+taking the acceptor's Initial for a new inbound connection, which would cost
+a connection's set-up and then fail.
 
 Over loopback UDP; the filters make the dial fail the same way every run.
 """
@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 
-from jamsim.core.events import Event, InboundConnecting, InboundFailed
+from jamsim.core.events import DialFailed, Event, InboundConnecting
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import is_preferred_initiator
 from jamsim.net.node import Node
 from tests.net.test_node import _wait, make_set, node
 
-DIALLER = ConnectionPolicy.preset("jamnp-s", connect_timeout=1.0, non_preferred_dials=False)
-ACCEPTOR = DIALLER.with_overrides(connect_timeout=3.0)
+# The acceptor retransmits its first flight twice, about 0.2 s and 0.6 s after
+# the Initial (then aioquic's anti-amplification limit stops it): the dial is
+# abandoned before either.
+DIALLER = ConnectionPolicy.preset("jamnp-s", connect_timeout=0.1, non_preferred_dials=False)
 
 
 def recording(n: Node) -> list[Event]:
@@ -51,35 +53,28 @@ class FirstInitialOnly:
         return data if self.open_inbound else None
 
 
-def test_an_abandoned_handshake_ends_at_the_connect_timeout_at_both_ends() -> None:
+def test_datagrams_for_an_abandoned_dial_are_dropped_not_accepted() -> None:
     async def main() -> None:
         vs, ids = make_set(2)
         i, j = (0, 1) if is_preferred_initiator(vs[0].key, vs[1].key) else (1, 0)
         gate = FirstInitialOnly()
         dialler = node(vs, ids, i, policy=DIALLER, datagram_filter=gate)
-        acceptor = node(vs, ids, j, policy=ACCEPTOR)
+        acceptor = node(vs, ids, j, policy=DIALLER.with_overrides(connect_timeout=5.0))
         dialler_events, acceptor_events = recording(dialler), recording(acceptor)
         await acceptor.start()
         await dialler.start()
-        loop = asyncio.get_running_loop()
         try:
             await _wait(lambda: any(isinstance(e, InboundConnecting) for e in acceptor_events))
-            opened = loop.time()
             # The dial times out and is forgotten; what the acceptor retransmits
             # from then on is addressed to a connection the dialler dropped.
-            await _wait(lambda: not dialler._conns, timeout=5)
+            await _wait(lambda: any(isinstance(e, DialFailed) for e in dialler_events))
             gate.open_inbound = True
-            await _wait(lambda: any(isinstance(e, InboundFailed) for e in acceptor_events),
-                        timeout=10)
-            given_up = loop.time() - opened
             await _wait(lambda: dialler.stale_datagrams > 0, timeout=5)
-            assert not acceptor._conns
+            stale = dialler.status()["stale_datagrams"]
         finally:
             await dialler.stop()
             await acceptor.stop()
-        failed = [e for e in acceptor_events if isinstance(e, InboundFailed)]
-        assert [e.reason for e in failed] == ["handshake timeout"]
-        assert ACCEPTOR.connect_timeout - 0.5 <= given_up < ACCEPTOR.idle_timeout  # type: ignore[operator]
+        assert stale > 0
         assert not any(isinstance(e, InboundConnecting) for e in dialler_events)
 
     asyncio.run(main())
