@@ -34,6 +34,11 @@ The choice: AIMD on overload signals, opened only once overload is seen.
 * **Growth.** A completed handshake grows the limit by ``1/limit`` (one per full
   window of successes, TCP's congestion avoidance), unless it took more than
   half the connect timeout: handshakes are already queueing, so the limit holds.
+* **At rest, open.** Once the node is connected to every validator it wants,
+  with no dial in flight or waiting, the limit opens (``open``): the crowding
+  that engaged it is over, and a reconnection storm later, after a partition
+  heals, must not start from a limit that additive growth alone would take
+  hundreds of handshakes to lift.
 * **Open until overloaded.** The limit starts open (no limit): an idle host dials
   its whole set at once, as before. The first overload signal engages it at the
   smaller of half the dials in flight and the handshakes the node completed in
@@ -122,6 +127,15 @@ class DialControl:
         self.limit = min(self.maximum, max(self.minimum, target))
         self._credit = 0.0
         self._decreased_at = now
+        return True
+
+    def open(self) -> bool:
+        """The node is at rest (connected to everyone, nothing to dial): lift the
+        limit. Returns whether it was engaged."""
+        if not self.engaged:
+            return False
+        self.engaged = False
+        self._credit = 0.0
         return True
 
     def on_completed(self, duration: float, waiting: bool) -> bool:

@@ -739,6 +739,21 @@ class ConnectionManager:
             self._actions.append(EmitTelemetry(kind, event_id, peer.key, conn.conn_id, direction,
                                                None, "", 0, conn.connecting_event_id, None))
         self._install_live(peer, conn, now)
+        control = self._dial_control
+        if control is not None and control.engaged and self._at_rest():
+            control.open()
+            self._refresh_dial_limit()
+
+    def _at_rest(self) -> bool:
+        """No dial in flight or waiting, and every validator wanted is connected
+        (or given up on): nothing left for an adaptive limit to pace."""
+        if self._dial_slots or self._dial_queue:
+            return False
+        for peer in self._peers.values():
+            if peer.live is None and peer.role is PeerRole.VALIDATOR and \
+                    peer.status is not ConnectionStatus.GIVEN_UP:
+                return False
+        return True
 
     def _install_live(self, peer: ConnectionInfo, conn: ConnectionState, now: float) -> None:
         """Make ``conn`` the peer's live connection unless the duplicate rule says no."""

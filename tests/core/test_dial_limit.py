@@ -19,6 +19,7 @@ from jamsim.core.actions import Dial
 from jamsim.core.errors import UsageError
 from jamsim.core.events import (
     ConnectionEstablished,
+    ConnectionLost,
     DialFailed,
     DialPathCut,
     InboundConnecting,
@@ -235,6 +236,28 @@ def test_receive_drops_engage_the_limit_though_every_dial_went_unanswered() -> N
     manager.drain_actions()
     manager.handle_timer(60.0)  # every retry is due: one may start
     assert len(dials(manager.drain_actions())) == 1
+
+
+def test_a_node_connected_to_everyone_opens_its_limit_so_a_heal_is_not_throttled() -> None:
+    """Crowding at start-up engages the limit; once every peer is connected the
+    node is at rest and the limit opens, so reconnecting after a later outage
+    (a partition that healed) starts every dial at once again."""
+    manager, first = storm(6, adaptive())
+    manager.handle(ReceiveDrops(10), 1.0)
+    assert manager.dial_limit == 1
+    for dial in first[:5]:
+        manager.handle(ConnectionEstablished(dial.conn_id, dial.peer), 2.0)
+        assert manager.dial_limit is not None  # one peer still to go
+    manager.handle(ConnectionEstablished(first[5].conn_id, first[5].peer), 2.0)
+    assert manager.dial_limit is None
+    manager.drain_actions()
+    for peer in [d.peer for d in first]:
+        live = manager.live_connection(peer)
+        assert live is not None
+        manager.handle(ConnectionLost(live, "idle timeout", None), 100.0)
+    manager.drain_actions()
+    manager.handle_timer(200.0)  # every redial is due
+    assert len(dials(manager.drain_actions())) == 6
 
 
 def test_receive_drops_while_nothing_is_dialled_change_nothing() -> None:
