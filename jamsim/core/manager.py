@@ -120,7 +120,7 @@ class ConnectionManager:
         # peers waiting for one. Serial dialling (Jamixir) is one slot, and the
         # manager then also handles no other event until that dial ends.
         # "Serial and a slot is taken" is the blocked state; no separate field.
-        # An adaptive limit (DialControl) is open until a dial stalls; slots are
+        # An adaptive limit (DialControl) is open until the host shows overload; slots are
         # tracked only while some limit is in force (``_dial_limit``, the smaller
         # of the fixed and the adaptive one; None: none).
         self._serial_dials = self.policy.serial_dials
