@@ -35,6 +35,7 @@ from typing import Any
 
 from yardstick import yardstick_s  # benchmarks/ is on sys.path when run as a script
 
+from jamsim.net.commands import parse_policy_sets
 from jamsim.net.control import ControlError, control_request
 from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.telemetry.records import EventRecord
@@ -260,14 +261,6 @@ def run(
     }
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        name, _, raw = item.partition("=")
-        out[name] = None if raw.lower() == "none" else float(raw)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     default = "real" if importlib.util.find_spec("jamsim.net.commands") else "standin"
@@ -293,7 +286,7 @@ def main() -> None:
         "([seconds, links up] per poll)",
     )
     args = parser.parse_args()
-    overrides = parse_overrides(args.policy_set or [])
+    overrides = parse_policy_sets(args.policy_set or [])
     before = yardstick_s()
     results = [
         run(int(n), args.node,

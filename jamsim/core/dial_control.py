@@ -17,6 +17,14 @@ The choice: AIMD on overload signals, opened only once overload is seen.
   measured from the packet that was answered, so loss recovery and partitions
   do not inflate it) sat in a queue, the peer's or ours. Both mean the CPU is
   the bottleneck: the limit shrinks.
+* **The host's own evidence.** Datagrams the node's socket dropped because its
+  receive buffer was full (``on_host_overload``): the process cannot keep up
+  with what arrives. On a crowded host this comes first and hides the other
+  signals: the dropped packets are Initials and handshake flights, so dials
+  time out *unanswered*, which alone looks like a partition. A partition never
+  fills a receive buffer (nothing arrives), so it still never throttles.
+  Acted upon at most once per window, and only while dials are in flight (a
+  node that is not dialling has nothing to slow down).
 * **Not signals.** A dial that timed out with no answer at all says only that
   the peer is unreachable (partition, dead node, wrong address): it frees its
   slot and changes nothing, so a partition never throttles the reconnection
@@ -26,6 +34,11 @@ The choice: AIMD on overload signals, opened only once overload is seen.
 * **Growth.** A completed handshake grows the limit by ``1/limit`` (one per full
   window of successes, TCP's congestion avoidance), unless it took more than
   half the connect timeout: handshakes are already queueing, so the limit holds.
+* **At rest, open.** Once the node is connected to every validator it wants,
+  with no dial in flight or waiting, the limit opens (``open``): the crowding
+  that engaged it is over, and a reconnection storm later, after a partition
+  heals, must not start from a limit that additive growth alone would take
+  hundreds of handshakes to lift.
 * **Open until overloaded.** The limit starts open (no limit): an idle host dials
   its whole set at once, as before. The first overload signal engages it at the
   smaller of half the dials in flight and the handshakes the node completed in
@@ -92,16 +105,37 @@ class DialControl:
         ``recent_completions`` the handshakes it completed in the last ``window``.
         Returns whether the limit changed.
         """
-        if self.engaged:
-            if started_at < self._decreased_at:
-                return False  # sent under the previous limit: already acted upon
-            target = self.limit // 2
-        else:
-            target = min((in_flight + 1) // 2, recent_completions)
+        if self.engaged and started_at < self._decreased_at:
+            return False  # sent under the previous limit: already acted upon
+        return self._decrease(now, in_flight, recent_completions)
+
+    def on_host_overload(self, now: float, in_flight: int, recent_completions: int) -> bool:
+        """The node's socket dropped datagrams for want of buffer space at ``now``
+        while ``in_flight`` dials were in flight (``recent_completions`` as in
+        :meth:`on_overload`). Acted upon at most once per window: the drops that
+        follow a decrease are the backlog from before it. Returns whether the
+        limit changed."""
+        if in_flight <= 0 or (self.engaged and now - self._decreased_at < self.window):
+            return False
+        return self._decrease(now, in_flight - 1, recent_completions)
+
+    def _decrease(self, now: float, in_flight: int, recent_completions: int) -> bool:
+        """Engage at what the host achieved, or halve an engaged limit."""
+        target = (self.limit // 2 if self.engaged
+                  else min((in_flight + 1) // 2, recent_completions))
         self.engaged = True
         self.limit = min(self.maximum, max(self.minimum, target))
         self._credit = 0.0
         self._decreased_at = now
+        return True
+
+    def open(self) -> bool:
+        """The node is at rest (connected to everyone, nothing to dial): lift the
+        limit. Returns whether it was engaged."""
+        if not self.engaged:
+            return False
+        self.engaged = False
+        self._credit = 0.0
         return True
 
     def on_completed(self, duration: float, waiting: bool) -> bool:

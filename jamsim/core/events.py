@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jamsim.core.errors import UsageError
 from jamsim.core.types import ConnectionId, PeerEndpoint, PeerKey, Side
 from jamsim.identity import PeerAddress
 
@@ -36,6 +37,7 @@ __all__ = [
     "InboundHandshake",
     "PeerMisbehaved",
     "PeerSilence",
+    "ReceiveDrops",
     "Shutdown",
     "ValidatorSetChanged",
 ]
@@ -215,6 +217,28 @@ class PeerSilence:
         self.since = since
 
 
+@dataclass(slots=True, init=False)
+class ReceiveDrops:
+    """The node's own socket dropped ``dropped`` datagrams since the last report
+    because its receive buffer was full: the node cannot keep up with what
+    arrives.
+
+    A real node's driver measures it (Linux: the socket's ``drops`` counter);
+    a simulator without a CPU model never reports it. ``policy.adaptive_dials``
+    reads it as overload: on a crowded host the dropped datagrams are the
+    handshakes themselves, so dials time out with no answer at all, which on
+    its own must not throttle (it is also what a partition looks like). A
+    partition fills no receive buffer.
+    """
+
+    dropped: int
+
+    def __init__(self, dropped: int) -> None:
+        if dropped < 0:
+            raise UsageError(f"ReceiveDrops.dropped counts datagrams, got {dropped}")
+        self.dropped = dropped
+
+
 @dataclass(slots=True)
 class PeerMisbehaved:
     """The peer sent bad data on ``conn_id`` (malformed frame, oversize message...).
@@ -244,4 +268,5 @@ Event = (
     | PeerMisbehaved
     | Shutdown
     | PeerSilence
+    | ReceiveDrops
 )

@@ -43,6 +43,7 @@ from jamsim.core.events import (
     InboundHandshake,
     PeerMisbehaved,
     PeerSilence,
+    ReceiveDrops,
     Shutdown,
     ValidatorSetChanged,
 )
@@ -119,7 +120,7 @@ class ConnectionManager:
         # peers waiting for one. Serial dialling (Jamixir) is one slot, and the
         # manager then also handles no other event until that dial ends.
         # "Serial and a slot is taken" is the blocked state; no separate field.
-        # An adaptive limit (DialControl) is open until a dial stalls; slots are
+        # An adaptive limit (DialControl) is open until the host shows overload; slots are
         # tracked only while some limit is in force (``_dial_limit``, the smaller
         # of the fixed and the adaptive one; None: none).
         self._serial_dials = self.policy.serial_dials
@@ -277,6 +278,9 @@ class ConnectionManager:
                 conn.silent_since = event.since
         elif type(event) is ValidatorSetChanged:
             self._on_validator_set(event, now)
+        elif type(event) is ReceiveDrops:
+            if event.dropped:
+                self._on_receive_drops(now)
         elif type(event) is PeerMisbehaved:
             self._on_misbehaved(event.conn_id, event.reason)
         elif type(event) is Shutdown:
@@ -318,17 +322,37 @@ class ConnectionManager:
             in_flight = len(self._dial_slots) - (conn_id in self._dial_slots)
             recent = 0  # only read when the limit engages
         else:
-            in_flight = sum(1 for c, s in self._conns.items() if c != conn_id and
-                            s.phase is ConnectionPhase.DIALING and s.direction is _OUT)
-            since = now - control.window
-            recent = int(completed)
-            for peer in self._peers.values():
-                connected_at = peer.connected_at
-                if peer.live is not None and connected_at is not None and \
-                        connected_at >= since:
-                    recent += 1
+            in_flight = self._dials_in_flight() - (conn.direction is _OUT)
+            recent = self._recent_completions(now - control.window) + completed
         if control.on_overload(conn.opened_at, now, in_flight, recent):
             self._refresh_dial_limit()
+
+    def _on_receive_drops(self, now: float) -> None:
+        """Tell the adaptive limit that this node's socket dropped datagrams."""
+        control = self._dial_control
+        if control is None:
+            return
+        if control.engaged:
+            in_flight = len(self._dial_slots)
+            recent = 0  # only read when the limit engages
+        else:
+            in_flight = self._dials_in_flight()
+            recent = self._recent_completions(now - control.window) if in_flight else 0
+        if control.on_host_overload(now, in_flight, recent):
+            self._refresh_dial_limit()
+
+    def _dials_in_flight(self) -> int:
+        return sum(1 for s in self._conns.values()
+                   if s.phase is ConnectionPhase.DIALING and s.direction is _OUT)
+
+    def _recent_completions(self, since: float) -> int:
+        """Peers connected (either way) at or after ``since`` and still live."""
+        recent = 0
+        for peer in self._peers.values():
+            connected_at = peer.connected_at
+            if peer.live is not None and connected_at is not None and connected_at >= since:
+                recent += 1
+        return recent
 
     def _refresh_dial_limit(self) -> None:
         """Apply the adaptive limit after it changed: the smaller of it and the
@@ -715,6 +739,21 @@ class ConnectionManager:
             self._actions.append(EmitTelemetry(kind, event_id, peer.key, conn.conn_id, direction,
                                                None, "", 0, conn.connecting_event_id, None))
         self._install_live(peer, conn, now)
+        control = self._dial_control
+        if control is not None and control.engaged and self._at_rest():
+            control.open()
+            self._refresh_dial_limit()
+
+    def _at_rest(self) -> bool:
+        """No dial in flight or waiting, and every validator wanted is connected
+        (or given up on): nothing left for an adaptive limit to pace."""
+        if self._dial_slots or self._dial_queue:
+            return False
+        for peer in self._peers.values():
+            if peer.live is None and peer.role is PeerRole.VALIDATOR and \
+                    peer.status is not ConnectionStatus.GIVEN_UP:
+                return False
+        return True
 
     def _install_live(self, peer: ConnectionInfo, conn: ConnectionState, now: float) -> None:
         """Make ``conn`` the peer's live connection unless the duplicate rule says no."""

@@ -79,11 +79,13 @@ class ConnectionPolicy:
     the retries then keep it there."""
     adaptive_dials: bool = False
     """Adapt how many dials are in flight to what the handshakes achieve
-    (``jamsim/core/dial_control.py``): no limit until a dial stalls (times out
-    after the peer answered, the sign of an overloaded host), then additive
+    (``jamsim/core/dial_control.py``): no limit until the host shows overload (a
+    dial times out after the peer answered, or is answered far too slowly, or
+    the node's own socket drops datagrams: ``ReceiveDrops``), then additive
     increase / multiplicative decrease between ``adaptive_dials_min`` and
-    ``adaptive_dials_max``, open again once back at the maximum. Dials that time
-    out unanswered (partition, dead peer) never shrink it. Combines with
+    ``adaptive_dials_max``, open again once back at the maximum or once
+    connected to every validator. Dials that time out unanswered (partition,
+    dead peer) never shrink it. Combines with
     ``max_parallel_dials`` (the smaller limit applies), not with ``serial_dials``."""
     adaptive_dials_min: int = 1
     adaptive_dials_max: int = 32

@@ -118,6 +118,8 @@ class JamConnection:
         self.live = False
         self.closed_by_us = False
         self.timer: asyncio.TimerHandle | None = None
+        self.heard_at = clock()
+        """When the last datagram of this connection arrived (the node sets it)."""
         self._verifier = verifier
         self._handshake = handshake
         self._block_source = block_source

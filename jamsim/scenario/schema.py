@@ -192,12 +192,15 @@ class Policy(_Model):
                           "turn (>= 1; unset: no limit)")
     adaptive_dials: bool | None = Field(
         None, description="adapt the dials in flight to what handshakes achieve: no limit "
-                          "until a dial stalls, then AIMD within adaptive_dials_min..max")
+                          "until the host shows overload (stalled or slowly answered dials, the "
+                          "node's own receive-buffer drops), then AIMD within "
+                          "adaptive_dials_min..max")
     adaptive_dials_min: int | None = Field(
         None, description="lowest adaptive dial limit (>= 1)")
     adaptive_dials_max: int | None = Field(
-        None, description="highest adaptive dial limit; reached with no dial waiting, the "
-                          "limit opens (>= adaptive_dials_min)")
+        None, description="highest adaptive dial limit; reached with no dial waiting, or "
+                          "connected to every validator, the limit opens "
+                          "(>= adaptive_dials_min)")
     initial_retry: Duration | None = Field(None, description="first retry delay (> 0)")
     retry_multiplier: float | None = Field(None, description="backoff growth factor (>= 1)")
     max_retry: Duration | None = Field(None, description="cap of a retry delay "

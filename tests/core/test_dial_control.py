@@ -5,6 +5,8 @@ Pure: the controller is fed signals by hand and by hypothesis; no manager.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,11 +16,13 @@ from jamsim.core.errors import UsageError
 
 WINDOW = 5.0
 
-# One signal: ("stalled", started_before_now, in_flight, recent) or ("done", duration, waiting).
+# One signal: ("stalled", started_before_now, in_flight, recent), ("done", duration,
+# waiting) or ("drops", 0, in_flight, recent): the host's socket dropped datagrams.
 stalled = st.tuples(st.just("stalled"), st.floats(0, 20), st.integers(0, 200),
                     st.integers(0, 200))
 completed = st.tuples(st.just("done"), st.floats(0, 2 * WINDOW), st.booleans())
-signals = st.lists(st.one_of(stalled, completed), max_size=200)
+drops = st.tuples(st.just("drops"), st.just(0.0), st.integers(0, 200), st.integers(0, 200))
+signals = st.lists(st.one_of(stalled, completed, drops), max_size=200)
 
 
 def replay(control: DialControl, sequence: list[tuple[object, ...]]) -> list[tuple[bool, int]]:
@@ -30,6 +34,10 @@ def replay(control: DialControl, sequence: list[tuple[object, ...]]) -> list[tup
             assert isinstance(age, float) and isinstance(in_flight, int)
             assert isinstance(recent, int)
             control.on_overload(now - age, float(now), in_flight, recent)
+        elif signal[0] == "drops":
+            _, _, in_flight, recent = signal
+            assert isinstance(in_flight, int) and isinstance(recent, int)
+            control.on_host_overload(float(now), in_flight, recent)
         else:
             _, duration, waiting = signal
             assert isinstance(duration, float) and isinstance(waiting, bool)
@@ -111,6 +119,51 @@ def test_at_its_maximum_the_limit_opens_once_no_dial_waits() -> None:
     assert control.engaged
     assert control.on_completed(0.1, False)
     assert not control.engaged and control.allows(1_000)
+
+
+@pytest.mark.parametrize(("in_flight", "recent", "expected"), [
+    (32, 3, 3),     # what the host finished in the last timeout
+    (32, 100, 16),  # half the dials in flight
+    (1, 100, 2),    # never below the floor
+])
+def test_host_drops_engage_like_a_stall(in_flight: int, recent: int, expected: int) -> None:
+    control = DialControl(2, 40, WINDOW)
+    assert control.on_host_overload(1.0, in_flight, recent)
+    assert control.engaged and control.limit == expected
+
+
+def test_host_drops_while_no_dial_is_in_flight_change_nothing() -> None:
+    control = DialControl(1, 32, WINDOW)
+    assert not control.on_host_overload(1.0, 0, 10)
+    assert not control.engaged and control.allows(1_000)
+
+
+def test_host_drops_halve_an_engaged_limit_once_per_window() -> None:
+    control = DialControl(1, 32, WINDOW)
+    control.on_host_overload(0.0, 32, 100)
+    assert control.limit == 16
+    assert not control.on_host_overload(WINDOW - 0.1, 16, 0)  # the backlog of before
+    assert control.on_host_overload(WINDOW, 16, 0)
+    assert control.limit == 8
+
+
+@settings(max_examples=200, deadline=None)
+@given(reports=st.lists(st.tuples(st.floats(0, 2 * WINDOW), st.integers(0, 64)),
+                        max_size=100))
+def test_host_drops_decrease_at_most_once_per_window_and_never_open(
+    reports: list[tuple[float, int]],
+) -> None:
+    control = DialControl(1, 32, WINDOW)
+    now, decreases = 0.0, []
+    for gap, in_flight in reports:
+        now += gap
+        engaged_before, before = control.engaged, control.limit
+        if control.on_host_overload(now, in_flight, 64):
+            decreases.append(now)
+            assert in_flight > 0
+            assert control.limit == max(1, before // 2 if engaged_before else in_flight // 2)
+        assert control.engaged or not decreases  # drops never open a limit
+    assert all(b - a >= WINDOW for a, b in itertools.pairwise(decreases))
 
 
 @pytest.mark.parametrize(("minimum", "maximum", "window"), [(0, 4, 5.0), (5, 4, 5.0),

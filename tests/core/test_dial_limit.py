@@ -19,10 +19,12 @@ from jamsim.core.actions import Dial
 from jamsim.core.errors import UsageError
 from jamsim.core.events import (
     ConnectionEstablished,
+    ConnectionLost,
     DialFailed,
     DialPathCut,
     InboundConnecting,
     InboundHandshake,
+    ReceiveDrops,
     ValidatorSetChanged,
 )
 from jamsim.core.manager import ConnectionManager
@@ -214,6 +216,67 @@ def test_dial_path_cut_under_an_engaged_adaptive_limit_applies_the_first_timeout
     assert manager.connection(first[1].conn_id) is None
     assert manager.status(first[1].peer) is ConnectionStatus.RETRYING
     assert manager.peer(first[1].peer).attempts == 1  # type: ignore[union-attr]
+
+
+def test_receive_drops_engage_the_limit_though_every_dial_went_unanswered() -> None:
+    """A crowded host drops the handshakes themselves: the dials time out with
+    no answer, which alone says nothing, but the node's own socket drops do."""
+    manager, first = storm(12, adaptive())
+    manager.handle(ConnectionEstablished(first[0].conn_id, first[0].peer), 1.0)
+    for dial in first[1:7]:
+        manager.handle(DialFailed(dial.conn_id, "timeout", stalled=False), 5.0)
+    assert manager.dial_limit is None
+    manager.handle(ReceiveDrops(0), 5.0)  # nothing dropped: nothing to say
+    assert manager.dial_limit is None
+    manager.handle(ReceiveDrops(40), 5.0)
+    # 5 dials still in flight (half: 2), 1 completed in the last connect timeout.
+    assert manager.dial_limit == 1
+    for dial in first[7:]:
+        manager.handle(DialFailed(dial.conn_id, "timeout", stalled=False), 5.0)
+    manager.drain_actions()
+    manager.handle_timer(60.0)  # every retry is due: one may start
+    assert len(dials(manager.drain_actions())) == 1
+
+
+def test_a_node_connected_to_everyone_opens_its_limit_so_a_heal_is_not_throttled() -> None:
+    """Crowding at start-up engages the limit; once every peer is connected the
+    node is at rest and the limit opens, so reconnecting after a later outage
+    (a partition that healed) starts every dial at once again."""
+    manager, first = storm(6, adaptive())
+    manager.handle(ReceiveDrops(10), 1.0)
+    assert manager.dial_limit == 1
+    for dial in first[:5]:
+        manager.handle(ConnectionEstablished(dial.conn_id, dial.peer), 2.0)
+        assert manager.dial_limit is not None  # one peer still to go
+    manager.handle(ConnectionEstablished(first[5].conn_id, first[5].peer), 2.0)
+    assert manager.dial_limit is None
+    manager.drain_actions()
+    for peer in [d.peer for d in first]:
+        live = manager.live_connection(peer)
+        assert live is not None
+        manager.handle(ConnectionLost(live, "idle timeout", None), 100.0)
+    manager.drain_actions()
+    manager.handle_timer(200.0)  # every redial is due
+    assert len(dials(manager.drain_actions())) == 6
+
+
+def test_receive_drops_while_nothing_is_dialled_change_nothing() -> None:
+    manager, first = storm(4, adaptive())
+    for dial in first:
+        manager.handle(ConnectionEstablished(dial.conn_id, dial.peer), 1.0)
+    manager.handle(ReceiveDrops(1000), 2.0)
+    assert manager.dial_limit is None
+
+
+def test_receive_drops_are_ignored_without_adaptive_dials() -> None:
+    manager, _ = storm(4, adaptive(adaptive_dials=False))
+    manager.handle(ReceiveDrops(1000), 2.0)
+    assert manager.dial_limit is None
+
+
+def test_a_negative_drop_count_is_refused() -> None:
+    with pytest.raises(UsageError, match="counts datagrams"):
+        ReceiveDrops(-1)
 
 
 @dataclass
