@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
 from jamsim.protocol.framing import DEFAULT_MAX_MESSAGE_SIZE, MessageDecoder, encode_message
@@ -304,7 +305,63 @@ BlockSource = Callable[[BlockRequest], Sequence[Block] | None]
 """Answers a request with blocks in response order, or ``None`` if it cannot."""
 
 
-class CE128Server(_Machine):
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+class _OneMessageAcceptor(_Machine, Generic[M, R]):
+    """Acceptor of a CE exchange that opens with exactly one message and the peer's FIN
+    (CE 128's request, CE 141's assurance), kind byte already consumed.
+
+    Collects the message (reported as it decodes, before the FIN arrives); a second
+    message, or a FIN with none, is misbehaviour. Once both are in, :meth:`_answer`
+    says what the acceptor sends back. The two protocols differ only in the decoder,
+    the report and the answer, so the collecting rules are written once here.
+    """
+
+    def __init__(self, max_message_size: int, protocol: str, message: str) -> None:
+        super().__init__(max_message_size)
+        self._state = _State.OPEN
+        self._protocol = protocol
+        self._message = message
+        self.received: M | None = None
+
+    def _decode(self, raw: bytes) -> M:
+        raise NotImplementedError
+
+    def _report(self, message: M) -> R:
+        raise NotImplementedError
+
+    def _answer(self, message: M) -> list[StreamAction]:
+        raise NotImplementedError
+
+    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction | R]:
+        if self._state is _State.DONE:
+            return []
+        out: list[StreamAction | R] = []
+        try:
+            for raw in self._decoder.feed(data):
+                if self.received is not None:
+                    raise PeerProtocolError(
+                        f"{self._protocol}: more than one {self._message} message")
+                self.received = self._decode(raw)
+                out.append(self._report(self.received))
+            self._decoder.check()
+            if not end_stream:
+                return out
+            self._decoder.end_of_stream()
+            if self.received is None:
+                article = "an" if self._message[0] in "aeiou" else "a"
+                raise PeerProtocolError(
+                    f"{self._protocol}: stream finished without {article} {self._message}")
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+            return out
+        self._state = _State.DONE
+        return [*out, *self._answer(self.received)]
+
+
+class CE128Server(_OneMessageAcceptor[BlockRequest, MessageReceived]):
     """Acceptor of a CE 128 block request (kind byte already consumed).
 
     Collects exactly one request message until the peer's FIN, asks
@@ -318,38 +375,23 @@ class CE128Server(_Machine):
         *,
         max_message_size: int = 4096,
     ) -> None:
-        super().__init__(max_message_size)
+        super().__init__(max_message_size, "CE 128", "request")
         self._source = block_source
-        self._state = _State.OPEN
-        self.request: BlockRequest | None = None
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if self._state is _State.DONE:
-            return []
-        out: list[StreamAction] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if self.request is not None:
-                    raise PeerProtocolError("CE 128: more than one request message")
-                self.request = decode_block_request(raw)
-                out.append(MessageReceived(self.request))
-            self._decoder.check()
-            if not end_stream:
-                return out
-            self._decoder.end_of_stream()
-            if self.request is None:
-                raise PeerProtocolError("CE 128: stream finished without a request")
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-            return out
-        self._state = _State.DONE
-        blocks = self._source(self.request)
+    def _decode(self, raw: bytes) -> BlockRequest:
+        return decode_block_request(raw)
+
+    def _report(self, message: BlockRequest) -> MessageReceived:
+        return MessageReceived(message)
+
+    def _answer(self, message: BlockRequest) -> list[StreamAction]:
+        blocks = self._source(message)
         if blocks is None:
             reason = "cannot satisfy block request"
-            return [*out, ResetStream(ResetCode.REJECTED, reason), StreamFailed(reason)]
-        blocks = tuple(blocks)[: self.request.max_blocks]
+            return [ResetStream(ResetCode.REJECTED, reason), StreamFailed(reason)]
+        blocks = tuple(blocks)[: message.max_blocks]
         payload = b"".join(encode_message(b.encode()) for b in blocks)
-        return [*out, SendData(payload, end_stream=True), StreamCompleted(blocks)]
+        return [SendData(payload, end_stream=True), StreamCompleted(blocks)]
 
 
 class UpStreamRegistry:
