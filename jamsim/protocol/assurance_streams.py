@@ -44,11 +44,11 @@ class AssuranceReceived:
 Ce141Action = StreamAction | AssuranceReceived
 
 
-class CE141Client(_Machine):
+class CE141Client(_Machine[AssuranceReceived]):
     """Initiator: send one assurance and FIN, then wait for the acceptor's FIN."""
 
     def __init__(self, assurance: Assurance) -> None:
-        super().__init__(max_message_size=0)
+        super().__init__(0, "CE 141")
         self.assurance = assurance
 
     def open(self) -> list[Ce141Action]:
@@ -56,6 +56,7 @@ class CE141Client(_Machine):
         return [request_data(StreamKind.ASSURANCE_DISTRIBUTION, self.assurance.encode())]
 
     def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
+        """The acceptor only ever sends its FIN (no message to decode)."""
         if not self._accepting("CE 141"):
             return []
         if data:
