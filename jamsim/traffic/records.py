@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -114,6 +114,38 @@ class AssuranceDelivery:
     delivered_at: float
 
 
+class _SlotBatch:
+    """One slot's rows of a delivery table as columns: ``slot`` and ``author`` once,
+    then one array per further column of ``SCHEMA``, as a field of that name.
+
+    The schema is the one list of a table's columns: the arrow table and the
+    batch built from row objects both follow it, field by field.
+    """
+
+    __slots__ = ()
+    SCHEMA: ClassVar[pa.Schema]
+
+    slot: int
+    author: int
+
+    def table(self) -> pa.Table:
+        fields = list(self.SCHEMA)[2:]
+        columns = [getattr(self, f.name) for f in fields]
+        return pa.Table.from_arrays([
+            *_slot_columns(self.slot, self.author, len(columns[0])),
+            *(pa.array(column, type=f.type) for column, f in zip(columns, fields, strict=True)),
+        ], schema=self.SCHEMA)
+
+    @classmethod
+    def of_rows(cls, slot: int, author: int,
+                rows: Sequence[BlockDelivery] | Sequence[AssuranceDelivery]) -> Self:
+        """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
+        # The dataclasses below take slot, author, then the columns in schema order.
+        return cls(slot, author, *(  # type: ignore[call-arg]
+            np.array([getattr(r, f.name) for r in rows], dtype=f.type.to_pandas_dtype())
+            for f in list(cls.SCHEMA)[2:]))
+
+
 def _slot_columns(slot: int, author: int, rows: int) -> list[pa.Array]:
     """The ``slot`` and ``author`` columns every delivery table starts with."""
     return [pa.array(np.full(rows, slot, dtype=np.int64)),
@@ -121,8 +153,10 @@ def _slot_columns(slot: int, author: int, rows: int) -> list[pa.Array]:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class BlockBatch:
+class BlockBatch(_SlotBatch):
     """One slot's block rows as columns (``node``, ``received_at``, ``hops``, ``via``)."""
+
+    SCHEMA: ClassVar[pa.Schema] = BLOCK_SCHEMA
 
     slot: int
     author: int
@@ -131,19 +165,12 @@ class BlockBatch:
     hops: IntArray
     via: IntArray
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_arrays([
-            *_slot_columns(self.slot, self.author, len(self.node)),
-            pa.array(self.node, type=pa.int64()),
-            pa.array(self.received_at, type=pa.float64()),
-            pa.array(self.hops, type=pa.int64()),
-            pa.array(self.via, type=pa.int64()),
-        ], schema=BLOCK_SCHEMA)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
-class AssuranceBatch:
+class AssuranceBatch(_SlotBatch):
     """One slot's assurance rows as columns (``assurer``, ``sent_at``, ``delivered_at``)."""
+
+    SCHEMA: ClassVar[pa.Schema] = ASSURANCE_SCHEMA
 
     slot: int
     author: int
@@ -151,35 +178,16 @@ class AssuranceBatch:
     sent_at: FloatArray
     delivered_at: FloatArray
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_arrays([
-            *_slot_columns(self.slot, self.author, len(self.assurer)),
-            pa.array(self.assurer, type=pa.int64()),
-            pa.array(self.sent_at, type=pa.float64()),
-            pa.array(self.delivered_at, type=pa.float64()),
-        ], schema=ASSURANCE_SCHEMA)
-
 
 def blocks_batch(slot: int, author: int, rows: Sequence[BlockDelivery]) -> BlockBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
-    return BlockBatch(
-        slot, author,
-        np.array([r.node for r in rows], dtype=np.int64),
-        np.array([r.received_at for r in rows], dtype=np.float64),
-        np.array([r.hops for r in rows], dtype=np.int64),
-        np.array([r.via for r in rows], dtype=np.int64),
-    )
+    return BlockBatch.of_rows(slot, author, rows)
 
 
 def assurances_batch(slot: int, author: int,
                      rows: Sequence[AssuranceDelivery]) -> AssuranceBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
-    return AssuranceBatch(
-        slot, author,
-        np.array([r.assurer for r in rows], dtype=np.int64),
-        np.array([r.sent_at for r in rows], dtype=np.float64),
-        np.array([r.delivered_at for r in rows], dtype=np.float64),
-    )
+    return AssuranceBatch.of_rows(slot, author, rows)
 
 
 Batch = BlockBatch | AssuranceBatch
