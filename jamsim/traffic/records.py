@@ -114,6 +114,7 @@ class AssuranceDelivery:
     delivered_at: float
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class _SlotBatch:
     """One slot's rows of a delivery table as columns: ``slot`` and ``author`` once,
     then one array per further column of ``SCHEMA``, as a field of that name.
@@ -122,7 +123,6 @@ class _SlotBatch:
     batch built from row objects both follow it, field by field.
     """
 
-    __slots__ = ()
     SCHEMA: ClassVar[pa.Schema]
 
     slot: int
@@ -141,7 +141,7 @@ class _SlotBatch:
                 rows: Sequence[BlockDelivery] | Sequence[AssuranceDelivery]) -> Self:
         """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
         # The dataclasses below take slot, author, then the columns in schema order.
-        return cls(slot, author, *(  # type: ignore[call-arg]
+        return cls(slot, author, *(
             np.array([getattr(r, f.name) for r in rows], dtype=f.type.to_pandas_dtype())
             for f in list(cls.SCHEMA)[2:]))
 
@@ -158,8 +158,6 @@ class BlockBatch(_SlotBatch):
 
     SCHEMA: ClassVar[pa.Schema] = BLOCK_SCHEMA
 
-    slot: int
-    author: int
     node: IntArray
     received_at: FloatArray
     hops: IntArray
@@ -172,8 +170,6 @@ class AssuranceBatch(_SlotBatch):
 
     SCHEMA: ClassVar[pa.Schema] = ASSURANCE_SCHEMA
 
-    slot: int
-    author: int
     assurer: IntArray
     sent_at: FloatArray
     delivered_at: FloatArray
