@@ -115,6 +115,13 @@ def _main(
     connect, break and heal."""
 
 
+# The arguments the scenario commands (run, validate, sweep) share, declared once so
+# they read and behave the same in each command's --help.
+ScenarioArgument = Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")]
+SeedOption = Annotated[int | None, typer.Option(help="Override the scenario's seed.")]
+QuietOption = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
 def _overrides(set_: list[str], seed: int | None) -> list[Override]:
     """``--set`` and ``--seed`` as overrides that remember how the user typed them, so
     an error in one names ``--set policy.max_retry=5x``, not an internal file."""
@@ -167,16 +174,15 @@ def _check_sweep_points(scenario: str, params: list[str]) -> None:
            "The results folder holds scenario.yaml, events.parquet, connectivity.parquet, "
            "summary.json and PNG plots; open it with jamsim.analysis.load_run().")
 def run(
-    scenario: Annotated[str, typer.Argument(
-        help="Scenario YAML file, or a built-in name.")] = "quickstart",
+    scenario: ScenarioArgument = "quickstart",
     out: Annotated[Path | None, typer.Option(
         help="Results folder (default: runs/<name>-<timestamp>/).")] = None,
     testnet: Annotated[str | None, typer.Option(
         help="Run on real nodes instead of simulating: local | docker | swarm.")] = None,
     set_: Annotated[list[str], typer.Option(
         "--set", help="Override a scenario field, e.g. --set policy.max_retry=8s.")] = [],  # noqa: B006
-    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    seed: SeedOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a scenario (simulated by default), print a summary, write a results folder."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -272,11 +278,11 @@ def _add_delivery_rows(table: Table, delivery: dict[str, Any] | None) -> None:
                     "Exit code 0 when valid, 2 with every problem listed (file:line: field: "
                     "message) when not.")
 def validate(
-    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")],
+    scenario: ScenarioArgument,
     set_: Annotated[list[str], typer.Option(
         "--set", help="Check with a field overridden, as `jamsim run --set` would "
                       "run it, e.g. --set policy.max_retry=8s.")] = [],  # noqa: B006
-    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    seed: SeedOption = None,
 ) -> None:
     """Check a scenario file without running it; errors name file, line and field."""
     loaded = _load(scenario, set_, seed)
@@ -306,7 +312,7 @@ def schema() -> None:
            "written), 2 for a bad scenario or option. --dask needs "
            "pip install 'jamsim[dask]'.")
 def sweep(
-    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or built-in name.")],
+    scenario: ScenarioArgument,
     param: Annotated[list[str], typer.Option(
         help="key=v1,v2,... ; repeat for a grid over several fields.")] = [],  # noqa: B006
     seeds: Annotated[int, typer.Option(
@@ -318,7 +324,7 @@ def sweep(
     out: Annotated[Path | None, typer.Option(
         help="Folder for the sweep, new or empty (default: runs/sweep-<name>-<time>/).")
     ] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a scenario over a grid of overrides and seeds, in parallel; one table out."""
     from rich.progress import (

@@ -437,10 +437,9 @@ class ConnectionManager:
             conn = self._conns.pop(conn_id)
             self._dial_slots.discard(conn_id)
             if conn.phase is ConnectionPhase.LIVE and conn_id == peer.live:
-                self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn_id,
-                                direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+                self._disconnected(conn, reason, _LOCAL_CLOSE)
             else:
-                self._abandoned(conn, reason)
+                self._failed(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         if peer.role is PeerRole.NON_VALIDATOR:
             self._non_validators -= 1
@@ -572,9 +571,7 @@ class ConnectionManager:
         if self._dial_slots:  # a limited dial's slot is free again
             self._dial_slots.discard(conn_id)
         del self._conns[conn_id]
-        self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer, conn_id=conn_id,
-                        direction=Direction.OUTBOUND, reason=reason,
-                        ref_event_id=conn.connecting_event_id, at=at)
+        self._failed(conn, reason, at)
         peer = self._peers.get(conn.peer) if conn.peer else None
         if peer is None or peer.pending_dial != conn_id:
             return
@@ -717,9 +714,7 @@ class ConnectionManager:
             pass
         if refusal is not None:
             del self._conns[conn_id]
-            self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=key, conn_id=conn_id,
-                            direction=Direction.INBOUND, reason=refusal,
-                            ref_event_id=conn.connecting_event_id)
+            self._failed(conn, refusal)
             self._actions.append(CloseConnection(conn_id, refusal))
             return
         if peer is None:
@@ -812,8 +807,7 @@ class ConnectionManager:
             peer.live = None
         # The loser was reported connected (in or out) a moment ago; close it the
         # same way any connection ends so per-connection timelines stay complete.
-        self._telemetry(TelemetryKind.DISCONNECTED, peer=peer.key, conn_id=conn.conn_id,
-                        direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+        self._disconnected(conn, reason, _LOCAL_CLOSE)
         self._actions.append(CloseConnection(conn.conn_id, reason))
 
     def _on_inbound_failed(self, conn_id: ConnectionId, reason: str) -> None:
@@ -821,9 +815,7 @@ class ConnectionManager:
         if conn is None or conn.phase is not ConnectionPhase.HANDSHAKING:
             return
         del self._conns[conn_id]
-        self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=conn.peer, conn_id=conn_id,
-                        direction=Direction.INBOUND, reason=reason,
-                        ref_event_id=conn.connecting_event_id)
+        self._failed(conn, reason)
 
     def _on_lost(
         self, conn_id: ConnectionId, reason: str, side: Side | None, now: float
@@ -839,8 +831,7 @@ class ConnectionManager:
             return
         del self._conns[conn_id]
         peer = self._peers.get(conn.peer) if conn.peer else None
-        self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
-                        direction=conn.direction, reason=reason, side=side)
+        self._disconnected(conn, reason, side)
         if peer is None or peer.live != conn_id:
             return
         peer.live = None
@@ -881,16 +872,15 @@ class ConnectionManager:
         peer = self._peers.get(key) if key else None
         if peer is not None:
             peer.misbehaviour += 1
-        self._telemetry(TelemetryKind.PEER_MISBEHAVED, peer=key, conn_id=conn_id, reason=reason)
+        self._telemetry(TelemetryKind.PEER_MISBEHAVED, key, conn_id, reason)
 
     def _on_shutdown(self, now: float) -> None:
         reason = CloseReason.SHUTDOWN.value
         for conn_id, conn in list(self._conns.items()):
             if conn.phase is ConnectionPhase.LIVE:
-                self._telemetry(TelemetryKind.DISCONNECTED, peer=conn.peer, conn_id=conn_id,
-                                direction=conn.direction, reason=reason, side=_LOCAL_CLOSE)
+                self._disconnected(conn, reason, _LOCAL_CLOSE)
             else:
-                self._abandoned(conn, reason)
+                self._failed(conn, reason)
             self._actions.append(CloseConnection(conn_id, reason))
         self._conns.clear()
         for peer in self._peers.values():
@@ -907,17 +897,23 @@ class ConnectionManager:
 
     # ================================================================ helpers
 
-    def _abandoned(self, conn: ConnectionState, reason: str) -> None:
-        """A dial or inbound handshake the manager drops: report its outcome, so
-        every ``connecting_out``/``connecting_in`` ends in a failure or success."""
+    def _failed(self, conn: ConnectionState, reason: str, at: float | None = None) -> None:
+        """A dial or inbound handshake that ends before going live (it failed, was
+        refused or the manager drops it): report its outcome, so every
+        ``connecting_out``/``connecting_in`` ends in a failure or success."""
         if conn.phase is ConnectionPhase.DIALING:
-            self._telemetry(TelemetryKind.CONNECT_OUT_FAILED, peer=conn.peer,
-                            conn_id=conn.conn_id, direction=Direction.OUTBOUND, reason=reason,
-                            ref_event_id=conn.connecting_event_id)
+            kind, direction = TelemetryKind.CONNECT_OUT_FAILED, Direction.OUTBOUND
         elif conn.phase is ConnectionPhase.HANDSHAKING:
-            self._telemetry(TelemetryKind.CONNECT_IN_FAILED, peer=conn.peer,
-                            conn_id=conn.conn_id, direction=Direction.INBOUND, reason=reason,
-                            ref_event_id=conn.connecting_event_id)
+            kind, direction = TelemetryKind.CONNECT_IN_FAILED, Direction.INBOUND
+        else:
+            return
+        self._telemetry(kind, conn.peer, conn.conn_id, reason, direction,
+                        ref_event_id=conn.connecting_event_id, at=at)
+
+    def _disconnected(self, conn: ConnectionState, reason: str, side: Side | None) -> None:
+        """A connection that was reported connected ends (``side`` closed it)."""
+        self._telemetry(TelemetryKind.DISCONNECTED, conn.peer, conn.conn_id, reason,
+                        conn.direction, side=side)
 
     def _set_status(self, peer: ConnectionInfo, status: ConnectionStatus, now: float) -> None:
         if peer.status is not status:
@@ -942,24 +938,22 @@ class ConnectionManager:
     def _telemetry(
         self,
         kind: TelemetryKind,
-        *,
-        peer: PeerKey | None = None,
-        conn_id: ConnectionId | None = None,
+        peer: PeerKey | None,
+        conn_id: ConnectionId,
+        reason: str,
         direction: Direction | None = None,
-        address: PeerAddress | None = None,
-        reason: str = "",
-        attempt: int = 0,
+        *,
         ref_event_id: int | None = None,
         side: Side | None = None,
         at: float | None = None,
-    ) -> int:
+    ) -> None:
+        """An event that ends a connection (or reports its misbehaviour); the
+        ``connecting``/``connected`` ones are built inline on the hot paths."""
         event_id = self._next_event_id
         self._next_event_id += 1
         if self._emit_telemetry:
             self._actions.append(EmitTelemetry(kind, event_id, peer, conn_id, direction,
-                                               address, reason, attempt, ref_event_id, side,
-                                               at))
-        return event_id
+                                               None, reason, 0, ref_event_id, side, at))
 
     # ================================================================ bulk helpers
 

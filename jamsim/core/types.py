@@ -70,7 +70,17 @@ class CloseReason(enum.Enum):
     SELF = "connection to self"
 
 
-class TelemetryKind(enum.IntEnum):
+class _EventKind(enum.IntEnum):
+    """An ``int`` event discriminator that an event table also names (no members:
+    the two kinds of rows below share how they are named)."""
+
+    @property
+    def label(self) -> str:
+        """snake_case name used in event tables (``connected_out``, ``node_crashed``)."""
+        return self.name.lower()
+
+
+class TelemetryKind(_EventKind):
     """JIP-3 networking event discriminators the connection layer emits."""
 
     STATUS = 10
@@ -84,13 +94,8 @@ class TelemetryKind(enum.IntEnum):
     DISCONNECTED = 27
     PEER_MISBEHAVED = 28
 
-    @property
-    def label(self) -> str:
-        """snake_case name used in event tables (``connected_out``)."""
-        return self.name.lower()
 
-
-class NodeLifecycle(enum.IntEnum):
+class NodeLifecycle(_EventKind):
     """What happened to a node's process, as the harness saw it (not JIP-3).
 
     A process cannot report its own crash, so the runtime that crashed, paused,
@@ -105,11 +110,6 @@ class NodeLifecycle(enum.IntEnum):
     NODE_PAUSED = 241
     NODE_RESUMED = 242
     NODE_RESTARTED = 243
-
-    @property
-    def label(self) -> str:
-        """snake_case name used in event tables (``node_crashed``)."""
-        return self.name.lower()
 
 
 @dataclass(frozen=True, slots=True)

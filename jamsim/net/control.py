@@ -25,7 +25,6 @@ Every response has ``ok``; failures carry ``error`` and never stop the server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import struct
@@ -35,6 +34,7 @@ from typing import Any
 from jamsim.core.errors import UsageError
 from jamsim.links import LinkSpec, check_direction
 from jamsim.net.impairment import Addr, DatagramImpairment
+from jamsim.tcp_service import TcpService
 
 StatusCallback = Callable[[], dict[str, Any]]
 MAX_LINE = 1 << 20
@@ -110,8 +110,11 @@ def handle_request(
         return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
 
 
-class ControlServer:
-    """Runs inside the node process (asyncio); serves :func:`handle_request` on loopback."""
+class ControlServer(TcpService):
+    """Runs inside the node process (asyncio); serves :func:`handle_request` on loopback.
+
+    Stopping waits at most 2 s for clients to leave: the node is going down anyway.
+    """
 
     def __init__(
         self,
@@ -120,50 +123,15 @@ class ControlServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host, port, stop_timeout=2.0, limit=MAX_LINE)
         self.impairment = impairment
         self.status = status
-        self._host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self._port, limit=MAX_LINE
-        )
 
     @property
     def address(self) -> Addr:
-        if self._server is None:
-            raise ControlError("control server not started")
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return (str(host), int(port))
+        return self.bound
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            # Closing client transports ends their read loops normally; cancelling the
-            # handler tasks instead makes asyncio log the cancellation at loop close.
-            for writer in list(self._writers):
-                writer.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), 2.0)
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> ControlServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        self._idle.clear()
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 try:
@@ -185,13 +153,6 @@ class ControlServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            self._writers.discard(writer)
-            if not self._writers:
-                self._idle.set()
 
 
 def control_request(addr: Addr, request: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:

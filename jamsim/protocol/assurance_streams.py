@@ -25,6 +25,7 @@ from jamsim.protocol.stream_protocols import (
     StreamAction,
     StreamCompleted,
     _Machine,
+    _OneMessageAcceptor,
     _State,
     request_data,
 )
@@ -43,11 +44,11 @@ class AssuranceReceived:
 Ce141Action = StreamAction | AssuranceReceived
 
 
-class CE141Client(_Machine):
+class CE141Client(_Machine[AssuranceReceived]):
     """Initiator: send one assurance and FIN, then wait for the acceptor's FIN."""
 
     def __init__(self, assurance: Assurance) -> None:
-        super().__init__(max_message_size=0)
+        super().__init__(0, "CE 141")
         self.assurance = assurance
 
     def open(self) -> list[Ce141Action]:
@@ -55,6 +56,7 @@ class CE141Client(_Machine):
         return [request_data(StreamKind.ASSURANCE_DISTRIBUTION, self.assurance.encode())]
 
     def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
+        """The acceptor only ever sends its FIN (no message to decode)."""
         if not self._accepting("CE 141"):
             return []
         if data:
@@ -70,34 +72,18 @@ class CE141Client(_Machine):
         return f"assurance rejected by peer (code {code})"
 
 
-class CE141Server(_Machine):
+class CE141Server(_OneMessageAcceptor[Assurance, AssuranceReceived]):
     """Acceptor (kind byte already consumed): one assurance, peer FIN, our FIN."""
 
     def __init__(self, core_count: int = FULL_CORE_COUNT) -> None:
-        super().__init__(max_message_size=Assurance.size(core_count))
-        self._state = _State.OPEN
+        super().__init__(Assurance.size(core_count), "CE 141", "assurance")
         self._core_count = core_count
-        self.assurance: Assurance | None = None
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
-        if self._state is _State.DONE:
-            return []
-        out: list[Ce141Action] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if self.assurance is not None:
-                    raise PeerProtocolError("CE 141: more than one assurance message")
-                self.assurance = decode_assurance(raw, self._core_count)
-                out.append(AssuranceReceived(self.assurance))
-            self._decoder.check()
-            if not end_stream:
-                return out
-            self._decoder.end_of_stream()
-            if self.assurance is None:
-                raise PeerProtocolError("CE 141: stream finished without an assurance")
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-            return out
-        self._state = _State.DONE
-        return [*out, SendData(b"", end_stream=True), StreamCompleted()]
+    def _decode(self, raw: bytes) -> Assurance:
+        return decode_assurance(raw, self._core_count)
 
+    def _report(self, message: Assurance) -> AssuranceReceived:
+        return AssuranceReceived(message)
+
+    def _answer(self, message: Assurance) -> list[StreamAction]:
+        return [SendData(b"", end_stream=True), StreamCompleted()]

@@ -30,6 +30,7 @@ from jamsim.protocol.stream_protocols import (
     StreamAction,
     StreamCompleted,
     _Machine,
+    _OneMessageAcceptor,
     _State,
 )
 
@@ -47,12 +48,16 @@ class ExtraReceived:
 ExtraAction = StreamAction | ExtraReceived
 
 
-class ExtraClient(_Machine):
+class ExtraClient(_Machine[ExtraReceived]):
     """Initiator: send one message of kind ``kind`` and FIN, then take the empty reply
-    and the acceptor's FIN."""
+    and the acceptor's FIN.
+
+    The reply carries nothing to report, so :meth:`receive` only checks that it is
+    exactly one empty message before the FIN (the message cap of 0 refuses any
+    content on its length prefix)."""
 
     def __init__(self, kind: int, payload: bytes) -> None:
-        super().__init__(max_message_size=0)
+        super().__init__(0, f"CE {kind}")
         self.kind = kind
         self.payload = payload
         self._replied = False
@@ -84,34 +89,19 @@ class ExtraClient(_Machine):
         return f"CE {self.kind} message rejected by peer (code {code})"
 
 
-class ExtraServer(_Machine):
+class ExtraServer(_OneMessageAcceptor[bytes, ExtraReceived]):
     """Acceptor (kind byte already consumed): one message of at most ``max_size``
     bytes, the peer's FIN, then our empty reply and FIN."""
 
     def __init__(self, kind: int, max_size: int) -> None:
-        super().__init__(max_message_size=max_size)
-        self._state = _State.OPEN
+        super().__init__(max_size, f"CE {kind}", "payload")
         self.kind = kind
-        self.payload: bytes | None = None
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[ExtraAction]:
-        if self._state is _State.DONE:
-            return []
-        out: list[ExtraAction] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if self.payload is not None:
-                    raise PeerProtocolError(f"CE {self.kind}: more than one message")
-                self.payload = raw
-                out.append(ExtraReceived(self.kind, raw))
-            self._decoder.check()
-            if not end_stream:
-                return out
-            self._decoder.end_of_stream()
-            if self.payload is None:
-                raise PeerProtocolError(f"CE {self.kind}: stream finished without a message")
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-            return out
-        self._state = _State.DONE
-        return [*out, SendData(encode_message(b""), end_stream=True), StreamCompleted()]
+    def _decode(self, raw: bytes) -> bytes:
+        return raw
+
+    def _report(self, message: bytes) -> ExtraReceived:
+        return ExtraReceived(self.kind, message)
+
+    def _answer(self, message: bytes) -> list[StreamAction]:
+        return [SendData(encode_message(b""), end_stream=True), StreamCompleted()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
 from jamsim.protocol.framing import DEFAULT_MAX_MESSAGE_SIZE, MessageDecoder, encode_message
@@ -124,12 +125,28 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class _Machine:
-    """Shared bookkeeping: state and protocol-error to reset translation."""
+M = TypeVar("M")
+"""The message a one-message acceptor collects."""
+R = TypeVar("R")
+"""What a machine reports for a message received (beside the shared stream actions)."""
 
-    def __init__(self, max_message_size: int) -> None:
+
+class _Machine(Generic[R]):
+    """Shared bookkeeping: state, protocol-error to reset translation, and the
+    receiving loop every protocol runs.
+
+    :meth:`receive` decodes the peer's bytes into messages, hands each to
+    :meth:`_on_message` and the peer's FIN to :meth:`_on_fin`; a
+    :class:`PeerProtocolError` from any of them (a malformed message, one too
+    many, a FIN too early) resets the stream and blames the peer. A subclass says
+    only what each message and the FIN mean in its protocol, named ``protocol``
+    in usage errors.
+    """
+
+    def __init__(self, max_message_size: int, protocol: str) -> None:
         self._decoder = MessageDecoder(max_message_size)
         self._state = _State.IDLE
+        self._protocol = protocol
 
     @property
     def done(self) -> bool:
@@ -177,6 +194,29 @@ class _Machine:
     def _reset_reason(self, code: int) -> str:
         return f"stream reset by peer (code {code})"
 
+    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction | R]:
+        if not self._accepting(self._protocol):
+            return []
+        out: list[StreamAction | R] = []
+        try:
+            for raw in self._decoder.feed(data):
+                out.append(self._on_message(raw))
+            self._decoder.check()
+            if end_stream:
+                self._decoder.end_of_stream()
+                out.extend(self._on_fin())
+        except PeerProtocolError as exc:
+            out.extend(self._protocol_error(exc))
+        return out
+
+    def _on_message(self, raw: bytes) -> StreamAction | R:
+        """One complete message from the peer: what it means, as an action."""
+        raise NotImplementedError
+
+    def _on_fin(self) -> list[StreamAction]:
+        """The peer finished its half: the actions that end the exchange."""
+        raise NotImplementedError
+
     def cancel(self, reason: str = "cancelled") -> list[StreamAction]:
         """Local side abandons the stream."""
         if self._state is _State.DONE:
@@ -185,7 +225,7 @@ class _Machine:
         return [ResetStream(ResetCode.CANCELLED, reason), StreamFailed(reason)]
 
 
-class UP0Stream(_Machine):
+class UP0Stream(_Machine[MessageReceived]):
     """One UP 0 block-announcement stream, either side.
 
     Both sides send their handshake at once; the first message received must be
@@ -201,7 +241,7 @@ class UP0Stream(_Machine):
         initiator: bool,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
-        super().__init__(max_message_size)
+        super().__init__(max_message_size, "UP 0")
         self.initiator = initiator
         self._handshake = handshake
         self.peer_handshake: Handshake | None = None
@@ -227,35 +267,23 @@ class UP0Stream(_Machine):
         self._fin_sent = True
         return [SendData(b"", end_stream=True)]
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if not self._accepting("UP 0"):
-            return []
-        out: list[StreamAction] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if self.peer_handshake is None:
-                    self.peer_handshake = decode_handshake(raw)
-                    out.append(MessageReceived(self.peer_handshake))
-                else:
-                    out.append(MessageReceived(decode_announcement(raw)))
-            self._decoder.check()
-            if end_stream:
-                self._decoder.end_of_stream()
-                self._state = _State.DONE
-                if self._fin_sent:
-                    out.append(StreamCompleted())
-                else:
-                    # Finish our half too: a stream with one half left open is never
-                    # released, and its QUIC stream credit never comes back.
-                    self._fin_sent = True
-                    out.append(SendData(b"", end_stream=True))
-                    out.append(StreamFailed("peer closed the UP 0 stream"))
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-        return out
+    def _on_message(self, raw: bytes) -> MessageReceived:
+        if self.peer_handshake is None:
+            self.peer_handshake = decode_handshake(raw)
+            return MessageReceived(self.peer_handshake)
+        return MessageReceived(decode_announcement(raw))
+
+    def _on_fin(self) -> list[StreamAction]:
+        self._state = _State.DONE
+        if self._fin_sent:
+            return [StreamCompleted()]
+        # Finish our half too: a stream with one half left open is never
+        # released, and its QUIC stream credit never comes back.
+        self._fin_sent = True
+        return [SendData(b"", end_stream=True), StreamFailed("peer closed the UP 0 stream")]
 
 
-class CE128Client(_Machine):
+class CE128Client(_Machine[MessageReceived]):
     """Initiator of a CE 128 block request.
 
     ``open()`` writes kind byte, request and FIN. Blocks are reported as they
@@ -266,7 +294,7 @@ class CE128Client(_Machine):
     def __init__(
         self, request: BlockRequest, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> None:
-        super().__init__(max_message_size)
+        super().__init__(max_message_size, "CE 128")
         self.request = request
         self.blocks: list[Block] = []
 
@@ -274,27 +302,17 @@ class CE128Client(_Machine):
         self._start("CE 128 request already sent")
         return [request_data(StreamKind.BLOCK_REQUEST, self.request.encode())]
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if not self._accepting("CE 128"):
-            return []
-        out: list[StreamAction] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if len(self.blocks) >= self.request.max_blocks:
-                    raise PeerProtocolError(
-                        f"CE 128: peer sent more than the {self.request.max_blocks} blocks asked"
-                    )
-                block = decode_block(raw)
-                self.blocks.append(block)
-                out.append(MessageReceived(block))
-            self._decoder.check()
-            if end_stream:
-                self._decoder.end_of_stream()
-                self._state = _State.DONE
-                out.append(StreamCompleted(tuple(self.blocks)))
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-        return out
+    def _on_message(self, raw: bytes) -> MessageReceived:
+        if len(self.blocks) >= self.request.max_blocks:
+            raise PeerProtocolError(
+                f"CE 128: peer sent more than the {self.request.max_blocks} blocks asked")
+        block = decode_block(raw)
+        self.blocks.append(block)
+        return MessageReceived(block)
+
+    def _on_fin(self) -> list[StreamAction]:
+        self._state = _State.DONE
+        return [StreamCompleted(tuple(self.blocks))]
 
     def _reset_reason(self, code: int) -> str:
         return f"block request rejected by peer (code {code})"
@@ -304,7 +322,47 @@ BlockSource = Callable[[BlockRequest], Sequence[Block] | None]
 """Answers a request with blocks in response order, or ``None`` if it cannot."""
 
 
-class CE128Server(_Machine):
+class _OneMessageAcceptor(_Machine[R], Generic[M, R]):
+    """Acceptor of a CE exchange that opens with exactly one message and the peer's FIN
+    (CE 128's request, CE 141's assurance), kind byte already consumed.
+
+    Collects the message (reported as it decodes, before the FIN arrives); a second
+    message, or a FIN with none, is misbehaviour. Once both are in, :meth:`_answer`
+    says what the acceptor sends back. The two protocols differ only in the decoder,
+    the report and the answer, so the collecting rules are written once here.
+    """
+
+    def __init__(self, max_message_size: int, protocol: str, message: str) -> None:
+        super().__init__(max_message_size, protocol)
+        self._state = _State.OPEN
+        self._message = message
+        self.received: M | None = None
+
+    def _decode(self, raw: bytes) -> M:
+        raise NotImplementedError
+
+    def _report(self, message: M) -> R:
+        raise NotImplementedError
+
+    def _answer(self, message: M) -> list[StreamAction]:
+        raise NotImplementedError
+
+    def _on_message(self, raw: bytes) -> R:
+        if self.received is not None:
+            raise PeerProtocolError(f"{self._protocol}: more than one {self._message} message")
+        self.received = self._decode(raw)
+        return self._report(self.received)
+
+    def _on_fin(self) -> list[StreamAction]:
+        if self.received is None:
+            article = "an" if self._message[0] in "aeiou" else "a"
+            raise PeerProtocolError(
+                f"{self._protocol}: stream finished without {article} {self._message}")
+        self._state = _State.DONE
+        return self._answer(self.received)
+
+
+class CE128Server(_OneMessageAcceptor[BlockRequest, MessageReceived]):
     """Acceptor of a CE 128 block request (kind byte already consumed).
 
     Collects exactly one request message until the peer's FIN, asks
@@ -318,38 +376,23 @@ class CE128Server(_Machine):
         *,
         max_message_size: int = 4096,
     ) -> None:
-        super().__init__(max_message_size)
+        super().__init__(max_message_size, "CE 128", "request")
         self._source = block_source
-        self._state = _State.OPEN
-        self.request: BlockRequest | None = None
 
-    def receive(self, data: bytes, end_stream: bool = False) -> list[StreamAction]:
-        if self._state is _State.DONE:
-            return []
-        out: list[StreamAction] = []
-        try:
-            for raw in self._decoder.feed(data):
-                if self.request is not None:
-                    raise PeerProtocolError("CE 128: more than one request message")
-                self.request = decode_block_request(raw)
-                out.append(MessageReceived(self.request))
-            self._decoder.check()
-            if not end_stream:
-                return out
-            self._decoder.end_of_stream()
-            if self.request is None:
-                raise PeerProtocolError("CE 128: stream finished without a request")
-        except PeerProtocolError as exc:
-            out.extend(self._protocol_error(exc))
-            return out
-        self._state = _State.DONE
-        blocks = self._source(self.request)
+    def _decode(self, raw: bytes) -> BlockRequest:
+        return decode_block_request(raw)
+
+    def _report(self, message: BlockRequest) -> MessageReceived:
+        return MessageReceived(message)
+
+    def _answer(self, message: BlockRequest) -> list[StreamAction]:
+        blocks = self._source(message)
         if blocks is None:
             reason = "cannot satisfy block request"
-            return [*out, ResetStream(ResetCode.REJECTED, reason), StreamFailed(reason)]
-        blocks = tuple(blocks)[: self.request.max_blocks]
+            return [ResetStream(ResetCode.REJECTED, reason), StreamFailed(reason)]
+        blocks = tuple(blocks)[: message.max_blocks]
         payload = b"".join(encode_message(b.encode()) for b in blocks)
-        return [*out, SendData(payload, end_stream=True), StreamCompleted(blocks)]
+        return [SendData(payload, end_stream=True), StreamCompleted(blocks)]
 
 
 class UpStreamRegistry:

@@ -29,6 +29,7 @@ from jamsim.testnet.base import (
     Kill,
     Partition,
     Pause,
+    ProcessFault,
     Restart,
     SetLink,
     TestnetSpec,
@@ -311,7 +312,7 @@ def lifecycle_rows(op: TimelineOp, backend: object, harness_now: float) -> list[
     clock of the nodes' telemetry rows (the backend's ``telemetry_time``; the
     harness clock where a backend has none), so the analysis closes the node's
     sessions at the kill."""
-    if not isinstance(op, Kill | Pause | Unpause | Restart):
+    if not isinstance(op, ProcessFault):
         return []
     kind = _LIFECYCLE[type(op)]
     clock = getattr(backend, "telemetry_time", None)

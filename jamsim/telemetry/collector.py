@@ -28,6 +28,7 @@ from jamsim.core.actions import EmitTelemetry
 from jamsim.core.types import TelemetryKind
 from jamsim.protocol.errors import PeerProtocolError, ProtocolUsageError
 from jamsim.protocol.framing import MessageDecoder, encode_message
+from jamsim.tcp_service import TcpService
 from jamsim.telemetry.jip3 import (
     Jip3Encoder,
     Jip3Event,
@@ -62,7 +63,7 @@ class ClientRejection:
         return f"ClientRejection({self.peer!r}, {self.reason!r}, records={self.records})"
 
 
-class TelemetryCollector:
+class TelemetryCollector(TcpService):
     """Asyncio TCP server collecting JIP-3 telemetry from many nodes.
 
     ``key_to_index`` maps Ed25519 keys to validator indices for the ``node`` and
@@ -80,31 +81,20 @@ class TelemetryCollector:
         max_message_size: int = DEFAULT_MAX_TELEMETRY_MESSAGE,
         on_record: Callable[[EventRecord], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self._keys = dict(key_to_index)
         self._start = timestamp_from_unix(run_start_unix)
-        self._host = host
-        self._port = port
         self._max = max_message_size
         self._on_record = on_record
         self._records: list[EventRecord] = []
         self.rejections: list[ClientRejection] = []
         self.node_infos: dict[bytes, NodeInfo] = {}
-        self._server: asyncio.Server | None = None
         self._changed = asyncio.Condition()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.connections_total = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("collector not started")
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        return self.bound[1]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -123,24 +113,6 @@ class TelemetryCollector:
         rows, self._records = self._records, []
         return rows
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            # Closing the transports ends each handler's read loop normally; cancelling
-            # handler tasks instead makes asyncio's stream callback log the cancellation.
-            for writer in list(self._writers):
-                writer.close()
-            await self._idle.wait()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> TelemetryCollector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
         """Wait (bounded) until ``condition()`` holds; re-checked on every change."""
         async with self._changed:
@@ -154,9 +126,7 @@ class TelemetryCollector:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        self._idle.clear()
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections_total += 1
         peer = str(writer.get_extra_info("peername"))
         session = Jip3Session(self._keys, self._start)
@@ -188,14 +158,9 @@ class TelemetryCollector:
         except (OSError, asyncio.IncompleteReadError) as exc:
             reason = f"connection error: {exc}"
             log.info("telemetry client %s: %s", peer, reason)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            self._writers.discard(writer)
-            if not self._writers:
-                self._idle.set()
-            await self._notify()
+
+    async def _closed(self) -> None:
+        await self._notify()
 
 
 class TelemetryClient:

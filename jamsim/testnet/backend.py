@@ -39,6 +39,7 @@ from jamsim.testnet.base import (
     NodeStatus,
     Partition,
     Pause,
+    ProcessFault,
     Restart,
     SetLink,
     TestnetError,
@@ -430,7 +431,7 @@ class NodeBackend(ABC):
         else:
             self._apply_process_fault(op)
 
-    def _apply_process_fault(self, op: TimelineOp) -> None:
+    def _apply_process_fault(self, op: ProcessFault) -> None:
         """Kill, pause, unpause or restart a node: each backend does these its own way."""
         if isinstance(op, Kill):
             self._kill(op)

@@ -126,7 +126,10 @@ class Restart(NodeOp):
     """Start a killed node again (or kill + start a running one) with the same identity."""
 
 
-TimelineOp = Partition | Isolate | Heal | SetLink | Kill | Pause | Unpause | Restart
+ProcessFault = Kill | Pause | Unpause | Restart
+"""Ops on a node's process itself: each backend applies them its own way, they change
+no impairment rule, and the harness writes a lifecycle row for each."""
+TimelineOp = Partition | Isolate | Heal | SetLink | ProcessFault
 PROCESS_FAULTS = (Kill, Pause, Unpause, Restart, Isolate)
 """Ops that act on a node's process or container (not on its impairment rules):
 the ones a backend whose nodes run on other hosts cannot apply."""

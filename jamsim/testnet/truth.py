@@ -22,14 +22,11 @@ from jamsim.telemetry.records import ConnectivitySample
 from jamsim.testnet.base import (
     Heal,
     Isolate,
-    Kill,
     NodeStatus,
     Partition,
-    Pause,
-    Restart,
+    ProcessFault,
     SetLink,
     TimelineOp,
-    Unpause,
 )
 
 __all__ = ["PathRules", "harness_sample"]
@@ -62,7 +59,7 @@ class PathRules:
         elif isinstance(op, Heal):  # blocks go, link conditions stay (as in the nodes)
             self._blocked.clear()
             self._isolated.clear()
-        elif isinstance(op, SetLink | Kill | Pause | Unpause | Restart):
+        elif isinstance(op, SetLink | ProcessFault):
             return  # no path change; process state comes from the node statuses
 
     def passes(self, src: int, dst: int) -> bool:

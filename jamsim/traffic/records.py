@@ -61,7 +61,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -159,15 +159,46 @@ class MessageDelivery:
     delivered_at: float
 
 
-def _slot_columns(slot: int, author: int, rows: int) -> list[pa.Array]:
-    """The ``slot`` and ``author`` columns every delivery table starts with."""
-    return [pa.array(np.full(rows, slot, dtype=np.int64)),
-            pa.array(np.full(rows, author, dtype=np.int64))]
+@dataclass(frozen=True, slots=True, eq=False)
+class _SlotBatch:
+    """One slot's rows of a delivery table as columns.
+
+    A subclass declares one field per column of its ``SCHEMA``, in schema order:
+    the first ``SHARED`` (the slot, and its author where the table has one) are
+    one value for the whole slot, every further one is an array. The schema is
+    the one list of a table's columns: the arrow table and the batch built from
+    row objects both follow it, field by field.
+    """
+
+    SCHEMA: ClassVar[pa.Schema]
+    SHARED: ClassVar[int]
+
+    def table(self) -> pa.Table:
+        fields = list(self.SCHEMA)
+        shared, varying = fields[:self.SHARED], fields[self.SHARED:]
+        columns = [getattr(self, f.name) for f in varying]
+        rows = len(columns[0])
+        return pa.Table.from_arrays([
+            *(pa.array(np.full(rows, getattr(self, f.name), dtype=np.int64)) for f in shared),
+            *(pa.array(column, type=f.type) for column, f in zip(columns, varying, strict=True)),
+        ], schema=self.SCHEMA)
+
+    @classmethod
+    def of_rows(cls, shared: tuple[int, ...],
+                rows: Sequence[BlockDelivery] | Sequence[AssuranceDelivery]
+                | Sequence[MessageDelivery]) -> Self:
+        """Columns of ``rows`` (all of one slot; ``shared``: the slot-wide values)."""
+        return cls(*shared, *(
+            np.array([getattr(r, f.name) for r in rows], dtype=f.type.to_pandas_dtype())
+            for f in list(cls.SCHEMA)[cls.SHARED:]))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class BlockBatch:
+class BlockBatch(_SlotBatch):
     """One slot's block rows as columns (``node``, ``received_at``, ``hops``, ``via``)."""
+
+    SCHEMA: ClassVar[pa.Schema] = BLOCK_SCHEMA
+    SHARED: ClassVar[int] = 2
 
     slot: int
     author: int
@@ -176,19 +207,13 @@ class BlockBatch:
     hops: IntArray
     via: IntArray
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_arrays([
-            *_slot_columns(self.slot, self.author, len(self.node)),
-            pa.array(self.node, type=pa.int64()),
-            pa.array(self.received_at, type=pa.float64()),
-            pa.array(self.hops, type=pa.int64()),
-            pa.array(self.via, type=pa.int64()),
-        ], schema=BLOCK_SCHEMA)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
-class AssuranceBatch:
+class AssuranceBatch(_SlotBatch):
     """One slot's assurance rows as columns (``assurer``, ``sent_at``, ``delivered_at``)."""
+
+    SCHEMA: ClassVar[pa.Schema] = ASSURANCE_SCHEMA
+    SHARED: ClassVar[int] = 2
 
     slot: int
     author: int
@@ -196,18 +221,13 @@ class AssuranceBatch:
     sent_at: FloatArray
     delivered_at: FloatArray
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_arrays([
-            *_slot_columns(self.slot, self.author, len(self.assurer)),
-            pa.array(self.assurer, type=pa.int64()),
-            pa.array(self.sent_at, type=pa.float64()),
-            pa.array(self.delivered_at, type=pa.float64()),
-        ], schema=ASSURANCE_SCHEMA)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
-class MessageBatch:
+class MessageBatch(_SlotBatch):
     """Extra CE messages of one slot as columns (one kind or several)."""
+
+    SCHEMA: ClassVar[pa.Schema] = MESSAGE_SCHEMA
+    SHARED: ClassVar[int] = 1
 
     slot: int
     kind: IntArray
@@ -216,49 +236,21 @@ class MessageBatch:
     sent_at: FloatArray
     delivered_at: FloatArray
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_arrays([
-            pa.array(np.full(len(self.kind), self.slot, dtype=np.int64)),
-            pa.array(self.kind, type=pa.int64()),
-            pa.array(self.sender, type=pa.int64()),
-            pa.array(self.receiver, type=pa.int64()),
-            pa.array(self.sent_at, type=pa.float64()),
-            pa.array(self.delivered_at, type=pa.float64()),
-        ], schema=MESSAGE_SCHEMA)
-
 
 def messages_batch(slot: int, rows: Sequence[MessageDelivery]) -> MessageBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
-    return MessageBatch(
-        slot,
-        np.array([r.kind for r in rows], dtype=np.int64),
-        np.array([r.sender for r in rows], dtype=np.int64),
-        np.array([r.receiver for r in rows], dtype=np.int64),
-        np.array([r.sent_at for r in rows], dtype=np.float64),
-        np.array([r.delivered_at for r in rows], dtype=np.float64),
-    )
+    return MessageBatch.of_rows((slot,), rows)
 
 
 def blocks_batch(slot: int, author: int, rows: Sequence[BlockDelivery]) -> BlockBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
-    return BlockBatch(
-        slot, author,
-        np.array([r.node for r in rows], dtype=np.int64),
-        np.array([r.received_at for r in rows], dtype=np.float64),
-        np.array([r.hops for r in rows], dtype=np.int64),
-        np.array([r.via for r in rows], dtype=np.int64),
-    )
+    return BlockBatch.of_rows((slot, author), rows)
 
 
 def assurances_batch(slot: int, author: int,
                      rows: Sequence[AssuranceDelivery]) -> AssuranceBatch:
     """Columns of ``rows`` (all of ``slot``), as a batch for :class:`DeliveryWriter`."""
-    return AssuranceBatch(
-        slot, author,
-        np.array([r.assurer for r in rows], dtype=np.int64),
-        np.array([r.sent_at for r in rows], dtype=np.float64),
-        np.array([r.delivered_at for r in rows], dtype=np.float64),
-    )
+    return AssuranceBatch.of_rows((slot, author), rows)
 
 
 Batch = BlockBatch | AssuranceBatch | MessageBatch
