@@ -219,6 +219,19 @@ def delivery_metrics(delivery: Delivery, timeline: list[tuple[float, str]]) -> d
     }
 
 
+def _share_verdict(kind: str, bound: float, after: float, hits: pd.Series,
+                   none_sent: str, reached: str) -> Verdict:
+    """The verdict on the share of ``hits`` (one bool per message sent from ``after``
+    on) that arrived in time; not measured when nothing was sent."""
+    from jamsim.scenario.expectations import Verdict
+
+    if not len(hits):
+        return Verdict.unmeasured(kind, bound, _empty_window(none_sent, after))
+    value = float(hits.mean())
+    return Verdict(kind, value >= bound, value, bound,
+                   f"{int(hits.sum())}/{len(hits)} {reached}, slots from t={after:g}s")
+
+
 def evaluate_delivery(expectation: Expectation, scenario: Scenario,
                       delivery: Delivery | None) -> Verdict:
     """The verdict of one delivery expectation (see the module docstring)."""
@@ -241,26 +254,16 @@ def evaluate_delivery(expectation: Expectation, scenario: Scenario,
     after = resolve_after(spec.after, scenario)
     window = delivery.from_slot_at(after)
     if kind == "assurances_delivered":
-        assured = window.assured_in_time
-        if not len(assured):
-            return Verdict.unmeasured(kind, bound, _empty_window("no assurances were sent",
-                                                                 after))
-        value = float(assured.mean())
-        return Verdict(kind, value >= bound, value, bound,
-                       f"{int(assured.sum())}/{len(assured)} assurances reached the author "
-                       f"before the slot, slots from t={after:g}s")
+        return _share_verdict(kind, bound, after, window.assured_in_time,
+                              "no assurances were sent",
+                              "assurances reached the author before the slot")
     if kind == "messages_delivered":
-        in_slot = window.message_in_slot
         if window.messages is None:
             return Verdict(kind, False, None, bound,
                            "this run recorded no extra messages although it has extras")
-        if not len(in_slot):
-            return Verdict.unmeasured(kind, bound, _empty_window("no extra message was sent",
-                                                                 after))
-        value = float(in_slot.mean())
-        return Verdict(kind, value >= bound, value, bound,
-                       f"{int(in_slot.sum())}/{len(in_slot)} extra messages reached their "
-                       f"receiver within the slot, slots from t={after:g}s")
+        return _share_verdict(kind, bound, after, window.message_in_slot,
+                              "no extra message was sent",
+                              "extra messages reached their receiver within the slot")
     prop = window.propagation.to_numpy()
     slots = int(window.blocks["slot"].nunique())
     if not len(prop):

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jamsim.protocol.errors import PeerProtocolError
 from jamsim.protocol.messages import FULL_CORE_COUNT, Assurance, decode_assurance
 from jamsim.protocol.stream_protocols import (
     SendData,
     StreamAction,
     StreamCompleted,
-    _Machine,
     _OneMessageAcceptor,
-    _State,
-    request_data,
+    _OneMessageSender,
 )
 from jamsim.protocol.streams import StreamKind
 
@@ -44,29 +41,14 @@ class AssuranceReceived:
 Ce141Action = StreamAction | AssuranceReceived
 
 
-class CE141Client(_Machine[AssuranceReceived]):
-    """Initiator: send one assurance and FIN, then wait for the acceptor's FIN."""
+class CE141Client(_OneMessageSender[AssuranceReceived]):
+    """Initiator: send one assurance and FIN, then wait for the acceptor's FIN (it
+    sends no message)."""
 
     def __init__(self, assurance: Assurance) -> None:
-        super().__init__(0, "CE 141")
+        super().__init__(StreamKind.ASSURANCE_DISTRIBUTION, assurance.encode(), "CE 141",
+                         replies=0)
         self.assurance = assurance
-
-    def open(self) -> list[Ce141Action]:
-        self._start("CE 141 assurance already sent")
-        return [request_data(StreamKind.ASSURANCE_DISTRIBUTION, self.assurance.encode())]
-
-    def receive(self, data: bytes, end_stream: bool = False) -> list[Ce141Action]:
-        """The acceptor only ever sends its FIN (no message to decode)."""
-        if not self._accepting("CE 141"):
-            return []
-        if data:
-            return list(
-                self._protocol_error(PeerProtocolError("CE 141: acceptor sent data before FIN"))
-            )
-        if not end_stream:
-            return []
-        self._state = _State.DONE
-        return [StreamCompleted()]
 
     def _reset_reason(self, code: int) -> str:
         return f"assurance rejected by peer (code {code})"

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jamsim.protocol.errors import PeerProtocolError
-from jamsim.protocol.framing import encode_message, open_stream_bytes
+from jamsim.protocol.framing import encode_message
 from jamsim.protocol.stream_protocols import (
     SendData,
     StreamAction,
     StreamCompleted,
-    _Machine,
     _OneMessageAcceptor,
-    _State,
+    _OneMessageSender,
 )
 
 __all__ = ["ExtraAction", "ExtraClient", "ExtraReceived", "ExtraServer"]
@@ -48,42 +46,13 @@ class ExtraReceived:
 ExtraAction = StreamAction | ExtraReceived
 
 
-class ExtraClient(_Machine[ExtraReceived]):
+class ExtraClient(_OneMessageSender[ExtraReceived]):
     """Initiator: send one message of kind ``kind`` and FIN, then take the empty reply
-    and the acceptor's FIN.
-
-    The reply carries nothing to report, so :meth:`receive` only checks that it is
-    exactly one empty message before the FIN (the message cap of 0 refuses any
-    content on its length prefix)."""
+    and the acceptor's FIN."""
 
     def __init__(self, kind: int, payload: bytes) -> None:
-        super().__init__(0, f"CE {kind}")
-        self.kind = kind
+        super().__init__(kind, payload, f"CE {kind}", replies=1)
         self.payload = payload
-        self._replied = False
-
-    def open(self) -> list[ExtraAction]:
-        self._start(f"CE {self.kind} message already sent")
-        return [SendData(open_stream_bytes(self.kind, (self.payload,)), end_stream=True)]
-
-    def receive(self, data: bytes, end_stream: bool = False) -> list[ExtraAction]:
-        if not self._accepting(f"CE {self.kind}"):
-            return []
-        try:
-            for _ in self._decoder.feed(data):
-                if self._replied:
-                    raise PeerProtocolError(f"CE {self.kind}: more than one reply")
-                self._replied = True
-            self._decoder.check()
-            if not end_stream:
-                return []
-            self._decoder.end_of_stream()
-            if not self._replied:
-                raise PeerProtocolError(f"CE {self.kind}: finished without its reply")
-        except PeerProtocolError as exc:
-            return list(self._protocol_error(exc))
-        self._state = _State.DONE
-        return [StreamCompleted()]
 
     def _reset_reason(self, code: int) -> str:
         return f"CE {self.kind} message rejected by peer (code {code})"

@@ -114,7 +114,7 @@ def split_kind(data: bytes) -> tuple[int, bytes]:
     return data[0], data[1:]
 
 
-def request_data(kind: StreamKind, message: bytes) -> SendData:
+def request_data(kind: int, message: bytes) -> SendData:
     """What a CE initiator sends: the kind byte, its one message, and FIN."""
     return SendData(bytes((kind,)) + encode_message(message), end_stream=True)
 
@@ -200,7 +200,9 @@ class _Machine(Generic[R]):
         out: list[StreamAction | R] = []
         try:
             for raw in self._decoder.feed(data):
-                out.append(self._on_message(raw))
+                action = self._on_message(raw)
+                if action is not None:
+                    out.append(action)
             self._decoder.check()
             if end_stream:
                 self._decoder.end_of_stream()
@@ -209,8 +211,9 @@ class _Machine(Generic[R]):
             out.extend(self._protocol_error(exc))
         return out
 
-    def _on_message(self, raw: bytes) -> StreamAction | R:
-        """One complete message from the peer: what it means, as an action."""
+    def _on_message(self, raw: bytes) -> StreamAction | R | None:
+        """One complete message from the peer: what it means, as an action (``None``:
+        nothing to report)."""
         raise NotImplementedError
 
     def _on_fin(self) -> list[StreamAction]:
@@ -316,6 +319,37 @@ class CE128Client(_Machine[MessageReceived]):
 
     def _reset_reason(self, code: int) -> str:
         return f"block request rejected by peer (code {code})"
+
+
+class _OneMessageSender(_Machine[R]):
+    """Initiator of a CE exchange that sends exactly one message and FIN, then takes
+    the acceptor's reply and FIN: ``replies`` empty messages (CE 141: none; the
+    experiments' extra kinds: one). The reply carries nothing to report, so the
+    message cap is 0: any content is refused on its length prefix.
+    """
+
+    def __init__(self, kind: int, message: bytes, protocol: str, *, replies: int) -> None:
+        super().__init__(0, protocol)
+        self.kind = kind
+        self.message = message
+        self._replies = replies
+        self._replied = 0
+
+    def open(self) -> list[StreamAction]:
+        self._start(f"{self._protocol} message already sent")
+        return [request_data(self.kind, self.message)]
+
+    def _on_message(self, raw: bytes) -> None:
+        if self._replied == self._replies:
+            extra = "more than one reply" if self._replies else "a message, not just its FIN"
+            raise PeerProtocolError(f"{self._protocol}: acceptor sent {extra}")
+        self._replied += 1
+
+    def _on_fin(self) -> list[StreamAction]:
+        if self._replied < self._replies:
+            raise PeerProtocolError(f"{self._protocol}: acceptor finished without its reply")
+        self._state = _State.DONE
+        return [StreamCompleted()]
 
 
 BlockSource = Callable[[BlockRequest], Sequence[Block] | None]
