@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from jamsim.scenario.testnet_runner import free_base_port
 from jamsim.testnet import commands
-from jamsim.testnet.base import NodeStatus, TestnetSpec
+from jamsim.testnet.base import NodeStatus
+from jamsim.testnet.base import TestnetSpec as Spec  # "Test..." would be collected
 from jamsim.testnet.commands import follow_log, tail_lines
 from jamsim.testnet.commands import testnet_app as app
 from jamsim.testnet.local import LocalProcessBackend
@@ -125,7 +126,7 @@ def test_status_of_a_testnet_with_a_stopped_node_exits_1(
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     base = free_base_port(4)
     backend = LocalProcessBackend(node_command=STANDIN)
-    spec = TestnetSpec(validators=3, base_port=base, run_dir=tmp_path / "run")
+    spec = Spec(validators=3, base_port=base, run_dir=tmp_path / "run")
     try:
         backend.up(spec)
         deadline = time.monotonic() + 20
