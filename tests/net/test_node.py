@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from aioquic.asyncio.client import connect
 from aioquic.quic.configuration import QuicConfiguration
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from jamsim.core.events import Event
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import (
     PeerAddress,
@@ -38,6 +40,9 @@ from jamsim.quic.verify import RejectReason
 
 GENESIS = bytes(32)
 SEED = 11
+
+
+E = TypeVar("E", bound=Event)
 
 
 def free_ports(n: int) -> list[int]:
@@ -95,6 +100,21 @@ def node(vs: ValidatorSet, ids: list[ValidatorIdentity], i: int, **kw: object) -
         block_source=blocks_for,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def manager_events(n: Node, kind: type[E]) -> list[E]:
+    """Every event of type ``kind`` the node feeds its manager, in order; the
+    manager still handles each (spies stack: call it once per kind)."""
+    seen: list[E] = []
+    handle = n.manager.handle
+
+    def spy(event: Event, now: float) -> None:
+        if isinstance(event, kind):
+            seen.append(event)
+        handle(event, now)
+
+    n.manager.handle = spy  # type: ignore[method-assign]
+    return seen
 
 
 async def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:

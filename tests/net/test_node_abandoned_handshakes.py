@@ -13,29 +13,15 @@ from __future__ import annotations
 
 import asyncio
 
-from jamsim.core.events import DialFailed, Event, InboundConnecting
+from jamsim.core.events import DialFailed, InboundConnecting
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import is_preferred_initiator
-from jamsim.net.node import Node
-from tests.net.test_node import _wait, make_set, node
+from tests.net.test_node import _wait, make_set, manager_events, node
 
 # The acceptor retransmits its first flight twice, about 0.2 s and 0.6 s after
 # the Initial (then aioquic's anti-amplification limit stops it): the dial is
 # abandoned before either.
 DIALLER = ConnectionPolicy.preset("jamnp-s", connect_timeout=0.1, non_preferred_dials=False)
-
-
-def recording(n: Node) -> list[Event]:
-    """Every event the node feeds its manager, in order."""
-    seen: list[Event] = []
-    handle = n.manager.handle
-
-    def spy(event: Event, now: float) -> None:
-        seen.append(event)
-        handle(event, now)
-
-    n.manager.handle = spy  # type: ignore[method-assign]
-    return seen
 
 
 class FirstInitialOnly:
@@ -60,14 +46,16 @@ def test_datagrams_for_an_abandoned_dial_are_dropped_not_accepted() -> None:
         gate = FirstInitialOnly()
         dialler = node(vs, ids, i, policy=DIALLER, datagram_filter=gate)
         acceptor = node(vs, ids, j, policy=DIALLER.with_overrides(connect_timeout=5.0))
-        dialler_events, acceptor_events = recording(dialler), recording(acceptor)
+        dialler_failures = manager_events(dialler, DialFailed)
+        dialler_inbound = manager_events(dialler, InboundConnecting)
+        acceptor_inbound = manager_events(acceptor, InboundConnecting)
         await acceptor.start()
         await dialler.start()
         try:
-            await _wait(lambda: any(isinstance(e, InboundConnecting) for e in acceptor_events))
+            await _wait(lambda: bool(acceptor_inbound))
             # The dial times out and is forgotten; what the acceptor retransmits
             # from then on is addressed to a connection the dialler dropped.
-            await _wait(lambda: any(isinstance(e, DialFailed) for e in dialler_events))
+            await _wait(lambda: bool(dialler_failures))
             gate.open_inbound = True
             await _wait(lambda: dialler.stale_datagrams > 0, timeout=5)
             stale = dialler.status()["stale_datagrams"]
@@ -75,6 +63,6 @@ def test_datagrams_for_an_abandoned_dial_are_dropped_not_accepted() -> None:
             await dialler.stop()
             await acceptor.stop()
         assert stale > 0
-        assert not any(isinstance(e, InboundConnecting) for e in dialler_events)
+        assert not dialler_inbound
 
     asyncio.run(main())

@@ -13,29 +13,14 @@ import asyncio
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
-from jamsim.core.events import ConnectionEstablished, DialFailed, Event
+from jamsim.core.events import ConnectionEstablished, DialFailed
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.identity import is_preferred_initiator
-from jamsim.net.node import Node
-from tests.net.test_node import _wait, make_set, node
+from tests.net.test_node import _wait, make_set, manager_events, node
 
 POLICY = ConnectionPolicy.preset("jamnp-s", connect_timeout=1.0, non_preferred_dials=False)
 # Room for the ServerHello on a loaded CI host: the stall needs an answer first.
 ANSWERED = POLICY.with_overrides(connect_timeout=3.0)
-
-
-def recording(n: Node) -> list[DialFailed]:
-    """Every DialFailed the node feeds its manager, in order."""
-    seen: list[DialFailed] = []
-    handle = n.manager.handle
-
-    def spy(event: Event, now: float) -> None:
-        if isinstance(event, DialFailed):
-            seen.append(event)
-        handle(event, now)
-
-    n.manager.handle = spy  # type: ignore[method-assign]
-    return seen
 
 
 def initial_packets_only(direction: str, data: bytes, _addr: object) -> bytes | None:
@@ -57,7 +42,7 @@ def test_a_dial_nobody_answers_is_not_stalled() -> None:
         vs, ids = make_set(2)
         i, _ = (0, 1) if is_preferred_initiator(vs[0].key, vs[1].key) else (1, 0)
         a = node(vs, ids, i, policy=POLICY)  # the peer is never started
-        failures = recording(a)
+        failures = manager_events(a, DialFailed)
         await a.start()
         try:
             await _wait(lambda: bool(failures), timeout=10)
@@ -77,7 +62,7 @@ def test_a_dial_answered_but_not_finished_in_time_is_stalled() -> None:
         i, j = (0, 1) if is_preferred_initiator(vs[0].key, vs[1].key) else (1, 0)
         a = node(vs, ids, i, policy=ANSWERED, datagram_filter=initial_packets_only)
         b = node(vs, ids, j, policy=ANSWERED)
-        failures = recording(a)
+        failures = manager_events(a, DialFailed)
         await b.start()
         await a.start()
         try:
@@ -99,15 +84,7 @@ def test_a_completed_dial_reports_its_answer_rtt() -> None:
         vs, ids = make_set(2)
         i, j = (0, 1) if is_preferred_initiator(vs[0].key, vs[1].key) else (1, 0)
         a, b = node(vs, ids, i, policy=ANSWERED), node(vs, ids, j, policy=ANSWERED)
-        established: list[ConnectionEstablished] = []
-        handle = a.manager.handle
-
-        def spy(event: Event, now: float) -> None:
-            if isinstance(event, ConnectionEstablished):
-                established.append(event)
-            handle(event, now)
-
-        a.manager.handle = spy  # type: ignore[method-assign]
+        established = manager_events(a, ConnectionEstablished)
         await b.start()
         await a.start()
         try:

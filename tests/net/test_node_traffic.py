@@ -7,7 +7,9 @@ Six in-process nodes, 0.5 s slots. Waits are bounded conditions on the nodes' lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from jamsim.identity import ValidatorSet
 from jamsim.net.node import Node
@@ -30,6 +32,25 @@ def _cut(vs: ValidatorSet, side: set[int], i: int):  # type: ignore[no-untyped-d
     return drop
 
 
+@contextlib.asynccontextmanager
+async def _running(nodes: list[Node], schedule: SlotSchedule,
+                   start: float) -> AsyncIterator[list[NodeTraffic]]:
+    """Start ``nodes`` and their slot traffic (slot 0 at Unix time ``start``); stop
+    both on the way out, whatever happened."""
+    traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
+    for n in nodes:
+        await n.start()
+    for t in traffic:
+        t.start()
+    try:
+        yield traffic
+    finally:
+        for t in traffic:
+            t.stop()
+        for n in nodes:
+            await n.stop()
+
+
 def _run(cut: set[int] | None, slots: int) -> tuple[SlotSchedule, list[NodeTraffic]]:
     schedule = SlotSchedule(V, 3, CONFIG)
 
@@ -41,22 +62,12 @@ def _run(cut: set[int] | None, slots: int) -> tuple[SlotSchedule, list[NodeTraff
             for i in range(V)
         ]
         start = time.time() + 1.0  # slot 0 starts in a second: time to connect
-        traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
-        for n in nodes:
-            await n.start()
-        for t in traffic:
-            t.start()
-        try:
+        async with _running(nodes, schedule, start) as traffic:
             expected = V - 1 if cut is None else None
             if expected is not None:
                 await _wait(lambda: all(len(n.connected_peers()) == expected for n in nodes))
             end = start + (slots + 1) * CONFIG.slot + 0.3
             await asyncio.sleep(max(0.0, end - time.time()))
-        finally:
-            for t in traffic:
-                t.stop()
-            for n in nodes:
-                await n.stop()
         return traffic
 
     return schedule, asyncio.run(main())
@@ -146,19 +157,9 @@ def test_extra_messages_reach_every_peer_and_are_logged_as_receipts() -> None:
         nodes = [Node(ids[i], vs, GENESIS, port=vs[i].address.port, core_count=2,
                       extra_kinds=schedule.config.extra_kinds()) for i in range(V)]
         start = time.time() + 1.0
-        traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
-        for n in nodes:
-            await n.start()
-        for t in traffic:
-            t.start()
-        try:
+        async with _running(nodes, schedule, start) as traffic:
             await _wait(lambda: all(len(n.connected_peers()) == V - 1 for n in nodes))
             await asyncio.sleep(max(0.0, start + 5 * 0.5 + 0.3 - time.time()))
-        finally:
-            for t in traffic:
-                t.stop()
-            for n in nodes:
-                await n.stop()
         return traffic, nodes
 
     traffic, nodes = asyncio.run(main())
@@ -187,20 +188,9 @@ def test_an_extra_kind_not_in_the_config_is_refused() -> None:
         nodes = [Node(ids[0], vs, GENESIS, port=vs[0].address.port, core_count=2,
                       extra_kinds=schedule.config.extra_kinds()),
                  Node(ids[1], vs, GENESIS, port=vs[1].address.port, core_count=2)]
-        start = time.time() + 1.0
-        traffic = [NodeTraffic(n, i, schedule, start) for i, n in enumerate(nodes)]
-        for n in nodes:
-            await n.start()
-        for t in traffic:
-            t.start()
-        try:
+        async with _running(nodes, schedule, time.time() + 1.0) as traffic:
             await _wait(lambda: all(len(n.connected_peers()) == 1 for n in nodes))
             await _wait(lambda: bool(nodes[1].misbehaviours))
-        finally:
-            for t in traffic:
-                t.stop()
-            for n in nodes:
-                await n.stop()
         return traffic, nodes
 
     traffic, nodes = asyncio.run(main())
