@@ -384,7 +384,8 @@ fn tls_identity(o: &Opts) -> Result<(CertificateDer<'static>, PrivateKeyDer<'sta
     Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der), key))
 }
 
-async fn run(o: Opts) -> Result<(), String> {
+/// The endpoint: a client one for `dial`, a server one (bound and announced) for `listen`.
+fn endpoint(o: &Opts) -> Result<quinn::Endpoint, String> {
     #[allow(deprecated)] // ring has no post-quantum key exchange; JAMNP-S needs none
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(JamVerifier { expected: o.expect, provider: provider.clone() });
@@ -394,7 +395,7 @@ async fn run(o: Opts) -> Result<(), String> {
     transport.max_idle_timeout(Some(Duration::from_secs(30).try_into().unwrap()));
     let transport = Arc::new(transport);
     let addr = o.addr.unwrap();
-    let (endpoint, conn) = if o.mode == "dial" {
+    if o.mode == "dial" {
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(e)?
@@ -410,9 +411,7 @@ async fn run(o: Opts) -> Result<(), String> {
         let mut endpoint = quinn::Endpoint::client(local).map_err(|e| format!("bind: {e}"))?;
         endpoint.set_default_client_config(config);
         emit!("local", "key" => hex(&our_key), "alt_name" => alt_name(&our_key));
-        let name = alt_name(&o.expect.unwrap());
-        let connecting = endpoint.connect(addr, &name).map_err(|e| format!("connect: {e}"))?;
-        (endpoint, connecting.await.map_err(|e| format!("handshake: {e}"))?)
+        Ok(endpoint)
     } else {
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -427,9 +426,27 @@ async fn run(o: Opts) -> Result<(), String> {
         let endpoint = quinn::Endpoint::server(config, addr).map_err(|e| format!("bind: {e}"))?;
         let bound = endpoint.local_addr().map_err(|e| e.to_string())?.to_string();
         emit!("listening", "addr" => bound, "key" => hex(&our_key), "alt_name" => alt_name(&our_key));
-        let incoming = endpoint.accept().await.ok_or("endpoint closed")?;
-        (endpoint, incoming.await.map_err(|e| format!("handshake: {e}"))?)
-    };
+        Ok(endpoint)
+    }
+}
+
+async fn run(o: Opts) -> Result<(), String> {
+    let endpoint = endpoint(&o)?;
+    let result = session(&endpoint, &o).await;
+    // Whatever happened, let the last packets (our close, or a TLS alert) go out.
+    endpoint.close(0u32.into(), b"");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    result
+}
+
+async fn session(endpoint: &quinn::Endpoint, o: &Opts) -> Result<(), String> {
+    let conn = if o.mode == "dial" {
+        let name = alt_name(&o.expect.unwrap());
+        endpoint.connect(o.addr.unwrap(), &name).map_err(|e| format!("connect: {e}"))?.await
+    } else {
+        endpoint.accept().await.ok_or("endpoint closed")?.await
+    }
+    .map_err(|e| format!("handshake: {e}"))?;
     let alpn = conn
         .handshake_data()
         .and_then(|d| d.downcast::<HandshakeData>().ok())
@@ -470,7 +487,6 @@ async fn run(o: Opts) -> Result<(), String> {
         }
     }
     conn.close(0u32.into(), b"done");
-    endpoint.wait_idle().await; // the CONNECTION_CLOSE goes out before we exit
     Ok(())
 }
 
