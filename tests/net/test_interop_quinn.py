@@ -25,7 +25,8 @@ from jamsim.identity import (
     is_preferred_initiator,
 )
 from jamsim.net.node import Node
-from jamsim.protocol.messages import Final, Handshake
+from jamsim.protocol.messages import Announcement, Final, Handshake
+from jamsim.protocol.stream_protocols import ResetCode
 from jamsim.quic.verify import RejectReason
 from tests.net.quinn_peer import DEADLINE, QuinnPeer, quinn_peer_binary
 from tests.net.test_node import BLOCK, blocks_for, free_ports
@@ -114,8 +115,15 @@ def test_quinn_peer_dials_the_node() -> None:
     async def main(binary: Path) -> None:
         # The peer is the preferred initiator; its listed address is never used.
         node = _node(node_id, peer_id, PeerAddress("127.0.0.1", free_ports(1)[0]))
-        async with running(node), quinn(binary, *_dial_args(node, peer_id)) as peer:
+        dial = _dial_args(node, peer_id, "--announcements", "1")
+        async with running(node), quinn(binary, *dial) as peer:
             await _check_exchange(node, peer, peer_id.public_key, outbound=False)
+            # An announcement on the UP 0 stream the peer opened: header ++ final.
+            announcement = Announcement(BLOCK.header, Final(BLOCK.header.hash(), 1))
+            assert node.announce(announcement) == 1
+            seen = await peer.event("announcement")
+            assert (seen["parent"], seen["slot"]) == (BLOCK.header.parent.hex(), BLOCK.header.slot)
+            assert (seen["final_hash"], seen["final_slot"]) == (BLOCK.header.hash().hex(), 1)
             await peer.event("done")
             assert await peer.finish() == 0, peer.events
             # Its CONNECTION_CLOSE (code 0, "done") reaches the node as a remote close.
@@ -238,18 +246,25 @@ def test_non_validator_quinn_peer_with_the_builder_alpn_takes_a_builder_slot() -
     asyncio.run(main(quinn_peer_binary()))
 
 
-def test_quinn_peer_fetches_a_block_with_ce128() -> None:
+@pytest.mark.parametrize("known", [True, False], ids=["known-block", "unknown-block"])
+def test_quinn_peer_requests_a_block_with_ce128(known: bool) -> None:
+    """A block the node's chain holds comes back as one message then FIN; a request
+    it cannot satisfy is answered, as JAMNP-S says, by resetting the stream."""
     node_id, peer_id, _ = _identities()
 
     async def main(binary: Path) -> None:
         node = _node(node_id, peer_id, PeerAddress("127.0.0.1", free_ports(1)[0]))
-        request = ("--request", BLOCK.header.hash().hex())
+        wanted = BLOCK.header.hash() if known else bytes([0xEE]) * 32
+        request = ("--request", wanted.hex())
         async with running(node), quinn(binary, *_dial_args(node, peer_id, *request)) as peer:
-            block = await peer.event("block")
-            assert block["parent"] == BLOCK.header.parent.hex()
-            assert block["slot"] == BLOCK.header.slot
-            assert block["size"] == len(BLOCK.encode())
-            assert (await peer.event("ce128_done"))["blocks"] == 1
+            if known:
+                block = await peer.event("block")
+                assert block["parent"] == BLOCK.header.parent.hex()
+                assert block["slot"] == BLOCK.header.slot
+                assert block["size"] == len(BLOCK.encode())
+            else:
+                assert (await peer.event("reset"))["code"] == ResetCode.REJECTED
+            assert (await peer.event("ce128_done"))["blocks"] == int(known)
             assert await peer.finish() == 0, peer.events
 
     asyncio.run(main(quinn_peer_binary()))

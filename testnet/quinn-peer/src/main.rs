@@ -3,7 +3,7 @@
 //! quinn-peer dial ADDR EXPECTED_KEY [options]   connect, verify the peer is EXPECTED_KEY
 //! quinn-peer listen ADDR [options]              accept one connection
 //! options: --seed HEX32 --alpn STR (required) --san NAME --expect KEY --final-slot N
-//!          --request HASH --wait-stdin --timeout SECS
+//!          --request HASH --announcements N --wait-stdin --timeout SECS
 //! One JSON object per line on stdout per observation; exit 0 when done, 1 on failure.
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -229,6 +229,7 @@ struct Opts {
     san: Option<String>,
     final_slot: u32,
     request: Option<[u8; 32]>,
+    announcements: u32,
     wait_stdin: bool,
     timeout: u64,
 }
@@ -253,6 +254,7 @@ fn parse_args() -> Result<Opts, String> {
             "--expect" => o.expect = Some(unhex32(value()?)?),
             "--final-slot" => o.final_slot = value()?.parse().map_err(|e| format!("{e}"))?,
             "--request" => o.request = Some(unhex32(value()?)?),
+            "--announcements" => o.announcements = value()?.parse().map_err(|e| format!("{e}"))?,
             "--timeout" => o.timeout = value()?.parse().map_err(|e| format!("{e}"))?,
             "--wait-stdin" => o.wait_stdin = true,
             other => return Err(format!("unknown option {other:?}")),
@@ -273,12 +275,17 @@ fn frame(kind: Option<u8>, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One message (u32 LE length ++ content), or None at a clean end of stream.
+/// One message (u32 LE length ++ content), or None at a clean end of stream or when
+/// the peer resets it (reported: an unsatisfiable CE request is answered that way).
 async fn read_message(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, String> {
     let mut len = [0u8; 4];
     match recv.read_exact(&mut len).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(code))) => {
+            emit!("reset", "stream" => recv.id().index(), "code" => code.into_inner());
+            return Ok(None);
+        }
         Err(e) => return Err(format!("reading a message length: {e}")),
     }
     let len = u32::from_le_bytes(len) as usize;
@@ -460,9 +467,17 @@ async fn session(endpoint: &quinn::Endpoint, o: &Opts) -> Result<(), String> {
         .ok_or("the peer presented no certificate")??;
     emit!("connected", "peer_key" => hex(&peer), "alpn" => alpn, "role" => o.mode.clone());
     let work = async {
-        let up0 = up0(&conn, o.mode == "dial", o.final_slot).await?;
+        let mut up0 = up0(&conn, o.mode == "dial", o.final_slot).await?;
         if let Some(hash) = o.request {
             ce128(&conn, &hash).await?;
+        }
+        for _ in 0..o.announcements {
+            // Announcement = Header ++ Final: the Final is the last 36 bytes.
+            let a = read_message(&mut up0.1).await?.ok_or("UP 0 ended before an announcement")?;
+            let f = a.len().checked_sub(36).filter(|f| *f >= 100).ok_or("announcement too short")?;
+            let (parent, final_hash) = (hex(&a[..32]), hex(&a[f..f + 32]));
+            let (slot, final_slot) = (u32_at(&a, 96), u32_at(&a, f + 32));
+            emit!("announcement", "parent" => parent, "slot" => slot, "final_hash" => final_hash, "final_slot" => final_slot);
         }
         Ok::<Up0, String>(up0)
     };
