@@ -228,6 +228,31 @@ def test_node_refuses_a_listening_quinn_peer_with_a_wrong_alt_name() -> None:
     asyncio.run(main(quinn_peer_binary()))
 
 
+def test_a_quinn_server_refusing_the_nodes_certificate_ends_the_connection() -> None:
+    """TLS 1.3 has the client finish before the server checks the client's
+    certificate: the node sees its dial established, then rustls's alert (a
+    CONNECTION_CLOSE with a crypto error) ends it once the draining period is
+    over; no internal error, and no live connection is left."""
+    node_id, _, peer_id = _identities()
+    other = ValidatorIdentity.generate_dev(SEED, 98)
+
+    async def main(binary: Path) -> None:
+        listen = ("listen", "127.0.0.1:0", "--seed", peer_id.seed.hex(),
+                  "--expect", other.public_key.hex())
+        async with quinn(binary, *listen) as peer:
+            host, port = (await peer.event("listening"))["addr"].rsplit(":", 1)
+            node = _node(node_id, peer_id, PeerAddress(host, int(port)))
+            async with running(node):
+                assert "not the expected" in (await peer.event("error"))["reason"]
+                await _until(node, lambda: any("not the expected" in r for r in node.lost),
+                             "the peer's refusal, as a lost connection")
+                assert node.manager.live_connection(peer_id.public_key) is None
+                assert not node.internal_errors
+                assert await peer.finish() == 1
+
+    asyncio.run(main(quinn_peer_binary()))
+
+
 def test_non_validator_quinn_peer_with_the_builder_alpn_takes_a_builder_slot() -> None:
     node_id, peer_id, _ = _identities()
     builder = ValidatorIdentity.generate_dev(SEED, 97)  # in no validator set
