@@ -22,6 +22,12 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   export JAMSIM_REQUIRE_DOCKER=1
 fi
 
+# And the interoperability tests against quinn + rustls: install.sh --dev built
+# their peer wherever cargo exists, so there a missing or stale binary fails.
+if command -v cargo >/dev/null; then
+  export JAMSIM_REQUIRE_INTEROP=1
+fi
+
 echo "== pytest (pure Python: coverage cannot trace compiled code)"
 rm -f .coverage .coverage.*
 JAMSIM_NATIVE=0 "$PYTHON" -m pytest --cov=jamsim --cov-report=term:skip-covered "$@"

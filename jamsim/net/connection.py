@@ -134,6 +134,9 @@ class JamConnection:
         # reset arrives; a peer that sends neither keeps the stream and so its QUIC
         # stream credit, which bounds this set.
         self._dead: set[int] = set()
+        # Streams whose sending half the peer stopped in the batch being handled
+        # (id -> its error code): their machines end once the batch is read.
+        self._send_stopped: dict[int, int] = {}
         # CE requests served by us and still waiting for the peer's request + FIN.
         self._request_opened: dict[int, float] = {}
         self._clock = clock
@@ -178,12 +181,18 @@ class JamConnection:
                 with contextlib.suppress(AssertionError, ValueError):
                     self.quic.reset_stream(ev.stream_id, ResetCode.CANCELLED)
             elif isinstance(ev, events.StopSendingReceived):
-                # aioquic has already reset our sending half (RFC 9000, 3.5); the
-                # exchange is over, so fail its machine and stop receiving as well.
-                machine = self._machines.pop(ev.stream_id, None)
-                if machine is not None:
-                    self._apply(ev.stream_id, machine.reset_by_peer(ev.error_code), out)
-                self._reset(ev.stream_id, ResetCode.CANCELLED)
+                # aioquic has already reset our sending half (RFC 9000, 3.5), so
+                # nothing more is written there. What the peer sent before asking,
+                # which may follow the STOP_SENDING frame in the same packet
+                # (quinn puts it first), is still read: the exchange ends, failing
+                # its machine and stopping our receiving half, once this batch is.
+                self._send_stopped[ev.stream_id] = ev.error_code
+        for sid, code in self._send_stopped.items():
+            machine = self._machines.pop(sid, None)
+            if machine is not None:
+                self._apply(sid, machine.reset_by_peer(code), out)
+            self._reset(sid, ResetCode.CANCELLED)
+        self._send_stopped.clear()
         return out
 
     def _verify(self, alpn: str | None, out: ConnOutcome) -> None:
@@ -403,7 +412,8 @@ class JamConnection:
                 if self._on_extra is not None and self.peer_key is not None:
                     self._on_extra(self.peer_key, action.kind, action.payload)
             elif isinstance(action, SendData):
-                if sid not in self._dead:  # never write to a stream we reset
+                # Never write to a stream we reset or whose sending half was stopped.
+                if sid not in self._dead and sid not in self._send_stopped:
                     self.quic.send_stream_data(sid, action.data, end_stream=action.end_stream)
             elif isinstance(action, ResetStream):
                 self._reset(sid, action.code)

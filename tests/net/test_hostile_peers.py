@@ -312,6 +312,29 @@ def test_stop_sending_on_up0_ends_the_stream_on_both_halves() -> None:
     asyncio.run(main())
 
 
+def test_data_sent_with_a_stop_sending_ahead_of_it_is_still_read() -> None:
+    """A peer's last message and its STOP_SENDING in one packet, the STOP_SENDING
+    frame first (aioquic and quinn both write it before the stream's data): the
+    node reads the message before ending the stream, whatever the frame order.
+    quinn-peer met this when it dropped its UP 0 halves after the handshake: the
+    node lost its handshake."""
+    async def main() -> None:
+        async with node_and_peer() as t:
+            peer = t.peer
+            sid = peer.new_stream()
+            shake = Handshake(Final(bytes([3]) * 32, 17), ())
+            peer._quic.send_stream_data(sid, bytes([0]) + encode_message(shake.encode()))
+            peer._quic.stop_stream(sid, 5)
+            peer.transmit()  # one datagram: STOP_SENDING, then STREAM
+            await peer.wait_for(lambda: sid in peer.resets())
+            conn = t.node._live_conn(t.key)
+            assert conn is not None and conn.peer_handshake == shake
+            await wait_until(lambda: conn.up0 is None and conn.open_streams() == 0)
+            assert sid not in peer.received, "the node wrote to a stream it was told to stop"
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     ("overrides", "admitted"),
     [({}, True), ({"validators_only": True}, False), ({"non_validator_slots": 0}, False)],
