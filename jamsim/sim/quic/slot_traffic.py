@@ -33,7 +33,8 @@ only while the author still recognises its anchor, up to the end of the slot
 after the one it is for (:meth:`jamsim.net.traffic.NodeTraffic._slot_of_anchor`).
 The same rule here: a slot's receipts stay open until the end of slot
 ``slot + LATE_SLOTS`` (``LATE_SLOTS`` = ``STATUS_WINDOW``), an assurance counts
-until the end of the next slot, and nothing counts after the run stops. Whether
+until the end of the next slot (``ASSURANCE_LATE_SLOTS``), and nothing counts
+after the run stops. Whether
 something arrived *within* its slot is the analysis's question
 (:mod:`jamsim.analysis.delivery`), answered from those times alike for every
 runtime. A slot is handed over at the first slot start at which it can record
@@ -92,13 +93,19 @@ if TYPE_CHECKING:
     from jamsim.sim.quic.transport import QuicTransport, _End
     from jamsim.sim.simulation import SimNode, Simulation
 
-__all__ = ["LATE_SLOTS", "QuicSlotTraffic", "QuicTrafficRecording"]
+__all__ = ["ASSURANCE_LATE_SLOTS", "LATE_SLOTS", "QuicSlotTraffic", "QuicTrafficRecording"]
 
 
 LATE_SLOTS: Final = STATUS_WINDOW
 """Slots after its own during which a slot's receipts stay open: a real node
 reports the receipts of its last ``STATUS_WINDOW`` slots to the harness, so an
 arrival up to the end of slot ``s + LATE_SLOTS`` is in a real run's tables."""
+
+ASSURANCE_LATE_SLOTS: Final = 1
+"""Slots after its own during which an assurance still counts: a real author finds
+the slot of an assurance's anchor among the slots around its current one, the
+latest being the slot after the one the assurance is for
+(:meth:`jamsim.net.traffic.NodeTraffic._slot_of_anchor`)."""
 
 
 class _NodeState:
@@ -449,8 +456,8 @@ class QuicSlotTraffic:
         assurer = self._position.get(peer)
         if pos is None or slot is None or assurer is None or self.schedule.author(slot) != pos:
             return
-        if self.sim.now >= self.schedule.slot_end(slot + 1):
-            return  # a real node no longer knows the anchor (it looks one slot back)
+        if self.sim.now >= self.schedule.slot_end(slot + ASSURANCE_LATE_SLOTS):
+            return  # a real author no longer knows the anchor
         receipts = self._receipts(slot)
         if receipts is not None and assurer not in receipts.delivered:
             receipts.delivered[assurer] = self.sim.now
@@ -536,7 +543,7 @@ class QuicSlotTraffic:
             return False  # nobody even had the block
         return (len(receipts.blocks) == len(self.keys) and receipts.extras_out <= 0
                 and (receipts.assurances_out <= 0
-                     or self.sim.now >= self.schedule.slot_end(slot + 1)))
+                     or self.sim.now >= self.schedule.slot_end(slot + ASSURANCE_LATE_SLOTS)))
 
     def finish(self) -> None:
         """Hand over the slots that started before ``until`` and were not emitted yet,

@@ -68,10 +68,10 @@ def test_blocks_cross_the_grid_in_one_or_two_hops_and_assurances_reach_the_autho
             assert in_line(int(node), int(via))
             # three one-way latencies per hop, plus a little serialisation and ACK pacing
             assert 3 * L * hops <= got - start < 3 * L * hops + 0.1
-    for batch in assurances:
-        start = traffic.schedule.slot_start(batch.slot)
-        assert (batch.delivered_at < start).all()
-        assert (batch.sent_at == traffic.schedule.assurance_time(batch.slot)).all()
+    for assured in assurances:
+        start = traffic.schedule.slot_start(assured.slot)
+        assert (assured.delivered_at < start).all()
+        assert (assured.sent_at == traffic.schedule.assurance_time(assured.slot)).all()
     assert traffic.fetch_failures == 0
 
 
@@ -86,10 +86,11 @@ def test_a_partition_stops_blocks_and_assurances_at_the_cut() -> None:
                 assert not math.isnan(got), (batch.slot, node)
             else:
                 assert math.isnan(got), (batch.slot, node)
-    for batch in assurances:
-        if batch.slot >= 5:
-            author_low = batch.author in low
-            for j, got in zip(batch.assurer.tolist(), batch.delivered_at.tolist(), strict=True):
+    for assured in assurances:
+        if assured.slot >= 5:
+            author_low = assured.author in low
+            for j, got in zip(assured.assurer.tolist(), assured.delivered_at.tolist(),
+                              strict=True):
                 assert math.isnan(got) == ((j in low) != author_low)
 
 
@@ -252,3 +253,38 @@ def test_extra_receipts_are_laid_out_as_the_schedules_rows(validators: int) -> N
         for j in range(validators):
             others = set(range(-1, validators + 1)) - set(schedule.extra_targets(4, j, i))
             assert all(rows.row(i, j, dst) is None for dst in others)
+
+
+@pytest.mark.parametrize("assurance_slots", [1, 3])
+def test_an_assurance_counts_while_a_real_author_would_still_recognise_it(
+        monkeypatch: pytest.MonkeyPatch, assurance_slots: int) -> None:
+    """Two validators; slot 3 is authored by node 1 (traffic seed 3), whose assurance
+    from node 0 goes out at 2.7 s into a cut that lasts until 5.5 s. A partition acts
+    at send time, so nothing node 0 sends meanwhile arrives, and the assurance (the
+    connection outlives the cut: idle timeout 15 s) arrives at the earliest at
+    5.5 s + one latency, after the end of slot 4 (5.0 s). A real author looks for an
+    anchor up to one slot back, so it counts no longer: NaN, whereas with a wider
+    rule the same arrival is recorded with its time."""
+    import jamsim.sim.quic.slot_traffic as slot_traffic
+
+    monkeypatch.setattr(slot_traffic, "ASSURANCE_LATE_SLOTS", assurance_slots)
+    sim = Simulation(ValidatorSet.dev(2, seed=SET_SEED),
+                     NetworkConfig(default=LinkSpec(LatencySpec(L))),
+                     ConnectionPolicy.preset("jamnp-s"), seed=3, fidelity="quic",
+                     on_event=None, identities=DevKeyring([SET_SEED], 2))
+    assurances: list[AssuranceBatch] = []
+    traffic = QuicSlotTraffic(sim, CONFIG, 3, 4.0, lambda _: None, assurances.append)
+    assert [traffic.schedule.author(s) for s in (2, 3)] == [0, 1]
+    sim.at(2.6, lambda: sim.partition([[0], [1]]))
+    sim.at(5.5, sim.heal)
+    sim.run(8.0)
+    traffic.finish()
+    assert [a.slot for a in assurances] == [2, 3]
+    late = assurances[1]
+    assert late.sent_at.tolist() == [pytest.approx(2.7)] * 2
+    from_0, own = late.delivered_at.tolist()
+    assert own == pytest.approx(2.7)
+    if assurance_slots == 1:
+        assert math.isnan(from_0)
+    else:
+        assert 5.5 + L <= from_0 < traffic.schedule.slot_end(3 + assurance_slots), from_0
