@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["HasFileno", "ReceiveDropCounter", "socket_drops"]
+__all__ = ["HasFileno", "ReceiveDropCounter", "drops_of_inode", "socket_drops", "socket_inode"]
 
 class HasFileno(Protocol):
     """A socket, or asyncio's wrapper of one (``transport.get_extra_info("socket")``)."""
@@ -31,10 +31,21 @@ _TABLES = (Path("/proc/self/net/udp"), Path("/proc/self/net/udp6"))
 _INODE, _DROPS = 9, 12
 
 
+def socket_inode(sock: HasFileno) -> str:
+    """The inode of ``sock``, as ``/proc/net/udp`` writes it. A socket keeps its
+    inode for its whole life, so a caller reading the counter repeatedly asks once."""
+    return str(os.fstat(sock.fileno()).st_ino)
+
+
 def socket_drops(sock: HasFileno, tables: tuple[Path, ...] = _TABLES) -> int | None:
     """The ``drops`` counter of ``sock`` (a UDP socket), or None where the
     kernel does not publish it (no such table, or the socket is not in it)."""
-    inode = str(os.fstat(sock.fileno()).st_ino)
+    return drops_of_inode(socket_inode(sock), tables)
+
+
+def drops_of_inode(inode: str, tables: tuple[Path, ...] = _TABLES) -> int | None:
+    """The ``drops`` counter of the UDP socket with ``inode`` (:func:`socket_inode`),
+    or None where the kernel does not publish it."""
     for table in tables:
         try:
             text = table.read_text()
@@ -50,9 +61,11 @@ def socket_drops(sock: HasFileno, tables: tuple[Path, ...] = _TABLES) -> int | N
 class ReceiveDropCounter:
     """Datagrams ``sock`` dropped since the previous :meth:`new_drops` call."""
 
-    def __init__(self, sock: HasFileno) -> None:
-        self._sock = sock
-        self._last = socket_drops(sock)
+    def __init__(self, sock: HasFileno, tables: tuple[Path, ...] = _TABLES) -> None:
+        # found once: the node reads the counter every second for the socket's life
+        self._inode = socket_inode(sock)
+        self._tables = tables
+        self._last = drops_of_inode(self._inode, tables)
         self.total = 0
         """Drops seen since this counter was made."""
 
@@ -63,7 +76,7 @@ class ReceiveDropCounter:
 
     def new_drops(self) -> int:
         """Drops since the last call (0 when unavailable)."""
-        now = socket_drops(self._sock)
+        now = drops_of_inode(self._inode, self._tables)
         if now is None or self._last is None:
             return 0
         new, self._last = max(0, now - self._last), now

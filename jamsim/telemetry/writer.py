@@ -45,7 +45,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -234,7 +234,7 @@ class TableWriter(Generic[R]):
         self.closed = True
         self.flush_every = 0
 
-    def __enter__(self) -> TableWriter[R]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -130,9 +130,11 @@ ProcessFault = Kill | Pause | Unpause | Restart
 """Ops on a node's process itself: each backend applies them its own way, they change
 no impairment rule, and the harness writes a lifecycle row for each."""
 TimelineOp = Partition | Isolate | Heal | SetLink | ProcessFault
-PROCESS_FAULTS = (Kill, Pause, Unpause, Restart, Isolate)
-"""Ops that act on a node's process or container (not on its impairment rules):
-the ones a backend whose nodes run on other hosts cannot apply."""
+ContainerOp = ProcessFault | Isolate
+"""Ops a container backend carries out on the container itself, not through the
+node's impairment layer: the process faults (``docker kill``/``start``,
+``pause``/``unpause``) and ``Isolate`` (``docker network disconnect``). A backend
+whose containers run on other hosts cannot apply them."""
 
 
 @dataclass(frozen=True)

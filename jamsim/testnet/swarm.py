@@ -41,7 +41,7 @@ import yaml
 
 from jamsim.identity import ValidatorSet
 from jamsim.net.control import ControlError
-from jamsim.testnet.base import PROCESS_FAULTS, TestnetError, TestnetSpec, TimelineOp
+from jamsim.testnet.base import ContainerOp, TestnetError, TestnetSpec, TimelineOp
 from jamsim.testnet.container import (
     KEYS_IN_CONTAINER,
     NODE_ENTRYPOINT,
@@ -247,7 +247,7 @@ class SwarmBackend(ContainerBackend):
         return f"Tasks of {service}: {tasks or '(none)'}. Last log lines: {log_tail or '(none)'}"
 
     def apply(self, op: TimelineOp) -> None:
-        if isinstance(op, PROCESS_FAULTS):
+        if isinstance(op, ContainerOp):
             raise TestnetError(
                 f"{type(op).__name__} is not supported on the swarm backend: tasks live on "
                 "other hosts and a restarted task gets a new address. Use partitions "

@@ -64,6 +64,25 @@ def test_the_counter_reports_exactly_what_an_overflowed_socket_dropped() -> None
         assert quiet.new_drops() == 0  # found by inode: another socket's drops are not ours
 
 
+def test_the_counter_finds_its_socket_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket's inode never changes, so the once-a-second read goes straight to the
+    table: after the first read ``fstat`` is not called again."""
+    import os
+
+    with udp_socket(rcvbuf=4096) as small:
+        counter = ReceiveDropCounter(small)
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:  # other files (pytest's own) pass
+            assert fd != small.fileno(), "the socket's inode was looked up again"
+            return real_fstat(fd)
+
+        monkeypatch.setattr(os, "fstat", fstat)
+        flood(small.getsockname())
+        received = drain(small)
+        assert counter.new_drops() == BURST - received > 0
+
+
 def test_a_kernel_that_publishes_nothing_gives_no_counter(tmp_path: Path) -> None:
     with udp_socket() as sock:
         assert socket_drops(sock, (tmp_path / "udp",)) is None

@@ -211,10 +211,11 @@ def test_compact_rows_read_back_as_the_records_they_code(records: list[EventReco
         with EventTableWriter(tmp, flush_every=flush_every) as writer:
             codes = writer.reason_codes
             for record in records:
-                code = codes.setdefault(record.reason, len(codes))
-                values = {**record.as_dict(), "direction": DIRECTION_CODES[record.direction],
-                          "reason": code}
-                writer.append_compact(tuple(values[c] for c in COMPACT_COLUMNS))
+                coded = {"direction": DIRECTION_CODES[record.direction],
+                         "reason": codes.setdefault(record.reason, len(codes))}
+                row: tuple[float | int, ...] = tuple(
+                    coded[c] if c in coded else getattr(record, c) for c in COMPACT_COLUMNS)
+                writer.append_compact(row)
         table = read_table(Path(tmp) / "events.parquet")
     assert table.schema == EVENT_SCHEMA
     assert [EventRecord(**r) for r in table.to_pylist()] == records
