@@ -219,6 +219,16 @@ class TrafficConfig:
         return {"core_count": cores, "slot_period": max(1, math.ceil(self.slot))}
 
     @property
+    def fetch_timeout(self) -> float:
+        """How long a node waits for a CE 128 block before asking the next announcer.
+
+        One slot, in every runtime: a fetch still unanswered when the next block
+        is due has lost its purpose. The real node and the ``quic`` fidelity read it
+        here, so a block both would have waited for is recorded by both.
+        """
+        return self.slot
+
+    @property
     def announcement_bytes(self) -> int:
         """Bytes of one UP 0 announcement: the header plus the latest final hash and slot."""
         return self.header_size + FINAL_BYTES

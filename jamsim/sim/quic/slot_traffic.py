@@ -236,7 +236,7 @@ class QuicSlotTraffic:
         self.schedule = SlotSchedule(max(1, len(keys)), seed, config)
         self.chain = chain_for(self.schedule)
         self.core_count = config.core_count or default_core_count(len(keys))
-        self.fetch_timeout = fetch_timeout if fetch_timeout is not None else config.slot / 2
+        self.fetch_timeout = fetch_timeout if fetch_timeout is not None else config.fetch_timeout
         self._sim_index = [sim.index_of(k) for k in keys]
         self._position = {k: i for i, k in enumerate(keys)}
         self._by_sim = {s: i for i, s in enumerate(self._sim_index)}

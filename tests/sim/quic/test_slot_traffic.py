@@ -288,3 +288,12 @@ def test_an_assurance_counts_while_a_real_author_would_still_recognise_it(
         assert math.isnan(from_0)
     else:
         assert 5.5 + L <= from_0 < traffic.schedule.slot_end(3 + assurance_slots), from_0
+
+
+def test_a_fetch_waits_one_slot_for_its_block_as_on_a_real_node() -> None:
+    """The real node's driver waits ``config.fetch_timeout`` (one slot) for a CE 128
+    answer; the quic fidelity used to give up after half a slot, so a block between
+    the two was recorded by one runtime and not the other."""
+    _, _, traffic, _ = run(1.0)
+    assert CONFIG.fetch_timeout == CONFIG.slot
+    assert traffic.fetch_timeout == CONFIG.fetch_timeout
