@@ -33,8 +33,14 @@ An established connection carries no modelled traffic. Its loss is noticed:
 * by idle timeout (``policy.idle_timeout``; ``None`` = never, like Jamixir) when the
   peer stops being reachable (partition, crash, pause) or has silently dropped its
   end (crash, its own idle timeout). As in QUIC (RFC 9000 section 10.1), the idle
-  clock starts at the end's first keep-alive PING after the silence began, i.e.
-  on its node's next keep-alive tick (calibrated against the quic fidelity).
+  clock starts at the end's first keep-alive PING after the silence began. Who
+  PINGs is the real node's rule (:mod:`jamsim.core.keepalive`, in closed form):
+  the dialling end at its node's next keep-alive tick, the accepting end at its
+  first tick 1.5 intervals after it last heard the dialler (the dialler's last
+  PING, or slot data, before the silence, one-way latency later; or the
+  handshake), so an acceptor notices up to 2.5 intervals plus the idle timeout
+  after the break, a dialler up to one interval plus the idle timeout
+  (calibrated against the quic fidelity, which runs the rule tick by tick).
   Keep-alives are assumed to keep a reachable connection alive: random loss does
   not kill established connections (at 1% loss losing every keep-alive of a 15 s
   idle period has negligible probability);
@@ -51,7 +57,8 @@ An established connection carries no modelled traffic. Its loss is noticed:
 
 A restarted node no longer knows its old connections: the first packet a peer
 sends on one afterwards (its next keep-alive, or slot data with traffic) is
-answered by a stateless reset (RFC 9000 section 10.3), and the peer closes the
+answered by a stateless reset (RFC 9000 section 10.3; an acceptor's next PING
+comes only after 1.5 intervals of silence, as above), and the peer closes the
 connection ("stateless reset") one RTT after sending it. Before a handshake
 completes at the acceptor, the transport tells its manager how long the peer has
 been silent on the connection it already holds (``PeerSilence``), so the duplicate rule keeps

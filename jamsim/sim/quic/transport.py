@@ -25,8 +25,11 @@ datagrams in flight and pending wake-ups are small slotted callables here.
 Decisions mirror the asyncio node (jamsim/net/node.py) so that this fidelity is a
 faithful stand-in for it: a dial times out after ``Dial.timeout`` and is closed with
 "connect timeout"; the acceptor has no handshake deadline of its own (aioquic's idle
-timer ends an abandoned handshake); keep-alive PINGs go out every
-``min(keep_alive_interval, idle_timeout / 3)`` on verified connections; the
+timer ends an abandoned handshake); each node process has one keep-alive tick every
+``min(keep_alive_interval, idle_timeout / 3)``, at which it PINGs the verified
+connections it dialled and, on those it accepted, only when the peer has been silent
+for 1.5 intervals (the rule all runtimes share, :mod:`jamsim.core.keepalive`; each
+end records when a datagram last reached it, as the node does); the
 manager's CloseConnection closes the QUIC connection with application error 0 and
 is not reported back.
 
