@@ -36,6 +36,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "jamsim.core.events",
     "jamsim.core.actions",
     "jamsim.core.policy",
+    "jamsim.core.keepalive",
     "jamsim.core.connection",
     "jamsim.core.manager",
     "jamsim.links",

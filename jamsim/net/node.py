@@ -35,6 +35,7 @@ from jamsim.core.events import (
     Shutdown,
     ValidatorSetChanged,
 )
+from jamsim.core.keepalive import keepalive_interval, pings
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import PeerEndpoint, Side
@@ -722,18 +723,9 @@ class Node:
     # ============================================================== keep-alive
 
     def _keepalive_interval(self) -> float | None:
-        """Policy keep-alive, but never so slow that the idle timeout kills live peers.
-
-        With an idle timeout and no (or a slower) keep-alive, every quiet connection
-        between two healthy nodes would be closed and redialled forever; the idle
-        timeout is meant to detect dead peers, so PINGs go out at least every third
-        of it.
-        """
-        interval = self.policy.keep_alive_interval
-        idle = self.policy.idle_timeout
-        if idle is not None:
-            interval = min(interval if interval is not None else idle, idle / 3)
-        return interval
+        """The policy's keep-alive, at least three per idle timeout
+        (:func:`jamsim.core.keepalive.keepalive_interval`)."""
+        return keepalive_interval(self.policy.idle_timeout, self.policy.keep_alive_interval)
 
     def _arm_keepalive(self) -> None:
         interval = self._keepalive_interval()
@@ -743,22 +735,18 @@ class Node:
 
     def _send_keepalives(self) -> None:
         """PING the connections this node opened; the others only once their
-        peer has been silent for one and a half intervals.
+        peer has been silent for one and a half intervals (the rule every runtime
+        shares, :func:`jamsim.core.keepalive.pings`).
 
         One PING per connection and interval keeps both ends' idle timers
-        running (the pinged end hears the PING, the pinging end its ACK), so the
-        dialling end sends it and the accepting end does not: half the datagrams
-        of PINGs from both ends (a fully meshed 64-node local testnet spent 0.7 of
-        its two cores on keep-alives from both ends, docs/real-nodes.md). The
-        margin of half an interval keeps the acceptor quiet when the dialler's
-        timer drifts against its own; a peer that sends no keep-alives at all is
-        still PINGed within two and a half intervals, before the idle timeout
-        (at least three).
+        running, so the accepting end stays quiet: half the datagrams of PINGs
+        from both ends (a fully meshed 64-node local testnet spent 0.7 of its two
+        cores on keep-alives from both ends, docs/real-nodes.md).
         """
         now = self._now()
-        quiet = 1.5 * (self._keepalive_interval() or 0.0)
+        interval = self._keepalive_interval() or 0.0
         for conn in list(self._conns.values()):
-            if conn.peer_key is None or (not conn.outbound and now - conn.heard_at < quiet):
+            if conn.peer_key is None or not pings(conn.outbound, now, conn.heard_at, interval):
                 continue
             with self._guard(conn):
                 conn.quic.send_ping(0)

@@ -22,6 +22,7 @@ import simpy
 from jamsim.core.actions import AcceptInbound, CloseConnection, Dial, EmitTelemetry
 from jamsim.core.errors import UsageError
 from jamsim.core.events import DialFailed, Event, Shutdown, ValidatorSetChanged
+from jamsim.core.keepalive import keepalive_interval
 from jamsim.core.manager import ConnectionManager
 from jamsim.core.policy import ConnectionPolicy
 from jamsim.core.types import Direction, NodeLifecycle, PeerEndpoint, Side
@@ -32,7 +33,7 @@ from jamsim.sim.gc_tuning import relaxed_gc
 from jamsim.sim.model.transport import ModelTransport
 from jamsim.sim.network import CalendarEnvironment, LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.quic.keyring import IdentityResolver
-from jamsim.sim.quic.transport import QuicFabric, QuicTransport, keepalive_interval
+from jamsim.sim.quic.transport import QuicFabric, QuicTransport
 from jamsim.telemetry.records import ConnectivitySample, EventRecord
 
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
@@ -57,7 +58,7 @@ class SimNode:
 
     __slots__ = ("address", "alive", "booted_at", "deadlines_seen", "deferred", "ends",
                  "epoch", "generation", "index", "key", "manager", "paused_at", "region",
-                 "retired", "wake_at")
+                 "retired", "started", "wake_at")
 
     def __init__(self, index: int, info: ValidatorInfo, epoch: int = 0) -> None:
         self.index = index
@@ -78,6 +79,13 @@ class SimNode:
         self.retired = False
         self.booted_at = 0.0
         """When the current process started: the phase of its keep-alive ticks."""
+        self.started: list[float] = []
+        """When each process started, by generation (``generation - 1``): the phase
+        of a process's keep-alive ticks even after it crashed or restarted."""
+
+    def boot_time(self, generation: int) -> float:
+        """When process ``generation`` of this node started."""
+        return self.started[generation - 1]
 
 
 
@@ -248,6 +256,7 @@ class Simulation:
         """Start a fresh process for ``node`` and give it the Init task."""
         node.generation += 1
         node.booted_at = self.env.now
+        node.started.append(node.booted_at)
         node.alive = True
         node.ends = {}
         node.deferred = []

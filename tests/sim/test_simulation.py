@@ -12,6 +12,7 @@ import pytest
 
 from jamsim.core.errors import UsageError
 from jamsim.core.policy import ConnectionPolicy
+from jamsim.core.types import Direction
 from jamsim.identity import ValidatorInfo, ValidatorSet, preferred_initiator
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation, event_log_digest
@@ -132,13 +133,27 @@ def test_one_way_partition_still_breaks_the_connections_and_heals() -> None:
 def test_crashed_peer_is_noticed_by_idle_timeout_and_redialled_after_restart() -> None:
     sim, records = build(5)
     sim.at(3.0, lambda: sim.crash(0))
-    # The survivors' idle clocks start at their next keep-alive PING (tick at 5 s,
-    # every min(5 s, 15 s / 3)), so the 15 s idle timeout fires at 20 s.
-    sim.run(5.0 + 15.0 - 0.1)
+    # The survivors' idle clocks start at their first keep-alive PING into the
+    # silence (ticks every min(5 s, 15 s / 3) from boot; jamsim/core/keepalive.py).
+    # Those that dialled node 0 PING at their next tick, 5 s, and time out at 20 s;
+    # those node 0 dialled PING once it has been silent for 1.5 intervals: it was
+    # last heard at the handshake (its first tick, 5 s, came after the crash), so
+    # at the 10 s tick, and they time out at 25 s.
     key0 = sim.nodes[0].key
+    sim.run(3.0)
+    dialled_0 = {i for i in range(1, 5)
+                 if sim.manager(i).connections()[key0].direction is Direction.OUTBOUND}
+    assert dialled_0 and dialled_0 != set(range(1, 5))
+    sim.run(5.0 + 15.0 - 0.1)
     assert all(sim.manager(i).live_connection(key0) is not None for i in range(1, 5))
     assert sim.sample().half_open == 4
     sim.run(5.0 + 15.0 + 0.1)
+    assert {i for i in range(1, 5) if sim.manager(i).live_connection(key0) is None} == \
+        dialled_0
+    sim.run(10.0 + 15.0 - 0.1)
+    assert all(sim.manager(i).live_connection(key0) is not None
+               for i in set(range(1, 5)) - dialled_0)
+    sim.run(10.0 + 15.0 + 0.1)
     assert all(sim.manager(i).live_connection(key0) is None for i in range(1, 5))
     assert [r.reason for r in records if r.event == "disconnected" and r.time > 3.0] == \
         ["idle timeout"] * 4

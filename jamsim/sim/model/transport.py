@@ -33,8 +33,14 @@ An established connection carries no modelled traffic. Its loss is noticed:
 * by idle timeout (``policy.idle_timeout``; ``None`` = never, like Jamixir) when the
   peer stops being reachable (partition, crash, pause) or has silently dropped its
   end (crash, its own idle timeout). As in QUIC (RFC 9000 section 10.1), the idle
-  clock starts at the end's first keep-alive PING after the silence began, i.e.
-  on its node's next keep-alive tick (calibrated against the quic fidelity).
+  clock starts at the end's first keep-alive PING after the silence began. Who
+  PINGs is the real node's rule (:mod:`jamsim.core.keepalive`, in closed form):
+  the dialling end at its node's next keep-alive tick, the accepting end at its
+  first tick 1.5 intervals after it last heard the dialler (the dialler's last
+  PING, or slot data, before the silence, one-way latency later; or the
+  handshake), so an acceptor notices up to 2.5 intervals plus the idle timeout
+  after the break, a dialler up to one interval plus the idle timeout
+  (calibrated against the quic fidelity, which runs the rule tick by tick).
   Keep-alives are assumed to keep a reachable connection alive: random loss does
   not kill established connections (at 1% loss losing every keep-alive of a 15 s
   idle period has negligible probability);
@@ -51,7 +57,8 @@ An established connection carries no modelled traffic. Its loss is noticed:
 
 A restarted node no longer knows its old connections: the first packet a peer
 sends on one afterwards (its next keep-alive, or slot data with traffic) is
-answered by a stateless reset (RFC 9000 section 10.3), and the peer closes the
+answered by a stateless reset (RFC 9000 section 10.3; an acceptor's next PING
+comes only after 1.5 intervals of silence, as above), and the peer closes the
 connection ("stateless reset") one RTT after sending it. Before a handshake
 completes at the acceptor, the transport tells its manager how long the peer has
 been silent on the connection it already holds (``PeerSilence``), so the duplicate rule keeps
@@ -79,6 +86,7 @@ from jamsim.core.events import (
     InboundHandshake,
     PeerSilence,
 )
+from jamsim.core.keepalive import first_ping, tick_at_or_before
 
 if TYPE_CHECKING:
     from jamsim.sim.simulation import SimNode, Simulation
@@ -406,29 +414,54 @@ class ModelTransport:
 
         RFC 9000 section 10.1: the idle timer restarts on every packet received and
         on the first ack-eliciting packet sent after one was received. After the
-        peer falls silent, that packet is the end's next keep-alive PING, sent on its
-        node's keep-alive tick (every ``min(keep_alive, idle/3)`` from process
-        start, the real node's rule). Calibration against the quic fidelity showed
-        detection one idle timeout after that tick, not after the break.
+        peer falls silent, that packet is the end's first keep-alive PING into the
+        silence (or, with slot traffic, its next data), sent on one of its node's
+        keep-alive ticks (every ``min(keep_alive, idle/3)`` from process start) by
+        the rule every runtime shares (:mod:`jamsim.core.keepalive`): the dialler
+        at its next tick, the acceptor at its first tick 1.5 intervals after it
+        last heard the dialler. Calibrated against the quic fidelity: detection
+        one idle timeout after that PING, not after the break.
         """
-        sent = self._next_send(client, now)
+        sent = self._next_send(client, now, now)
         return now if sent is None else sent
 
-    def _next_send(self, client: bool, now: float) -> float | None:
-        """When this end next sends something: its node's next keep-alive tick or,
+    def _next_send(self, client: bool, now: float, silent_since: float) -> float | None:
+        """When this end next sends something at or after ``now``, its peer silent
+        since ``silent_since``: its first keep-alive PING by the shared rule or,
         with slot traffic, the next slot boundary; ``None`` if it never does."""
         sim = self.sim
         interval = sim.keepalive_interval
         best: float | None = None
         if interval is not None:
             node = sim.nodes[self.a if client else self.b]
-            ticks = math.ceil((now - node.booted_at) / interval - 1e-9)
-            best = node.booted_at + max(0, ticks) * interval
+            heard = now if client else self._acceptor_heard(silent_since, interval)
+            best = first_ping(client, now, heard, node.booted_at, interval)
         if sim.traffic:
             slot_tick = self._slot_tick(now)
             if best is None or slot_tick < best:
                 best = slot_tick
         return best
+
+    def _acceptor_heard(self, silent_since: float, interval: float) -> float:
+        """When the acceptor last heard the dialler before a silence that began at
+        ``silent_since``: one-way latency (RTT / 2) after the dialler's last send at
+        or before it (its keep-alive PING or, with slot traffic, its slot data; its
+        ticks are those of the process that dialled), or the handshake's end (the
+        Finished, 1.5 RTT after the Initial) if that is later. Approximation: a
+        send at the very instant of the break counts as sent before it."""
+        sim = self.sim
+        rtt = self.rtt
+        heard = self.initial_sent + 1.5 * rtt
+        last = tick_at_or_before(sim.nodes[self.a].boot_time(self.a_gen), interval,
+                                 silent_since)
+        if sim.traffic:
+            slot = sim.slot_seconds
+            slot_tick = math.floor(silent_since / slot + 1e-9) * slot
+            if last is None or slot_tick > last:
+                last = slot_tick
+        if last is not None and last + rtt / 2 > heard:
+            heard = last + rtt / 2
+        return heard
 
     def _slot_tick(self, now: float) -> float:
         """The first slot boundary at or after ``now``: the next data sent."""
@@ -563,7 +596,8 @@ class ModelTransport:
         next keep-alive, or slot data with traffic) with a stateless reset, which
         is back one RTT after we sent it. An end that never sends never learns."""
         now = self.sim.env.now
-        sent = self._next_send(client, now)
+        broken = self.a_broken if client else self.b_broken
+        sent = self._next_send(client, now, now if broken is None else broken)
         if sent is None:
             return
         self.sim.call_for(self.a if client else self.b, self.a_gen if client else self.b_gen,

@@ -25,8 +25,11 @@ datagrams in flight and pending wake-ups are small slotted callables here.
 Decisions mirror the asyncio node (jamsim/net/node.py) so that this fidelity is a
 faithful stand-in for it: a dial times out after ``Dial.timeout`` and is closed with
 "connect timeout"; the acceptor has no handshake deadline of its own (aioquic's idle
-timer ends an abandoned handshake); keep-alive PINGs go out every
-``min(keep_alive_interval, idle_timeout / 3)`` on verified connections; the
+timer ends an abandoned handshake); each node process has one keep-alive tick every
+``min(keep_alive_interval, idle_timeout / 3)``, at which it PINGs the verified
+connections it dialled and, on those it accepted, only when the peer has been silent
+for 1.5 intervals (the rule all runtimes share, :mod:`jamsim.core.keepalive`; each
+end records when a datagram last reached it, as the node does); the
 manager's CloseConnection closes the QUIC connection with application error 0 and
 is not reported back.
 
@@ -67,6 +70,7 @@ from jamsim.core.events import (
     InboundHandshake,
     PeerMisbehaved,
 )
+from jamsim.core.keepalive import keepalive_interval, pings
 from jamsim.core.types import Side
 from jamsim.identity import PeerAddress, ValidatorIdentity, parse_alpn
 from jamsim.net.connection import ConnOutcome, ConnState, JamConnection
@@ -82,7 +86,7 @@ if TYPE_CHECKING:
     from jamsim.sim.quic.slot_traffic import QuicSlotTraffic
     from jamsim.sim.simulation import SimNode, Simulation
 
-__all__ = ["SIM_GENESIS", "QuicFabric", "QuicTransport", "keepalive_interval"]
+__all__ = ["SIM_GENESIS", "QuicFabric", "QuicTransport"]
 
 SIM_GENESIS = hashlib.blake2b(b"jamsim-sim-genesis", digest_size=32).digest()
 """Genesis header hash of simulated networks (it only shapes the ALPN string)."""
@@ -94,18 +98,6 @@ HOST_CID_LENGTH = 8
 CLOSE_NORMAL = 0
 MAX_MESSAGE_SIZE = 1 << 20
 IDLE_REASON = "idle timeout"
-
-
-def keepalive_interval(idle_timeout: float | None, keep_alive: float | None) -> float | None:
-    """PING interval: the policy's, but at least three per idle timeout.
-
-    Same rule as the asyncio node (``Node._keepalive_interval``): the idle timeout
-    exists to detect dead peers, so live quiet connections must not hit it.
-    """
-    interval = keep_alive
-    if idle_timeout is not None:
-        interval = min(interval if interval is not None else idle_timeout, idle_timeout / 3)
-    return interval
 
 
 def _no_blocks(_request: BlockRequest) -> Sequence[Block] | None:
@@ -198,9 +190,11 @@ class QuicFabric:
                           functools.partial(self._keepalive_tick, node, gen))
 
     def _keepalive_tick(self, node: SimNode, gen: int) -> None:
+        interval = self.keepalive
+        assert interval is not None
         for transport in list(node.ends.values()):
             if isinstance(transport, QuicTransport):
-                transport.ping(node)
+                transport.ping(node, interval)
         self._arm_keepalive(node, gen)
 
 
@@ -442,7 +436,9 @@ class QuicTransport:
         conn = end.conn
         assert conn is not None
         peer = self._address(self.b if to_client else self.a)
-        conn.quic.receive_datagram(data, peer, now=self.sim.env.now)
+        now = self.sim.env.now
+        conn.heard_at = now  # what the keep-alive rule reads, as the node sets it
+        conn.quic.receive_datagram(data, peer, now=now)
         self._process(end, from_timer=False)
 
     # ---------------------------------------------------------------- aioquic events
@@ -527,11 +523,16 @@ class QuicTransport:
         self._forget(end)
         self.sim.feed(node, DialFailed(end.cid, "timeout"))
 
-    def ping(self, node: SimNode) -> None:
-        """Keep-alive tick of ``node``: PING on its end if the connection is verified."""
+    def ping(self, node: SimNode, interval: float) -> None:
+        """Keep-alive tick of ``node``: PING on its end if the connection is verified
+        and the shared rule says this end PINGs (:func:`jamsim.core.keepalive.pings`:
+        the dialler always, the acceptor once the dialler has been silent for 1.5
+        intervals)."""
         end = self.client if node.index == self.a else self.server
         conn = end.conn
         if conn is None or end.gen != node.generation or conn.state is not ConnState.VERIFIED:
+            return
+        if not pings(end.client, self.sim.env.now, conn.heard_at, interval):
             return
         conn.quic.send_ping(0)
         self._transmit(end)

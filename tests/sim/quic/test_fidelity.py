@@ -152,20 +152,36 @@ def test_impostor_with_an_unknown_key_is_rejected_with_a_reason() -> None:
 
 
 def test_crash_is_noticed_by_idle_timeout_and_restart_reconnects() -> None:
+    crash, restart = 2.0, 30.0
     sim, records = build()
-    sim.at(2.0, lambda: sim.crash(2))
-    sim.at(25.0, lambda: sim.restart(2))
+    sim.at(crash, lambda: sim.crash(2))
+    sim.at(restart, lambda: sim.restart(2))
     sim.run(10.0)
     assert len(sim.connected_pairs()) == 10  # peers have not noticed yet
-    sim.run(23.0)
+    sim.run(restart - 1.0)
     lost = [r for r in records if r.event == "disconnected" and r.peer == 2]
     assert len(lost) == 5 and all(r.reason == "idle timeout" for r in lost)
+    idle, interval = sim.policy.idle_timeout, sim.keepalive_interval
+    assert idle == 15.0 and interval == 5.0
     # RFC 9000 10.1: the idle timer restarts at the first ack-eliciting packet sent
-    # after the last one received, i.e. the first keep-alive PING after the crash.
-    # So the loss is noticed between crash + idle (17 s) and crash + keep-alive
-    # interval (5 s) + idle.
-    assert all(17.0 <= r.time <= 22.0 + 1e-6 for r in lost)
-    sim.run(45.0)
+    # after the last one received, i.e. the end's first keep-alive PING after the
+    # crash (jamsim/core/keepalive.py). Peers that dialled node 2 PING at their next
+    # tick: noticed in [crash + idle, crash + interval + idle] = [17, 22] s.
+    diallers = [r.time for r in lost if r.direction == "out"]
+    assert diallers and all(crash + idle <= t <= crash + interval + idle + 1e-6
+                            for t in diallers)
+    # Peers node 2 dialled PING only once it has been silent for 1.5 intervals:
+    # it was last heard at most one interval before the crash (its own PING) or at
+    # the handshake, so they notice in [crash + 0.5 interval + idle, crash + 2.5
+    # intervals + idle] = [19.5, 29.5] s. Here node 2 crashed before its first tick
+    # (5 s), so it was last heard at the handshake (0.25 s): their first tick with
+    # 1.5 intervals of silence is 10 s and they notice at 25 s, later than a dialler
+    # can (keep-alives from both ends would have noticed at 20 s).
+    acceptors = [r.time for r in lost if r.direction == "in"]
+    assert acceptors and all(crash + 0.5 * interval + idle - 1e-6 <= t
+                             <= crash + 2.5 * interval + idle + 1e-6 for t in acceptors)
+    assert all(t == pytest.approx(2 * interval + idle) for t in acceptors)
+    sim.run(50.0)
     assert sim.is_full_mesh()
 
 
