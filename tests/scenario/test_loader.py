@@ -85,7 +85,12 @@ def test_every_example_scenario_is_valid(path: Path) -> None:
 
 
 def test_builtin_quickstart_matches_the_example() -> None:
+    """The embedded default is the example, comments included: its comments state
+    the figures a first run prints, so a copy that drifts tells a new user wrong ones."""
+    from jamsim.scenario.loader import builtin_path
+
     assert load_scenario("quickstart") == load_scenario(SCENARIOS / "quickstart.yaml")
+    assert builtin_path("quickstart").read_text() == (SCENARIOS / "quickstart.yaml").read_text()
 
 
 def test_json_schema_exports() -> None:
