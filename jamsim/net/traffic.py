@@ -134,7 +134,8 @@ class NodeTraffic:
         self.schedule = schedule
         self.start_unix = start_unix
         self.chain = chain if chain is not None else chain_for(schedule)
-        self.fetch_timeout = fetch_timeout if fetch_timeout is not None else schedule.config.fetch_timeout
+        self.fetch_timeout = (fetch_timeout if fetch_timeout is not None
+                              else schedule.config.fetch_timeout)
         self._clock = clock
         self.store = BlockStore(self.chain.genesis)
         self.log = TrafficLog()
