@@ -75,17 +75,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jamsim.core.events import (
-    ConnectionEstablished,
-    ConnectionLost,
-    DialFailed,
-    DialPathCut,
-    Event,
-    InboundConnecting,
-    InboundFailed,
-    InboundHandshake,
-    PeerSilence,
-)
+from jamsim.core import events
 from jamsim.core.keepalive import first_ping, tick_at_or_before
 
 if TYPE_CHECKING:
@@ -162,7 +152,7 @@ class ModelTransport:
             return None
         return node
 
-    def _feed(self, client: bool, event: Event) -> None:
+    def _feed(self, client: bool, event: events.Event) -> None:
         node = self._node_ok(client)
         if node is not None:
             self.sim.feed(node, event)
@@ -264,7 +254,8 @@ class ModelTransport:
             node.ends[self.b_cid] = self
             if self.deadline_armed:
                 self._arm_server_deadline()
-            self.sim.feed(node, InboundConnecting(self.b_cid, self.sim.nodes[self.a].address))
+            dialler = self.sim.nodes[self.a].address
+            self.sim.feed(node, events.InboundConnecting(self.b_cid, dialler))
         if self.b_phase == S_HANDSHAKING:
             self.sim.network.send(self.b, self.a, self._client_got_flight, None,
                                   self._lost_initial)
@@ -279,7 +270,7 @@ class ModelTransport:
         self.a_phase = C_ESTABLISHED
         self._set_live(True, True)  # the manager's CloseConnection undoes this
         self._send_finished()
-        sim.feed(node, ConnectionEstablished(self.a_cid, sim.nodes[self.b].key))
+        sim.feed(node, events.ConnectionEstablished(self.a_cid, sim.nodes[self.b].key))
 
     def _send_finished(self) -> None:
         self.sim.network.send(self.a, self.b, self._server_got_finished, None,
@@ -302,7 +293,7 @@ class ModelTransport:
         self.b_phase = S_LIVE
         client = sim.nodes[self.a]
         self._report_silence(node, client.key)
-        sim.feed(node, InboundHandshake(self.b_cid, client.key, client.address))
+        sim.feed(node, events.InboundHandshake(self.b_cid, client.key, client.address))
 
     def _client_deadline(self) -> None:
         if self.a_phase != C_PENDING:
@@ -311,23 +302,23 @@ class ModelTransport:
         node = self._node_ok(True)
         if node is not None:
             node.ends.pop(self.a_cid, None)
-            self.sim.feed(node, DialFailed(self.a_cid, "timeout"))
+            self.sim.feed(node, events.DialFailed(self.a_cid, "timeout"))
         self._done()
 
     def _server_deadline(self) -> None:
         if self.b_phase != S_HANDSHAKING:
             return
-        self._server_gone(InboundFailed(self.b_cid, "handshake timeout"))
+        self._server_gone(events.InboundFailed(self.b_cid, "handshake timeout"))
 
-    def _server_gone(self, event: Event) -> None:
+    def _server_gone(self, event: events.Event) -> None:
         self.b_phase = S_CLOSED
         self._end_gone(False, self.b_live, self.b_cid, event)
 
-    def _client_gone(self, event: Event) -> None:
+    def _client_gone(self, event: events.Event) -> None:
         self.a_phase = C_CLOSED
         self._end_gone(True, self.a_live, self.a_cid, event)
 
-    def _end_gone(self, client: bool, live: bool, cid: int, event: Event) -> None:
+    def _end_gone(self, client: bool, live: bool, cid: int, event: events.Event) -> None:
         """One end closed: it no longer counts as live, its node hears ``event``."""
         if live:
             self._set_live(client, False)
@@ -381,13 +372,13 @@ class ModelTransport:
     def _remote_closed(self, client: bool, reason: str) -> None:
         if client:
             if self.a_phase == C_PENDING:
-                self._client_gone(DialFailed(self.a_cid, f"closed by peer: {reason}"))
+                self._client_gone(events.DialFailed(self.a_cid, f"closed by peer: {reason}"))
             elif self.a_phase == C_ESTABLISHED:
-                self._client_gone(ConnectionLost(self.a_cid, reason, self.sim.remote_side))
+                self._client_gone(events.ConnectionLost(self.a_cid, reason, self.sim.remote_side))
         elif self.b_phase == S_HANDSHAKING:
-            self._server_gone(InboundFailed(self.b_cid, f"closed by peer: {reason}"))
+            self._server_gone(events.InboundFailed(self.b_cid, f"closed by peer: {reason}"))
         elif self.b_phase == S_LIVE:
-            self._server_gone(ConnectionLost(self.b_cid, reason, self.sim.remote_side))
+            self._server_gone(events.ConnectionLost(self.b_cid, reason, self.sim.remote_side))
 
     # ---------------------------------------------------------------- idle timeout
 
@@ -509,9 +500,9 @@ class ModelTransport:
             return  # a newer break re-armed a later check
         reason = deadline[1]
         if client:
-            self._client_gone(ConnectionLost(self.a_cid, reason, None))
+            self._client_gone(events.ConnectionLost(self.a_cid, reason, None))
         else:
-            self._server_gone(ConnectionLost(self.b_cid, reason, None))
+            self._server_gone(events.ConnectionLost(self.b_cid, reason, None))
         self._orphaned(not client)
 
     def settle(self) -> None:
@@ -532,7 +523,7 @@ class ModelTransport:
         self.a_phase = C_CLOSED
         node.ends.pop(self.a_cid, None)
         self._done()
-        self.sim.feed(node, DialPathCut(self.a_cid), even_if_paused=True)
+        self.sim.feed(node, events.DialPathCut(self.a_cid), even_if_paused=True)
 
     def reassess(self) -> None:
         """Topology changed: start/cancel idle timers, arm stuck handshakes' deadlines."""
@@ -609,10 +600,11 @@ class ModelTransport:
         net = self.sim.network
         if not (net.path_open(self.a, self.b) and net.path_open(self.b, self.a)):
             return  # lost on the way; the next topology change schedules another
+        remote = self.sim.remote_side
         if client:
-            self._client_gone(ConnectionLost(self.a_cid, "stateless reset", self.sim.remote_side))
+            self._client_gone(events.ConnectionLost(self.a_cid, "stateless reset", remote))
         else:
-            self._server_gone(ConnectionLost(self.b_cid, "stateless reset", self.sim.remote_side))
+            self._server_gone(events.ConnectionLost(self.b_cid, "stateless reset", remote))
 
     def _report_silence(self, node: SimNode, peer_key: bytes) -> None:
         """Before an inbound handshake completes at ``node``: tell its manager
@@ -632,7 +624,7 @@ class ModelTransport:
         if other is None or other is self or not isinstance(other, ModelTransport):
             return
         since = other.a_broken if other.a == node.index else other.b_broken
-        self.sim.feed(node, PeerSilence(cid, since))
+        self.sim.feed(node, events.PeerSilence(cid, since))
 
     def _set_broken(self, client: bool, value: float | None) -> None:
         if client:
@@ -660,9 +652,9 @@ class ModelTransport:
 
     def expire(self, client: bool) -> None:
         if client:
-            self._client_gone(ConnectionLost(self.a_cid, "idle timeout", None))
+            self._client_gone(events.ConnectionLost(self.a_cid, "idle timeout", None))
         else:
-            self._server_gone(ConnectionLost(self.b_cid, "idle timeout", None))
+            self._server_gone(events.ConnectionLost(self.b_cid, "idle timeout", None))
         self._orphaned(not client)
 
 
