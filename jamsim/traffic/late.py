@@ -23,8 +23,8 @@ the runtime the others stand for:
 :func:`recorded_before` gives the bound; an arrival at ``t`` is recorded when
 ``t < recorded_before(...)``. The real node's driver, the ``quic`` fidelity
 (:mod:`jamsim.sim.quic.slot_traffic`) and the ``model`` overlay
-(:mod:`jamsim.traffic.overlay`) all apply it, so the same network gives the same
-"delivered" and latency figures whichever runtime measured it.
+(:mod:`jamsim.traffic.overlay`) all apply it, so whether a late arrival counts does
+not depend on which runtime measured it.
 """
 
 from __future__ import annotations
