@@ -25,7 +25,9 @@ What the node saw is kept in :class:`TrafficLog` (Unix times) and reported to th
 harness through the node's status reply on the control channel
 (:meth:`NodeTraffic.status`, the last ``STATUS_WINDOW`` slots), which the harness
 turns into the ``blocks.parquet`` / ``assurances.parquet`` rows the simulator
-writes (:mod:`jamsim.testnet.traffic`).
+writes (:mod:`jamsim.testnet.traffic`). That window, and how far back an author
+looks for an assurance's anchor (``ASSURANCE_LATE_SLOTS``), are the rule every
+runtime follows for late deliveries (:mod:`jamsim.traffic.late`).
 """
 
 from __future__ import annotations
@@ -48,19 +50,16 @@ from jamsim.protocol.messages import (
 )
 from jamsim.traffic.chain import KEEP_SLOTS, BlockStore, SyntheticChain
 from jamsim.traffic.config import slot_of_payload
+from jamsim.traffic.late import ASSURANCE_LATE_SLOTS, STATUS_WINDOW
 from jamsim.traffic.schedule import SlotSchedule
 
 if TYPE_CHECKING:
     from jamsim.net.node import Node
 
-__all__ = ["STATUS_WINDOW", "NodeTraffic", "TrafficLog", "chain_for"]
+__all__ = ["NodeTraffic", "TrafficLog", "chain_for"]
 
 log = logging.getLogger(__name__)
 
-STATUS_WINDOW = 64
-"""Slots of receipts each status reply carries. The harness polls every sample
-interval (seconds), so a window of many slots loses nothing; older ones stay in
-the log but no longer travel."""
 ASSURANCE_CONTEXT = b"jam_available"
 """GP signing context X_A of an assurance."""
 
@@ -290,9 +289,10 @@ class NodeTraffic:
                 self.node.send_assurance(key, assurance)
 
     def _slot_of_anchor(self, anchor: bytes) -> int | None:
-        """The slot an assurance anchored on ``anchor`` is for (near the current slot)."""
+        """The slot an assurance anchored on ``anchor`` is for (near the current slot:
+        from ``ASSURANCE_LATE_SLOTS`` back, so a later assurance is not recognised)."""
         current = self.schedule.slot_at(self.run_time())
-        for slot in range(max(1, current - 1), current + 3):
+        for slot in range(max(1, current - ASSURANCE_LATE_SLOTS), current + 3):
             if self.chain.hash_at(slot - 1) == anchor:
                 return slot
         return None

@@ -29,6 +29,17 @@ arrives after ``lat + ser(size)`` if the receiver is alive and the link usable
 then, like an assurance; it counts as delivered within its slot when that is
 before the slot ends.
 
+**Late arrivals** follow the rule every runtime follows
+(:mod:`jamsim.traffic.late`): an arrival computed at or after
+:func:`~jamsim.traffic.late.recorded_before` (the end of slot ``s + 64`` for a
+block or extra message, of slot ``s + 1`` for an assurance, or the run's end,
+``run_end``, if earlier) is written as never (NaN; a block's ``hops`` and ``via``
+:data:`~jamsim.traffic.records.NEVER`), as a real node's harness would not have
+heard of it. An earlier one keeps its time, however late for its slot. A node has a
+block no earlier than the node it fetched it from, so the nodes left without it
+are whole subtrees of the delivery tree: the ``via`` of every node with a time
+has one too.
+
 What it does not model: links changing state inside the evaluation (usability is
 read once, at the evaluation instant, for the whole slot), packet loss and
 retransmission (a usable link delivers), queueing behind other traffic on the
@@ -48,6 +59,7 @@ from typing import Protocol
 
 import numpy as np
 
+from jamsim.traffic.late import recorded_before
 from jamsim.traffic.records import (
     NEVER,
     AssuranceBatch,
@@ -56,7 +68,7 @@ from jamsim.traffic.records import (
     IntArray,
     MessageBatch,
 )
-from jamsim.traffic.schedule import SlotSchedule
+from jamsim.traffic.schedule import MessageKind, SlotSchedule
 
 __all__ = ["DeliveryNetwork", "SlotOverlay"]
 
@@ -86,11 +98,17 @@ def _ser(size: int, bw: float | None) -> float:
 
 
 class SlotOverlay:
-    """Per-slot delivery of the schedule's block and assurances over a :class:`DeliveryNetwork`."""
+    """Per-slot delivery of the schedule's block and assurances over a :class:`DeliveryNetwork`.
 
-    def __init__(self, schedule: SlotSchedule, network: DeliveryNetwork) -> None:
+    ``run_end``: when the run stops (seconds after its start); no arrival at or
+    after it is recorded.
+    """
+
+    def __init__(self, schedule: SlotSchedule, network: DeliveryNetwork,
+                 run_end: float = math.inf) -> None:
         self.schedule = schedule
         self.network = network
+        self.run_end = run_end
         v = schedule.validator_count
         indptr = [0]
         indices: list[int] = []
@@ -121,6 +139,11 @@ class SlotOverlay:
                 k += 1
         self._announce_cost = announce
         self._fetch_cost = fetch
+
+    def recorded_before(self, slot: int, kind: MessageKind) -> float:
+        """When an arrival of ``slot``'s ``kind`` is no longer recorded
+        (:func:`jamsim.traffic.late.recorded_before` with this run's end)."""
+        return recorded_before(slot, kind, self.schedule.config.slot, self.run_end)
 
     def block(self, slot: int) -> BlockBatch:
         """Who has ``slot``'s block when, in how many hops, fetched from whom."""
@@ -163,7 +186,11 @@ class SlotOverlay:
                     hops[v] = next_hop
                     via[v] = u
                     heapq.heappush(heap, (got, v))
-        received[~np.isfinite(received)] = math.nan
+        # never, or too late to be recorded (inf is neither): its relays are later still
+        never = ~(received < self.recorded_before(slot, MessageKind.BLOCK))
+        received[never] = math.nan
+        hops[never] = NEVER
+        via[never] = NEVER
         return BlockBatch(slot, author, np.arange(n, dtype=np.int64), received, hops, via)
 
     def assurances(self, slot: int) -> AssuranceBatch:
@@ -186,6 +213,7 @@ class SlotOverlay:
             elif author_alive and net.link_usable(j, author):
                 delivered[j] = at + net.latency(j, author) + \
                     _ser(size, net.bandwidth_bps(j, author))
+        delivered[~(delivered < self.recorded_before(slot, MessageKind.ASSURANCE))] = math.nan
         return AssuranceBatch(slot, author, np.arange(n, dtype=np.int64), sent, delivered)
 
     def messages(self, slot: int, extra_index: int) -> MessageBatch:
@@ -210,8 +238,9 @@ class SlotOverlay:
                                      + _ser(extra.size, net.bandwidth_bps(j, dst)))
                 else:
                     delivered.append(math.nan)
+        got = np.array(delivered, dtype=np.float64)
+        got[~(got < self.recorded_before(slot, MessageKind.EXTRA))] = math.nan
         return MessageBatch(slot, np.full(len(senders), extra.kind, dtype=np.int64),
                             np.array(senders, dtype=np.int64),
                             np.array(receivers, dtype=np.int64),
-                            np.array(sent, dtype=np.float64),
-                            np.array(delivered, dtype=np.float64))
+                            np.array(sent, dtype=np.float64), got)

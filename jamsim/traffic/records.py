@@ -8,7 +8,8 @@ and, with extra CE messages, ``messages.parquet``.
 ``author``     int64    its author (validator index)
 ``node``       int64    the validator this row is about
 ``received_at`` float64 seconds since the run start when ``node`` had the block
-                        (the author: the slot start); NaN if never within the run
+                        (the author: the slot start); NaN if never, or too late
+                        to be recorded (:mod:`jamsim.traffic.late`)
 ``hops``       int64    grid hops from the author (0 for the author); -1 if never
 ``via``        int64    the peer it fetched the block from with CE 128; -1 for
                         the author and for nodes that never got it
@@ -21,8 +22,10 @@ and, with extra CE messages, ``messages.parquet``.
 ``author``         int64    that slot's author, the recipient measured
 ``assurer``        int64    the sender (validator index)
 ``sent_at``        float64  when it was sent; NaN if the assurer was down
-``delivered_at``   float64  when the author had it; NaN if never. Delivered *in
-                            time* means ``delivered_at < slot start``
+``delivered_at``   float64  when the author had it; NaN if never or too late
+                            to be recorded (:mod:`jamsim.traffic.late`).
+                            Delivered *in time* means ``delivered_at < slot
+                            start``
 =================  =======  =================================================
 
 ``messages.parquet``, only for runs with extra CE messages (``traffic: extra``),
@@ -38,7 +41,9 @@ one row per scheduled (slot, kind, sender, receiver):
                             sender without a connection to the receiver has
                             a time here and NaN below)
 ``delivered_at``   float64  when the receiver had the whole message; NaN if
-                            never. Delivered *within the slot* means
+                            never or too late to be recorded
+                            (:mod:`jamsim.traffic.late`). Delivered *within
+                            the slot* means
                             ``delivered_at < (slot + 1) * slot length``
 =================  =======  =================================================
 

@@ -11,6 +11,10 @@ extras nothing of it is scheduled.
 
 Indices in the batches are positions in the *current* validator set; after an
 epoch rotation the overlay is rebuilt for the new set.
+
+Late arrivals follow the rule every runtime follows (:mod:`jamsim.traffic.late`):
+the overlay is given the run's end (``until``) and writes as never what would
+arrive past a delivery's window or at or after that end.
 """
 
 from __future__ import annotations
@@ -69,9 +73,9 @@ class SimulatedTraffic:
     """The JAM slot traffic of a simulated run, evaluated per slot.
 
     ``on_block`` / ``on_assurances`` receive each slot's batch as it is computed.
-    Slots that start before ``until`` are evaluated (their blocks may be recorded
-    as reaching nodes after ``until``: the analysis only counts what arrives within
-    the slot).
+    Slots that start before ``until`` are evaluated; ``until`` is also the run's
+    end for the late-delivery rule (:mod:`jamsim.traffic.late`): a block, assurance
+    or extra message that would arrive at or after it is recorded as never.
     """
 
     def __init__(self, sim: Simulation, config: TrafficConfig, seed: int, until: float,
@@ -85,6 +89,7 @@ class SimulatedTraffic:
         self.config = config
         self.seed = seed
         self.until = until
+        self.run_end = until  # kept when stop() clears until
         self.on_block = on_block
         self.on_assurances = on_assurances
         self._keys: tuple[bytes, ...] = ()
@@ -146,7 +151,8 @@ class SimulatedTraffic:
         overlay = self.overlay
         if overlay is None or keys != self._keys:
             self.schedule = SlotSchedule(len(keys), self.seed, self.config)
-            overlay = SlotOverlay(self.schedule, SimulationNetwork(self.sim, keys))
+            overlay = SlotOverlay(self.schedule, SimulationNetwork(self.sim, keys),
+                                  run_end=self.run_end)
             self._keys = keys
         elif self._links != _snapshot(links):
             overlay.invalidate_links()

@@ -24,17 +24,12 @@ per-slot :class:`~jamsim.traffic.records.BlockBatch` /
 :class:`~jamsim.traffic.records.AssuranceBatch` (and
 :class:`~jamsim.traffic.records.MessageBatch`), once per slot and in slot order.
 
-**Late arrivals** are recorded with their real time, as the other runtimes record
-them: the ``model`` overlay writes whatever arrival time it computes, however far
-past the slot, and a real node logs every block and extra message whenever it
-arrives and reports the receipts of its last ``STATUS_WINDOW`` (64) slots to the
-harness, which writes what it was told by the end of the run; an assurance counts
-only while the author still recognises its anchor, up to the end of the slot
-after the one it is for (:meth:`jamsim.net.traffic.NodeTraffic._slot_of_anchor`).
-The same rule here: a slot's receipts stay open until the end of slot
-``slot + LATE_SLOTS`` (``LATE_SLOTS`` = ``STATUS_WINDOW``), an assurance counts
-until the end of the next slot (``ASSURANCE_LATE_SLOTS``), and nothing counts
-after the run stops. Whether
+**Late arrivals** are recorded with their real time under the rule every runtime
+follows (:mod:`jamsim.traffic.late`, the real node's): a block or extra message
+until the end of slot ``slot + LATE_SLOTS`` (a real node's status window, 64
+slots), an assurance until the end of the next slot (``ASSURANCE_LATE_SLOTS``: a
+real author no longer recognises its anchor after that), and nothing at or after
+the run's end (``until``). Whether
 something arrived *within* its slot is the analysis's question
 (:mod:`jamsim.analysis.delivery`), answered from those times alike for every
 runtime. A slot is handed over at the first slot start at which it can record
@@ -57,12 +52,11 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jamsim.net.connection import JamConnection
-from jamsim.net.traffic import STATUS_WINDOW
 from jamsim.protocol.limits import MAX_BLOCK_SIZE
 from jamsim.protocol.messages import (
     Announcement,
@@ -75,6 +69,7 @@ from jamsim.protocol.messages import (
 from jamsim.protocol.stream_protocols import CE128Client
 from jamsim.traffic.chain import KEEP_SLOTS, BlockStore
 from jamsim.traffic.config import TrafficConfig, default_core_count, slot_of_payload
+from jamsim.traffic.late import recorded_before
 from jamsim.traffic.receipts import hops_from_via
 from jamsim.traffic.records import (
     NEVER,
@@ -86,26 +81,14 @@ from jamsim.traffic.records import (
     assurances_batch,
     blocks_batch,
 )
-from jamsim.traffic.schedule import SlotSchedule
+from jamsim.traffic.schedule import MessageKind, SlotSchedule
 from jamsim.traffic.simulated import TrafficRecording
 
 if TYPE_CHECKING:
     from jamsim.sim.quic.transport import QuicTransport, _End
     from jamsim.sim.simulation import SimNode, Simulation
 
-__all__ = ["ASSURANCE_LATE_SLOTS", "LATE_SLOTS", "QuicSlotTraffic", "QuicTrafficRecording"]
-
-
-LATE_SLOTS: Final = STATUS_WINDOW
-"""Slots after its own during which a slot's receipts stay open: a real node
-reports the receipts of its last ``STATUS_WINDOW`` slots to the harness, so an
-arrival up to the end of slot ``s + LATE_SLOTS`` is in a real run's tables."""
-
-ASSURANCE_LATE_SLOTS: Final = 1
-"""Slots after its own during which an assurance still counts: a real author finds
-the slot of an assurance's anchor among the slots around its current one, the
-latest being the slot after the one the assurance is for
-(:meth:`jamsim.net.traffic.NodeTraffic._slot_of_anchor`)."""
+__all__ = ["QuicSlotTraffic", "QuicTrafficRecording"]
 
 
 class _NodeState:
@@ -296,12 +279,17 @@ class QuicSlotTraffic:
         self.slots_evaluated += 1
         self._arm(slot + 1, assurance=True)
 
-    def _receipts(self, slot: int) -> _SlotReceipts | None:
-        """``slot``'s open receipts; None once handed over, after its late window (an
-        arrival from the end of slot ``slot + LATE_SLOTS`` on is not recorded, even
-        when no later slot tick closed it), or outside the run."""
+    def _recorded_before(self, slot: int, kind: MessageKind) -> float:
+        """When an arrival of ``slot``'s ``kind`` stops being recorded (the shared rule,
+        :func:`jamsim.traffic.late.recorded_before`, with this run's end)."""
+        return recorded_before(slot, kind, self.schedule.config.slot, self.until)
+
+    def _receipts(self, slot: int, kind: MessageKind) -> _SlotReceipts | None:
+        """``slot``'s open receipts for recording a ``kind``; None once handed over,
+        once such an arrival is no longer recorded (even when no later slot tick
+        closed the slot), or outside the run."""
         if not self._emitted <= slot < self._last or \
-                self.sim.now >= self.schedule.slot_end(slot + LATE_SLOTS):
+                self.sim.now >= self._recorded_before(slot, kind):
             return None
         receipts = self._open.get(slot)
         if receipts is None:
@@ -339,7 +327,7 @@ class QuicSlotTraffic:
             return
         block = self.chain.block(slot)
         self.nodes[pos].store.add(block)
-        receipts = self._receipts(slot)
+        receipts = self._receipts(slot, MessageKind.BLOCK)
         if receipts is not None:
             receipts.blocks[pos] = (self.sim.now, NEVER)
         self._relay(pos, node, Announcement(block.header, self.chain.genesis_final), ())
@@ -412,7 +400,7 @@ class QuicSlotTraffic:
         state.store.add(blocks[0])
         state.fetching.pop(h, None)
         announcers = state.announcers.pop(h, [])
-        receipts = self._receipts(blocks[0].header.slot)
+        receipts = self._receipts(blocks[0].header.slot, MessageKind.BLOCK)
         if receipts is not None:  # late too, with its real time, while the slot is open
             receipts.blocks.setdefault(pos, (self.sim.now, self._position.get(peer, NEVER)))
         node = self._acting(pos)
@@ -428,7 +416,7 @@ class QuicSlotTraffic:
         author_key = self.keys[author]
         size = bitfield_size(self.core_count)
         now = self.sim.now
-        receipts = self._receipts(slot) or _SlotReceipts()  # always open here
+        receipts = self._receipts(slot, MessageKind.ASSURANCE) or _SlotReceipts()  # open here
         for pos, key in enumerate(self.keys):
             node = self._acting(pos)
             if node is None:
@@ -456,9 +444,8 @@ class QuicSlotTraffic:
         assurer = self._position.get(peer)
         if pos is None or slot is None or assurer is None or self.schedule.author(slot) != pos:
             return
-        if self.sim.now >= self.schedule.slot_end(slot + ASSURANCE_LATE_SLOTS):
-            return  # a real author no longer knows the anchor
-        receipts = self._receipts(slot)
+        receipts = self._receipts(slot, MessageKind.ASSURANCE)  # None: a real author
+        # would no longer recognise the anchor, or the run is over
         if receipts is not None and assurer not in receipts.delivered:
             receipts.delivered[assurer] = self.sim.now
             receipts.assurances_out -= 1
@@ -480,7 +467,7 @@ class QuicSlotTraffic:
         extra = self.schedule.config.extra[index]
         payload = extra.payload(slot)
         now = self.sim.now
-        receipts = self._receipts(slot) or _SlotReceipts()  # always open here
+        receipts = self._receipts(slot, MessageKind.EXTRA) or _SlotReceipts()  # open here
         extras = self._extras_of(slot, receipts)
         for pos in range(len(self.keys)):
             node = self._acting(pos)
@@ -505,7 +492,7 @@ class QuicSlotTraffic:
         counted = slot is not None  # a payload too short to carry its slot is guessed
         if slot is None:
             slot = self.schedule.slot_at(self.sim.now)
-        receipts = self._receipts(slot)
+        receipts = self._receipts(slot, MessageKind.EXTRA)
         index = self._extra_index.get(kind)
         if receipts is None or index is None:
             return
@@ -530,7 +517,9 @@ class QuicSlotTraffic:
         is over)."""
         while self._emitted < min(slot, self._last):
             done = self._emitted
-            if slot <= done + LATE_SLOTS and not self._settled(done):
+            # blocks and extras have the longest window (an assurance's ends sooner)
+            if self.sim.now < self._recorded_before(done, MessageKind.BLOCK) \
+                    and not self._settled(done):
                 return
             self._emit(done)
 
@@ -543,7 +532,7 @@ class QuicSlotTraffic:
             return False  # nobody even had the block
         return (len(receipts.blocks) == len(self.keys) and receipts.extras_out <= 0
                 and (receipts.assurances_out <= 0
-                     or self.sim.now >= self.schedule.slot_end(slot + ASSURANCE_LATE_SLOTS)))
+                     or self.sim.now >= self._recorded_before(slot, MessageKind.ASSURANCE)))
 
     def finish(self) -> None:
         """Hand over the slots that started before ``until`` and were not emitted yet,
