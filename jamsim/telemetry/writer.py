@@ -34,8 +34,11 @@ as categoricals), time is float64 seconds.
 
 The simulator hands the event writer *compact rows* (:data:`COMPACT_COLUMNS`:
 numbers only, the event name implied by its JIP-3 kind, the direction and the
-reason as small codes): converting strings was half the cost of turning rows into
-columns, and the dictionary columns are built from the codes directly.
+reason as small codes), packed as ``records.COMPACT_ROW`` in blocks
+(:meth:`EventTableWriter.append_compact_rows`): a block is viewed as numpy
+records, so its columns need no per-row conversion, and the dictionary columns
+are built from the codes directly (converting strings was half the cost of
+turning rows into columns).
 """
 
 from __future__ import annotations
