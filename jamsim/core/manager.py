@@ -72,6 +72,7 @@ _K_CONNECTING_OUT = TelemetryKind.CONNECTING_OUT
 _K_CONNECTED_OUT = TelemetryKind.CONNECTED_OUT
 _K_CONNECTING_IN = TelemetryKind.CONNECTING_IN
 _K_CONNECTED_IN = TelemetryKind.CONNECTED_IN
+_K_CONNECT_OUT_FAILED = TelemetryKind.CONNECT_OUT_FAILED
 
 
 class ConnectionManager:
@@ -608,9 +609,9 @@ class ConnectionManager:
         peer = self._peers.get(conn.peer)
         timeout = self.policy.connect_timeout
         started = conn.opened_at
-        if not self._emit_telemetry and peer is not None and peer.pending_dial == conn_id \
-                and peer.live is None:
-            self._catch_up_quietly(peer, conn, now)
+        if peer is not None and peer.pending_dial == conn_id and peer.live is None \
+                and peer.address is not None:
+            self._catch_up(peer, conn, now)
             return
         while True:
             failed_at = started + timeout
@@ -630,29 +631,45 @@ class ConnectionManager:
             self._actions.append(Dial(conn_id, peer.key, peer.address, peer.attempts + 1,
                                       timeout, started))
 
-    def _catch_up_quietly(self, peer: ConnectionInfo, conn: ConnectionState,
-                          now: float) -> None:
-        """``_on_dial_path_cut`` without telemetry, in closed form.
+    def _catch_up(self, peer: ConnectionInfo, conn: ConnectionState, now: float) -> None:
+        """``_on_dial_path_cut`` for a peer whose only business is this dial, in
+        closed form.
 
-        Nothing of the skipped attempts is observable but their count, the random
-        draws and where the peer ends up, so only the last dial gets a connection
-        record and only the last retry a timer. (Partitions of 1023 validators
-        catch up millions of attempts; this loop is what makes that cheap.) The
-        hypothesis test checks it against the step-by-step path.
+        Each skipped attempt is a timeout at its time, a backoff draw (or give-up)
+        and, before ``now``, the next dial: the same ids, draws, statuses and
+        telemetry (each event stamped with its own time) as handling them one by
+        one, but no connection record or retry timer for the attempts already over
+        (the step-by-step path adds and drops one of each per attempt, and a
+        1023-validator partition catches up millions). Only a dial still in flight
+        at ``now`` gets a record, only a retry still ahead a timer. The hypothesis
+        test checks it against the step-by-step path, with telemetry and without.
         """
         timeout = self.policy.connect_timeout
+        emit = self._emit_telemetry
+        actions = self._actions
+        key = peer.key
+        address = peer.address
+        conn_id = conn.conn_id
+        connecting_event = conn.connecting_event_id
         started = conn.opened_at
         skipped = 0
-        del self._conns[conn.conn_id]
+        if self._dial_slots:  # a limited dial's slot is free again
+            self._dial_slots.discard(conn_id)
+        del self._conns[conn_id]
         while True:
             failed_at = started + timeout
             if failed_at > now:
-                break
+                break  # this dial is still within its connect timeout
+            # the dial times out (as _on_dial_failed, then _schedule_retry)
+            event_id = self._next_event_id
+            self._next_event_id = event_id + 1
+            if emit:
+                actions.append(EmitTelemetry(_K_CONNECT_OUT_FAILED, event_id, key, conn_id,
+                                             _OUT, None, "timeout", 0, connecting_event,
+                                             None, failed_at))
             peer.attempts += 1
             retry_at = self._retry_decision(peer, failed_at)
             if retry_at is None or retry_at >= now:
-                self._next_conn_id += skipped
-                self._next_event_id += 2 * skipped + 1  # + the last dial's failure
                 peer.pending_dial = None
                 if retry_at is None:
                     self._cancel_timer(peer)
@@ -661,22 +678,30 @@ class ConnectionManager:
                     self._set_status(peer, ConnectionStatus.RETRYING, failed_at)
                     self._schedule(peer, retry_at)
                 return
+            self._set_status(peer, ConnectionStatus.RETRYING, failed_at)
+            # the retry timer fires: the next dial starts (as _begin_dial)
             skipped += 1
-            peer.total_attempts += 1
             started = retry_at
-        # A dial is in flight at ``now``: the original one, or the last retry.
+            conn_id = self._next_conn_id
+            self._next_conn_id = conn_id + 1
+            peer.total_attempts += 1
+            connecting_event = self._next_event_id
+            self._next_event_id = connecting_event + 1
+            if emit:
+                actions.append(EmitTelemetry(_K_CONNECTING_OUT, connecting_event, key, conn_id,
+                                             _OUT, address, "", peer.attempts + 1, None, None,
+                                             started))
+            self._set_status(peer, ConnectionStatus.CONNECTING, started)
         if not skipped:
-            self._conns[conn.conn_id] = conn
+            self._conns[conn_id] = conn
             return
-        self._next_conn_id += skipped - 1
-        self._next_event_id += 2 * (skipped - 1) + 1
-        peer.total_attempts -= 1  # _begin_dial counts the last one itself
-        # Status flips RETRYING -> CONNECTING at the last dial's start, as it would.
-        self._set_status(peer, ConnectionStatus.RETRYING, started)
-        conn_id = self._begin_dial(peer, started, started)
-        if conn_id is not None and peer.address is not None:
-            self._actions.append(Dial(conn_id, peer.key, peer.address, peer.attempts + 1,
-                                      timeout, started))
+        # A retry is in flight at ``now``: it gets its record and its Dial.
+        self._cancel_timer(peer)
+        self._conns[conn_id] = ConnectionState(conn_id, _OUT, ConnectionPhase.DIALING, started,
+                                               connecting_event, key)
+        peer.pending_dial = conn_id
+        if address is not None:
+            actions.append(Dial(conn_id, key, address, peer.attempts + 1, timeout, started))
 
     def _on_inbound_connecting(
         self, conn_id: ConnectionId, address: PeerAddress | None, now: float

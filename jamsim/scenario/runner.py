@@ -174,7 +174,7 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
                        fidelity=scenario.fidelity, seed=scenario.seed,
                        sample_interval=scenario.sample_interval, on_sample=recorder.on_sample,
                        identities=identities,
-                       on_row=recorder.events.append_compact if record_events else None,
+                       on_rows=recorder.events.append_compact_rows if record_events else None,
                        reason_codes=recorder.events.reason_codes,
                        **_simulation_traffic(scenario))
     schedule_timeline(built, scenario, validators)
@@ -196,13 +196,17 @@ def _simulated_run(scenario: Scenario, out: Path, recorder: RunRecorder,
         chunks = 100
         # Held across chunks: restoring the default thresholds between chunks would
         # trigger a full collection of the simulation's heap up to 100 times.
-        with relaxed_gc():
-            for step in range(1, chunks + 1):
-                sim.run(scenario.duration * step / chunks)
-                record_nodes()
-                recorder.flush()  # what a kill would keep: up to here
-                report_progress(sim.now)
-            sim.catch_up()  # record the attempts of dials still cut at the end
+        try:
+            with relaxed_gc():
+                for step in range(1, chunks + 1):
+                    sim.run(scenario.duration * step / chunks)
+                    record_nodes()
+                    sim.flush_rows()
+                    recorder.flush()  # what a kill would keep: up to here
+                    report_progress(sim.now)
+                sim.catch_up()  # record the attempts of dials still cut at the end
+        finally:
+            sim.flush_rows()  # an interrupted run keeps the rows of its last step too
         if recording is not None:
             recording.close()  # also lets go of the simulation
         # Free the simulation before the tables are merged, the summary computed and

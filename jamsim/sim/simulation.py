@@ -34,7 +34,7 @@ from jamsim.sim.model.transport import ModelTransport
 from jamsim.sim.network import CalendarEnvironment, LinkSpec, Network, NetworkConfig, NodeState
 from jamsim.sim.quic.keyring import IdentityResolver
 from jamsim.sim.quic.transport import QuicFabric, QuicTransport
-from jamsim.telemetry.records import ConnectivitySample, EventRecord
+from jamsim.telemetry.records import COMPACT_ROW, ConnectivitySample, EventRecord
 
 __all__ = ["Fidelity", "SimNode", "Simulation", "event_log_digest"]
 
@@ -44,6 +44,8 @@ EventRow = tuple[float, int, int, int, int, int, int, int, int, int, int]
 only (the writer turns the kind, direction and reason codes into the table's
 dictionary columns), because building and converting strings per event was half
 the cost of recording a full-scale run."""
+_PACK_ROW: Final = COMPACT_ROW.pack
+"""Packs one compact row (:data:`EventRow`) into bytes: the ``on_rows`` path."""
 _NO_DIRECTION: Final = 0
 _DIRECTION_OUT: Final = 1
 _DIRECTION_IN: Final = 2
@@ -118,10 +120,15 @@ class Simulation:
     """Validators, their managers, the network and the timeline of one run.
 
     ``on_event`` receives every JIP-3 telemetry event as an :class:`EventRecord`;
-    ``on_row`` receives it as a compact row (:data:`EventRow`, the recording path
-    of a run: no object per event), its reason coded by ``reason_codes`` (a new
-    reason gets the next code; pass the event writer's map); with neither, managers skip
-    telemetry too (the fast path for benchmarks). Connectivity is sampled every ``sample_interval``
+    ``on_row`` receives it as a compact row (:data:`EventRow`: no object per
+    event), its reason coded by ``reason_codes`` (a new reason gets the next code;
+    pass the event writer's map). ``on_rows``, the recording path of a run,
+    receives the same rows packed (``telemetry.records.COMPACT_ROW``), a block of
+    ``rows_per_block`` at a time and whatever is buffered at :meth:`flush_rows`
+    (call it before reading the table, and when a run stops): one call per block,
+    no tuple kept per event, and the block is columns already. The block is the
+    receiver's to keep. With none of the three, managers skip telemetry too (the
+    fast path for benchmarks). Connectivity is sampled every ``sample_interval``
     virtual seconds into ``self.samples`` (and ``on_sample`` if given).
 
     ``fidelity="quic"`` runs real aioquic connections (jamsim/sim/quic/transport.py)
@@ -158,6 +165,8 @@ class Simulation:
         slot_seconds: float = 6.0,
         on_row: Callable[[EventRow], None] | None = None,
         reason_codes: dict[str, int] | None = None,
+        on_rows: Callable[[bytearray], None] | None = None,
+        rows_per_block: int = 65_536,
     ) -> None:
         if fidelity not in ("model", "quic"):
             raise UsageError(f"unknown fidelity {fidelity!r}; choose model or quic")
@@ -168,6 +177,8 @@ class Simulation:
             raise UsageError("sample_interval must be > 0")
         if slot_seconds <= 0:
             raise UsageError("slot_seconds must be > 0")
+        if rows_per_block <= 0:
+            raise UsageError("rows_per_block must be > 0")
         self.fidelity = fidelity
         self.seed = seed
         self.policy = policy or ConnectionPolicy.preset("jamnp-s")
@@ -191,7 +202,11 @@ class Simulation:
         self.on_row = on_row
         self.reason_codes: dict[str, int] = reason_codes if reason_codes is not None \
             else {"": 0}
-        """Code of each reason in the compact rows handed to ``on_row``."""
+        """Code of each reason in the compact rows handed to ``on_row``/``on_rows``."""
+        self.on_rows = on_rows
+        self._rows = bytearray()
+        """Packed compact rows not yet handed to ``on_rows``."""
+        self._rows_limit = rows_per_block * COMPACT_ROW.size
         self.on_sample = on_sample
         self.sample_interval = sample_interval
         self.samples: list[ConnectivitySample] = []
@@ -265,7 +280,8 @@ class Simulation:
         node.paused_at = None
         node.manager = ConnectionManager(
             node.key, self.policy, rng_seed=self.seed * 7919 + node.generation,
-            emit_telemetry=self.on_event is not None or self.on_row is not None,
+            emit_telemetry=self.on_event is not None or self.on_row is not None
+            or self.on_rows is not None,
         )
         self.feed(node, self._validator_event())
 
@@ -409,8 +425,9 @@ class Simulation:
 
     def _emit(self, node: SimNode, action: EmitTelemetry) -> None:
         self.events_emitted += 1
+        on_rows = self.on_rows
         on_row = self.on_row
-        if on_row is not None:
+        if on_rows is not None or on_row is not None:
             # Numbers only (see EventRow), with no record object in between: a
             # full-scale run emits tens of millions.
             peer = action.peer
@@ -425,21 +442,22 @@ class Simulation:
             if code is None:
                 code = len(codes)
                 codes[reason] = code
-            on_row((
-                self.env.now if at is None else at,
-                node.index,
-                self._by_key.get(peer, -1) if peer is not None else -1,
-                int(action.kind),
-                # identity, not a dict: Enum.__hash__ is Python code
-                _NO_DIRECTION if direction is None
-                else _DIRECTION_OUT if direction is _OUT else _DIRECTION_IN,
-                code,
-                action.attempt,
-                conn_id if conn_id is not None else -1,
-                action.event_id,
-                ref if ref is not None else -1,
-                int(side) if side is not None else -1,
-            ))
+            time = self.env.now if at is None else at
+            peer_index = self._by_key.get(peer, -1) if peer is not None else -1
+            kind = int(action.kind)
+            # identity, not a dict: Enum.__hash__ is Python code
+            direction_code = _NO_DIRECTION if direction is None \
+                else _DIRECTION_OUT if direction is _OUT else _DIRECTION_IN
+            conn = conn_id if conn_id is not None else -1
+            ref_id = ref if ref is not None else -1
+            side_code = int(side) if side is not None else -1
+            if on_rows is not None:
+                self._add_row(_PACK_ROW(time, node.index, peer_index, kind, direction_code,
+                                        code, action.attempt, conn, action.event_id, ref_id,
+                                        side_code))
+            if on_row is not None:
+                on_row((time, node.index, peer_index, kind, direction_code, code,
+                        action.attempt, conn, action.event_id, ref_id, side_code))
         on_event = self.on_event
         if on_event is None:
             return
@@ -460,6 +478,22 @@ class Simulation:
             side=int(action.side) if action.side is not None else -1,
         ))
 
+    def _add_row(self, packed: bytes) -> None:
+        rows = self._rows
+        rows += packed
+        if len(rows) >= self._rows_limit:
+            self.flush_rows()
+
+    def flush_rows(self) -> None:
+        """Hand the packed rows buffered so far to ``on_rows`` (see the class
+        docstring); the runner calls it at every progress step and when a run
+        ends or is interrupted, so the table on disk has every event emitted."""
+        rows = self._rows
+        on_rows = self.on_rows
+        if rows and on_rows is not None:
+            self._rows = bytearray()
+            on_rows(rows)
+
     def _clock(self) -> float:
         return float(self.env.now)
 
@@ -471,11 +505,16 @@ class Simulation:
     def _lifecycle(self, node: SimNode, kind: NodeLifecycle) -> None:
         """Record what the harness did to ``node``'s process (see NodeLifecycle)."""
         on_row = self.on_row
-        if on_row is not None:
+        on_rows = self.on_rows
+        if on_row is not None or on_rows is not None:
             codes = self.reason_codes
             no_reason = codes.setdefault("", len(codes))
-            on_row((float(self.env.now), node.index, -1, int(kind), _NO_DIRECTION, no_reason,
-                    0, -1, -1, -1, -1))
+            row = (float(self.env.now), node.index, -1, int(kind), _NO_DIRECTION, no_reason,
+                   0, -1, -1, -1, -1)
+            if on_rows is not None:
+                self._add_row(_PACK_ROW(*row))
+            if on_row is not None:
+                on_row(row)
         on_event = self.on_event
         if on_event is None:
             return

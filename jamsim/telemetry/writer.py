@@ -34,8 +34,11 @@ as categoricals), time is float64 seconds.
 
 The simulator hands the event writer *compact rows* (:data:`COMPACT_COLUMNS`:
 numbers only, the event name implied by its JIP-3 kind, the direction and the
-reason as small codes): converting strings was half the cost of turning rows into
-columns, and the dictionary columns are built from the codes directly.
+reason as small codes), packed as ``records.COMPACT_ROW`` in blocks
+(:meth:`EventTableWriter.append_compact_rows`): a block is viewed as numpy
+records, so its columns need no per-row conversion, and the dictionary columns
+are built from the codes directly (converting strings was half the cost of
+turning rows into columns).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ import pyarrow.parquet as pq
 
 from jamsim.core.types import NodeLifecycle, TelemetryKind
 from jamsim.telemetry.records import (
+    COMPACT_COLUMNS,
+    COMPACT_ROW,
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
     NODE_COLUMNS,
@@ -113,18 +118,15 @@ NODE_SCHEMA = pa.schema([(c, _NODE_TYPES[c]) for c in NODE_COLUMNS])
 
 R = TypeVar("R")
 
-COMPACT_COLUMNS: tuple[str, ...] = ("time", "node", "peer", "kind", "direction", "reason",
-                                    "attempt", "conn_id", "event_id", "ref_event_id",
-                                    "side")
-"""A compact event row (:meth:`EventTableWriter.append_compact`): the event
-table's columns without ``event`` (implied by ``kind``), with ``direction`` a code
-of :data:`DIRECTION_CODES` and ``reason`` a code of the writer's ``reason_codes``."""
 DIRECTION_CODES: dict[str, int] = {"": 0, "out": 1, "in": 2}
 _DIRECTIONS = sorted(DIRECTION_CODES, key=DIRECTION_CODES.__getitem__)
 _KIND_LABELS: dict[int, str] = {int(k): k.label for k in (*TelemetryKind, *NodeLifecycle)}
-_COMPACT_TYPE = pa.struct([
-    pa.field(c, pa.int32() if c == "reason" else pa.int8() if c == "direction"
-             else _EVENT_TYPES.get(c, pa.int64())) for c in COMPACT_COLUMNS])
+_PACK_ROW = COMPACT_ROW.pack
+_COMPACT_DTYPE = np.dtype([  # records.COMPACT_ROW as a numpy record (same layout)
+    (name, "<" + code) for name, code in zip(
+        COMPACT_COLUMNS, ("f8", "i4", "i4", "i2", "i1", "i4", "i4", "i8", "i8", "i8", "i1"),
+        strict=True)])
+assert _COMPACT_DTYPE.itemsize == COMPACT_ROW.size
 
 
 class TableWriter(Generic[R]):
@@ -340,9 +342,10 @@ class EventTableWriter(TableWriter[EventRecord]):
     directory table once closed (see the module docstring).
 
     Takes records (:meth:`append`), full row tuples (:meth:`append_row`) or compact
-    rows (:meth:`append_compact`, the simulator's path), never two kinds at once
-    in one part. ``reason_codes`` maps each reason of the compact rows to its
-    code; whoever builds the rows fills it (new reasons get the next code).
+    rows (:meth:`append_compact` one row tuple at a time, :meth:`append_compact_rows`
+    a block of packed rows: the simulator's path), never two kinds at once in one
+    part. ``reason_codes`` maps each reason of the compact rows to its code;
+    whoever builds the rows fills it (new reasons get the next code).
     """
 
     consolidate = False
@@ -351,35 +354,47 @@ class EventTableWriter(TableWriter[EventRecord]):
         super().__init__(_table_file(path, "events.parquet"), EVENT_SCHEMA,
                          flush_every=flush_every)
         self.reason_codes: dict[str, int] = {"": 0}
-        self._compact: list[tuple[float | int, ...]] = []
+        self._packed = bytearray()  # compact rows, records.COMPACT_ROW one after another
 
     @property
     def rows(self) -> int:
-        return self.rows_written + len(self._pending) + len(self._compact)
+        return self.rows_written + len(self._pending) + self._packed_rows()
+
+    def _packed_rows(self) -> int:
+        return len(self._packed) // COMPACT_ROW.size
 
     def append_compact(self, row: tuple[float | int, ...]) -> None:
-        """One compact row (:data:`COMPACT_COLUMNS`). Called once per simulated
-        event (tens of millions): an append and a length check."""
-        compact = self._compact
-        compact.append(row)
-        if len(compact) >= self.flush_every:
+        """One compact row (:data:`COMPACT_COLUMNS`)."""
+        self._packed += _PACK_ROW(*row)
+        if self._packed_rows() >= self.flush_every:
+            self.flush()
+
+    def append_compact_rows(self, block: bytes | bytearray) -> None:
+        """Compact rows packed as :data:`records.COMPACT_ROW` one after another
+        (``Simulation(on_rows=...)``): one call per block, not per event."""
+        if len(block) % COMPACT_ROW.size:
+            raise ValueError(f"a block of compact rows is a multiple of "
+                             f"{COMPACT_ROW.size} bytes, not {len(block)}")
+        self._packed += block
+        if self._packed_rows() >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:
-        compact = self._compact
-        if compact:
+        if self._packed:
             if self.closed:
                 raise ValueError(f"{self.path} writer is closed")
-            self._write_part(self._compact_table(compact))
-            self.rows_written += len(compact)
-            compact.clear()
+            packed, self._packed = self._packed, bytearray()
+            self._write_part(self._compact_table(packed))
+            self.rows_written += len(packed) // COMPACT_ROW.size
         super().flush()
 
-    def _compact_table(self, rows: list[tuple[float | int, ...]]) -> pa.Table:
-        # Numbers only: one C-level conversion; the three dictionary columns are
-        # made from their codes, each dictionary holding just the values used.
-        columns = dict(zip(COMPACT_COLUMNS, pa.array(rows, type=_COMPACT_TYPE).flatten(),
-                           strict=True))
+    def _compact_table(self, packed: bytearray) -> pa.Table:
+        # The packed rows are already columns, strided: one copy each makes them
+        # contiguous arrays of the table's types. The three dictionary columns
+        # are made from their codes, each dictionary holding just the values used.
+        rows = np.frombuffer(packed, dtype=_COMPACT_DTYPE)
+        columns = {name: np.ascontiguousarray(rows[name]) for name in COMPACT_COLUMNS}
+        del rows  # no view of ``packed`` outlives the conversion
         reasons = {code: reason for reason, code in self.reason_codes.items()}
         coded = {
             "event": _dictionary(columns["kind"], _KIND_LABELS, pa.int8()),
@@ -387,15 +402,16 @@ class EventTableWriter(TableWriter[EventRecord]):
                                      pa.int8()),
             "reason": _dictionary(columns["reason"], reasons, pa.int32()),
         }
-        arrays = [coded[name] if name in coded else columns[name] for name in EVENT_COLUMNS]
+        arrays = [coded[name] if name in coded else pa.array(columns[name])
+                  for name in EVENT_COLUMNS]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
-def _dictionary(column: pa.Array, names: dict[int, str],
+def _dictionary(column: np.ndarray, names: dict[int, str],
                 index_type: pa.DataType) -> pa.DictionaryArray:
     """A dictionary array of the codes in ``column`` whose dictionary holds the
     names of the codes present only, in code order."""
-    codes = column.to_numpy().astype(np.int64)
+    codes = column.astype(np.int64)
     used = np.flatnonzero(np.bincount(codes)) if len(codes) else np.zeros(0, np.int64)
     unknown = [int(c) for c in used if int(c) not in names]
     if unknown:

@@ -25,12 +25,20 @@ from tests.core.helpers import endpoints, ordered_pair
 
 @dataclass(frozen=True)
 class Seen:
-    """What a telemetry event says, with conn/event ids left out (they are labels)."""
+    """What a telemetry event says, ids included: both paths start from the same
+    manager state, so the recorded tables are the same only if the connection and
+    event ids (and the outcome-to-attempt references) are."""
 
     kind: str
     time: float
     attempt: int
     reason: str
+    event_id: int
+    conn_id: int | None
+    ref_event_id: int | None
+    peer: bytes | None
+    address: object
+    direction: object
 
 
 def _start(policy: ConnectionPolicy, in_current_set: bool,
@@ -47,7 +55,8 @@ def _start(policy: ConnectionPolicy, in_current_set: bool,
 
 
 def _seen(actions: list[Action], now: float) -> list[Seen]:
-    return [Seen(a.kind.label, now if a.at is None else a.at, a.attempt, a.reason)
+    return [Seen(a.kind.label, now if a.at is None else a.at, a.attempt, a.reason,
+                 a.event_id, a.conn_id, a.ref_event_id, a.peer, a.address, a.direction)
             for a in actions if isinstance(a, EmitTelemetry)]
 
 

@@ -16,7 +16,7 @@ from jamsim.core.types import Direction
 from jamsim.identity import ValidatorInfo, ValidatorSet, preferred_initiator
 from jamsim.sim.network import LatencySpec, LinkSpec, LossSpec, NetworkConfig
 from jamsim.sim.simulation import Simulation, event_log_digest
-from jamsim.telemetry.records import EventRecord
+from jamsim.telemetry.records import COMPACT_ROW, EventRecord
 
 LAN = NetworkConfig(default=LinkSpec(LatencySpec(0.05)))
 
@@ -308,3 +308,29 @@ def test_dial_limit_spreads_the_bootstrap_and_still_heals_a_partition() -> None:
     limited.run(120.0)
     assert limited.is_full_mesh()
     assert_counters_match_managers(limited)
+
+
+def test_packed_rows_are_the_compact_rows_in_blocks() -> None:
+    """``on_rows`` (packed blocks, the recording path) hands over exactly the rows
+    ``on_row`` gets one by one, in order, lifecycle rows and caught-up attempts
+    (stamped with their own times) included, whatever the block size."""
+    rows: list[tuple[float | int, ...]] = []
+    blocks: list[bytearray] = []
+    sim = Simulation(ValidatorSet.dev(8, seed=5), LAN, ConnectionPolicy.preset("jamnp-s"),
+                     seed=2, on_row=rows.append, on_rows=blocks.append, rows_per_block=7)
+    sim.at(4.0, lambda: sim.partition([[0, 1, 2], [3, 4, 5, 6, 7]]))
+    sim.at(6.0, lambda: sim.crash(4))
+    sim.at(9.0, lambda: sim.restart(4))
+    sim.at(40.0, sim.heal)
+    sim.run(20.0)
+    sim.flush_rows()
+    sim.run(60.0)
+    sim.flush_rows()
+    sizes = [len(b) // COMPACT_ROW.size for b in blocks]
+    assert all(len(b) % COMPACT_ROW.size == 0 for b in blocks)
+    assert max(sizes) == 7 and min(sizes[:-1]) < 7  # full blocks, and the mid-run hand-over
+    unpacked = [row for block in blocks for row in COMPACT_ROW.iter_unpack(block)]
+    assert len(unpacked) == len(rows) == sim.events_emitted + 2  # + crash, restart
+    assert unpacked == [tuple(float(v) if i == 0 else v for i, v in enumerate(row))
+                        for row in rows]
+    assert {row[3] for row in unpacked} >= {240, 243}  # node_crashed, node_restarted

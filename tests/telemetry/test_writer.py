@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from jamsim.core.types import NodeLifecycle, TelemetryKind
 from jamsim.telemetry.records import (
+    COMPACT_ROW,
     CONNECTIVITY_COLUMNS,
     EVENT_COLUMNS,
     ConnectivitySample,
@@ -233,3 +234,34 @@ def test_a_closed_writer_refuses_rows(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(ValueError, match="closed"):
         writer.append(rows(1)[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(records=_KNOWN_ROWS, flush_every=st.integers(1, 16), block=st.integers(1, 9))
+def test_packed_blocks_read_back_as_the_rows_they_pack(records: list[EventRecord],
+                                                      flush_every: int, block: int) -> None:
+    """Blocks of packed compact rows (the simulator's ``on_rows``), whatever their
+    size against the part size, make the same table as the rows one by one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with EventTableWriter(tmp, flush_every=flush_every) as writer:
+            codes = writer.reason_codes
+            packed = bytearray()
+            for i, record in enumerate(records, 1):
+                code = codes.setdefault(record.reason, len(codes))
+                values = {**record.as_dict(), "direction": DIRECTION_CODES[record.direction],
+                          "reason": code}
+                packed += COMPACT_ROW.pack(*(values[c] for c in COMPACT_COLUMNS))
+                if i % block == 0:
+                    writer.append_compact_rows(packed)
+                    packed = bytearray()
+            writer.append_compact_rows(packed)
+            assert writer.rows == len(records)
+        table = read_table(Path(tmp) / "events.parquet")
+    assert table.schema == EVENT_SCHEMA
+    assert [EventRecord(**r) for r in table.to_pylist()] == records
+
+
+def test_a_torn_block_of_packed_rows_is_refused(tmp_path: Path) -> None:
+    writer = EventTableWriter(tmp_path)
+    with pytest.raises(ValueError, match="multiple"):
+        writer.append_compact_rows(bytes(COMPACT_ROW.size + 1))
