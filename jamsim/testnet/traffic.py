@@ -112,11 +112,8 @@ class TrafficReceipts:
         return messages_batch(slot, rows)
 
     def slots(self, duration: float) -> range:
-        """Slots measured in a run of ``duration`` s: authored (slot 0 is genesis) and
-        ended before the run did, so a late block is not mistaken for a lost one."""
-        first = max(1, self.schedule.config.first_slot)
-        last = math.floor(duration / self.schedule.config.slot)  # slot_end(last - 1) <= duration
-        return range(first, max(first, last))
+        """Slots measured in a run of ``duration`` s (:meth:`SlotSchedule.slots`)."""
+        return self.schedule.slots(duration)
 
     def batches(self, duration: float) -> Iterator[tuple[BlockBatch, AssuranceBatch]]:
         for slot in self.slots(duration):

@@ -145,9 +145,16 @@ class SlotSchedule:
         return math.floor(t / self.config.slot)
 
     def slots(self, duration: float) -> range:
-        """Slots that start within ``[0, duration)``, from ``config.first_slot``."""
-        last = math.ceil(duration / self.config.slot)
-        return range(self.config.first_slot, max(self.config.first_slot, last))
+        """The slots a run of ``duration`` s sends and measures, in every runtime.
+
+        From ``config.first_slot`` but never slot 0: slot 0 is genesis, nothing is
+        authored in it (a real node starts its chain there). Up to the last slot that
+        ends by ``duration``: a slot the run's end cuts short would count as lost
+        what the end cut off.
+        """
+        first = max(1, self.config.first_slot)
+        last = math.floor(duration / self.config.slot + 1e-9)  # slot_end(last - 1) <= duration
+        return range(first, max(first, last))
 
     def has_assurances(self, slot: int) -> bool:
         """Whether ``slot``'s assurances are sent (their time is not before the run)."""

@@ -73,7 +73,8 @@ class SimulatedTraffic:
     """The JAM slot traffic of a simulated run, evaluated per slot.
 
     ``on_block`` / ``on_assurances`` receive each slot's batch as it is computed.
-    Slots that start before ``until`` are evaluated; ``until`` is also the run's
+    The run's slots (:meth:`SlotSchedule.slots`: from slot 1, up to the last that
+    ends by ``until``) are evaluated; ``until`` is also the run's
     end for the late-delivery rule (:mod:`jamsim.traffic.late`): a block, assurance
     or extra message that would arrive at or after it is recorded as never.
     """
@@ -98,6 +99,7 @@ class SimulatedTraffic:
         self.schedule = SlotSchedule(max(1, len(current_keys(sim))), seed, config)
         self.slots_evaluated = 0
         slots = self.schedule.slots(until)
+        self._end_slot = slots.stop  # exclusive
         if len(slots):
             self._arm(slots.start, assurance=True)
             if self._extra_steps and on_messages is not None:
@@ -109,7 +111,7 @@ class SimulatedTraffic:
 
     def _arm(self, slot: int, *, assurance: bool) -> None:
         s = self.schedule
-        if s.slot_start(slot) >= self.until:
+        if slot >= self._end_slot or self.until < 0:
             return  # a slot is evaluated whole or not at all
         if assurance and not s.has_assurances(slot):
             assurance = False
@@ -132,7 +134,7 @@ class SimulatedTraffic:
         if step == len(self._extra_steps):
             slot, step = slot + 1, 0
         s = self.schedule
-        if s.slot_start(slot) >= self.until:
+        if slot >= self._end_slot or self.until < 0:
             return
         offset, index = self._extra_steps[step]
         self.sim.at(s.slot_start(slot) + offset,

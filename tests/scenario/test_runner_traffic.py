@@ -41,7 +41,8 @@ def test_run_with_traffic(tmp_path: Path) -> None:
     out = result.out_dir
     blocks = read_table(out / "blocks.parquet", BLOCK_SCHEMA).to_pandas()
     assurances = read_table(out / "assurances.parquet", ASSURANCE_SCHEMA).to_pandas()
-    assert sorted(set(blocks["slot"])) == list(range(10)) and len(blocks) == 90
+    # slot 0 is genesis; slot 9 ends at 60 s, the run's end
+    assert sorted(set(blocks["slot"])) == list(range(1, 10)) and len(blocks) == 81
     assert sorted(set(assurances["slot"])) == list(range(1, 10))
     # slots 4 and 5 (24 s, 30 s) are inside the cut: the author's side only
     for slot in (4, 5):
@@ -101,7 +102,7 @@ def test_run_with_extra_messages_writes_the_table_and_figures(tmp_path: Path) ->
                     + "  - messages_delivered: {at_least: 99%}\n")
     result = run_scenario(path, out_dir=tmp_path / "run", plots=False)
     table = read_table(result.out_dir / "messages.parquet", MESSAGE_SCHEMA).to_pandas()
-    assert sorted(set(table["slot"])) == list(range(10)) and len(table) == 10 * 9 * 2
+    assert sorted(set(table["slot"])) == list(range(1, 10)) and len(table) == 9 * 9 * 2
     assert set(table["kind"]) == {200}
     assert (table["sent_at"] == table["slot"] * 6.0 + 1.0).all()
     cut = table[table["slot"].isin([4, 5])]  # sent at 25 s and 31 s, inside the cut
@@ -109,7 +110,7 @@ def test_run_with_extra_messages_writes_the_table_and_figures(tmp_path: Path) ->
     assert crossing.any() and cut.loc[crossing, "delivered_at"].isna().all()
     assert cut.loc[~crossing, "delivered_at"].notna().all()
     delivery = result.summary["metrics"]["delivery"]
-    assert delivery["messages"] == 180
+    assert delivery["messages"] == 9 * 9 * 2
     assert delivery["messages_delivered"] == pytest.approx(
         float(table["delivered_at"].notna().mean()))
     assert delivery["message_latency_p50_s"] == pytest.approx(0.02)

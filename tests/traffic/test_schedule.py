@@ -81,8 +81,11 @@ def test_default_slot_timing() -> None:
     s = SlotSchedule(4, 0)
     assert s.slot_start(3) == 18.0
     assert s.assurance_time(3) == 16.0
-    assert list(s.slots(20.0)) == [0, 1, 2, 3]
-    assert list(s.slots(18.0)) == [0, 1, 2]
+    # slot 0 is genesis (nothing authored); a slot counts once it has ended
+    assert list(s.slots(20.0)) == [1, 2]
+    assert list(s.slots(18.0)) == [1, 2]
+    assert list(s.slots(17.9)) == [1]
+    assert list(s.slots(6.0)) == []
     assert not s.has_assurances(0)
     assert s.has_assurances(1)
 
@@ -128,6 +131,7 @@ def test_first_slot_silences_earlier_slots() -> None:
     s = SlotSchedule(4, 0, TrafficConfig(first_slot=5))
     assert s.messages(4, s.author(4)) == []
     assert list(s.slots(36.0)) == [5]
+    assert list(s.slots(35.9)) == []
     assert s.messages(5, 0)
 
 

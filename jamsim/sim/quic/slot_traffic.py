@@ -535,7 +535,7 @@ class QuicSlotTraffic:
                      or self.sim.now >= self._recorded_before(slot, MessageKind.ASSURANCE)))
 
     def finish(self) -> None:
-        """Hand over the slots that started before ``until`` and were not emitted yet,
+        """Hand over the run's slots (:meth:`SlotSchedule.slots`) not emitted yet,
         with what arrived of them so far."""
         while self._emitted < self._last:
             self._emit(self._emitted)
