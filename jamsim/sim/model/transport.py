@@ -71,12 +71,11 @@ congestion control, handshake amplification limits.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jamsim.core import events
-from jamsim.core.keepalive import first_ping, tick_at_or_before
+from jamsim.core.keepalive import first_ping, tick_at_or_after, tick_at_or_before
 
 if TYPE_CHECKING:
     from jamsim.sim.simulation import SimNode, Simulation
@@ -446,9 +445,8 @@ class ModelTransport:
         last = tick_at_or_before(sim.nodes[self.a].boot_time(self.a_gen), interval,
                                  silent_since)
         if sim.traffic:
-            slot = sim.slot_seconds
-            slot_tick = math.floor(silent_since / slot + 1e-9) * slot
-            if last is None or slot_tick > last:
+            slot_tick = tick_at_or_before(0.0, sim.slot_seconds, silent_since)
+            if slot_tick is not None and (last is None or slot_tick > last):
                 last = slot_tick
         if last is not None and last + rtt / 2 > heard:
             heard = last + rtt / 2
@@ -456,8 +454,7 @@ class ModelTransport:
 
     def _slot_tick(self, now: float) -> float:
         """The first slot boundary at or after ``now``: the next data sent."""
-        slot = self.sim.slot_seconds
-        return max(0, math.ceil(now / slot - 1e-9)) * slot
+        return tick_at_or_after(0.0, self.sim.slot_seconds, now)
 
     def _loss_deadline(self, client: bool, broken: float) -> tuple[float, str] | None:
         """When and why an end that stopped hearing its peer at ``broken`` closes.
